@@ -1,0 +1,46 @@
+# objstore — the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test check lint typecheck bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade "pip>=25.1"
+
+# core only: what the walkthrough needs
+$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e .
+	touch $@
+
+# every extra plus the dev tools
+$(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e ".[all]" --group dev
+	touch $@
+
+$(VENV)/.bench-installed: $(VENV)/.test-installed
+	$(PIP) install --group bench
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(PY) examples/quickstart.py
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.test-installed
+	$(PY) -m ruff check objstore objstore_sync tests benchmarks examples
+	$(PY) -m ruff format --check objstore objstore_sync tests benchmarks examples
+
+typecheck: $(VENV)/.test-installed
+	$(PY) -m mypy
+
+check: lint typecheck test
+
+bench: $(VENV)/.bench-installed
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,84 @@
+"""Every place objstore may suspend, so that a coroutine can also be driven without a loop.
+
+Memory and local stores never need the network. When the blocking facade calls them it runs
+their coroutines *inline*: it sends ``None`` into the coroutine on the caller's thread and reads
+the result from ``StopIteration``. For that to work, every suspension point in the shared code
+goes through the helpers here, which in inline mode do the work synchronously: thread offloads
+call the function directly and fan-outs run one after another. A coroutine that still suspends
+in inline mode is a bug, reported as ``RuntimeError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, ParamSpec, TypeVar
+
+__all__ = ["gather_bounded", "inline_active", "offload", "run_inline"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+_INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("objstore_inline", default=False)
+
+
+def inline_active() -> bool:
+    """Say whether the current coroutine is being driven inline (no event loop)."""
+    return _INLINE.get()
+
+
+def run_inline(coro: Coroutine[Any, Any, T]) -> T:
+    """Drive a coroutine that never suspends to completion on this thread."""
+    token = _INLINE.set(True)
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+    finally:
+        _INLINE.reset(token)
+    coro.close()
+    raise RuntimeError("objstore bug: a coroutine suspended while driven inline")
+
+
+async def offload(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking ``fn`` in a worker thread, or directly when driven inline."""
+    if _INLINE.get():
+        return fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def gather_bounded(aws: Iterable[Awaitable[T]], limit: int) -> list[T]:
+    """Await ``aws`` with at most ``limit`` running at once; results keep the input order.
+
+    The first failure cancels the others (structured concurrency, via ``asyncio.TaskGroup``).
+    Inline, the awaitables run one after another.
+    """
+    items = list(aws)
+    if _INLINE.get() or len(items) <= 1 or limit <= 1:
+        try:
+            return [await a for a in items]
+        finally:
+            _close_unstarted(items)
+    results: list[Any] = [None] * len(items)
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(index: int, aw: Awaitable[T]) -> None:
+        try:
+            async with semaphore:
+                results[index] = await aw
+        finally:
+            _close_unstarted((aw,))
+
+    async with asyncio.TaskGroup() as group:
+        for index, aw in enumerate(items):
+            group.create_task(run(index, aw))
+    return results
+
+
+def _close_unstarted(items: Iterable[Awaitable[Any]]) -> None:
+    """Close coroutines a failure left unawaited (closing a finished one is a no-op)."""
+    for aw in items:
+        if asyncio.iscoroutine(aw):
+            aw.close()

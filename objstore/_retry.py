@@ -1,0 +1,84 @@
+"""The one retry policy every network backend uses.
+
+Transient failures (:class:`TransientError`: 5xx, 429, resets, timeouts) are retried with
+exponential backoff and full jitter until ``max_retries`` or the ``retry_timeout`` deadline;
+only idempotent operations are retried unless the caller reconciles. The error finally raised
+carries ``attempts`` and ``elapsed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from objstore._errors import ObjstoreError, ObjstoreTimeoutError, TransientError
+
+__all__ = ["RetryPolicy"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Backoff and budget of retries (the client keys ``max_retries``, ``retry_timeout``,
+    ``backoff_initial``, ``backoff_max``, ``backoff_base``)."""
+
+    max_retries: int = 10
+    retry_timeout: float = 180.0
+    backoff_initial: float = 0.1
+    backoff_max: float = 15.0
+    backoff_base: float = 2.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RetryPolicy:
+        """Build the policy from a resolved store configuration."""
+        fields = ("max_retries", "retry_timeout", "backoff_initial", "backoff_max", "backoff_base")
+        return cls(**{f: config[f] for f in fields if f in config})
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Return the delay before retry number ``attempt`` (1-based), with full jitter."""
+        cap = min(self.backoff_max, self.backoff_initial * self.backoff_base ** (attempt - 1))
+        return (rng or random).uniform(0.0, cap)
+
+    async def call(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool = True,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> T:
+        """Run ``operation`` until it succeeds, fails for good, or the budget is spent.
+
+        Raises:
+            ObjstoreError: the last failure, with ``attempts`` and ``elapsed`` set.
+        """
+        start = time.monotonic()
+        deadline = start + self.retry_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await operation()
+            except ObjstoreError as exc:
+                now = time.monotonic()
+                delay = self.backoff(attempt)
+                if (
+                    not isinstance(exc, TransientError)
+                    or not idempotent
+                    or attempt > self.max_retries
+                    or now + delay >= deadline
+                ):
+                    exc.attempts, exc.elapsed = attempt, now - start
+                    raise
+                await sleep(delay)
+            except TimeoutError as exc:
+                now = time.monotonic()
+                if not idempotent or attempt > self.max_retries or now >= deadline:
+                    raise ObjstoreTimeoutError(
+                        "operation timed out", attempts=attempt, elapsed=now - start
+                    ) from exc
+                await sleep(self.backoff(attempt))

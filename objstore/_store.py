@@ -1,0 +1,931 @@
+"""ObjectStore: the public coroutines, written once, over a few backend primitives.
+
+A backend implements ``_get``, ``_put``, ``_list``, ``_delete``, ``_copy`` and
+``_create_multipart`` (and may override ``_head``, ``_get_bytes``, ``_list_with_delimiter``,
+``_rename`` and ``_put_file`` where it has a faster native call). The public methods validate
+paths, apply the store's prefix, build the options, annotate errors and call them.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import inspect
+import io
+import os
+import pathlib
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from objstore._concurrency import coalesce_ranges
+from objstore._config import Config, ConfigTable
+from objstore._errors import (
+    BulkDeleteError,
+    ConcurrentModificationError,
+    InvalidRangeError,
+    InvalidRequestError,
+    NotFoundError,
+    NotSupportedError,
+    ObjstoreError,
+)
+from objstore._inline import gather_bounded, offload
+from objstore._multipart import MultipartUpload, Writer
+from objstore._path import DELIMITER, Path, join, parse_path, parse_prefix, strip_prefix
+from objstore._reader import Reader
+from objstore._types import (
+    DEFAULT_GET,
+    DEFAULT_PUT,
+    Attributes,
+    ByteRange,
+    GetOptions,
+    GetResponse,
+    GetResult,
+    ListResult,
+    ObjectMeta,
+    OffsetRange,
+    ProgressCallback,
+    PutMode,
+    PutOptions,
+    PutResult,
+    RangeRequest,
+    SuffixRange,
+    UpdateVersion,
+    validate_attributes,
+    validate_tags,
+)
+
+__all__ = ["Capabilities", "ObjectStore", "ObjectStream"]
+
+MiB = 1024 * 1024
+Payload = (
+    bytes
+    | bytearray
+    | memoryview
+    | pathlib.Path
+    | io.IOBase
+    | Iterable[bytes]
+    | AsyncIterable[bytes]
+    | Any
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    """What a backend can do beyond the core operations."""
+
+    attributes: bool = True
+    tags: bool = True
+    update_mode: bool = True
+    versions: bool = False
+    sign: bool = False
+
+
+class ObjectStore(abc.ABC):
+    """An object store: every public method is a coroutine (``objstore_sync`` blocks instead).
+
+    Paths are ``/``-delimited keys relative to the store's root (its URL's path); the root
+    never appears in returned locations.
+    """
+
+    backend: ClassVar[str]
+    config_table: ClassVar[ConfigTable]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    inline_capable: ClassVar[bool] = False
+    """The backend never needs an event loop: the blocking facade drives it inline."""
+    single_put_limit: ClassVar[int] = 8 * MiB
+    """Payloads of known size up to this go in one request; larger ones through a writer."""
+    part_size: ClassVar[int] = 8 * MiB
+    part_concurrency: ClassVar[int] = 8
+    delete_batch: ClassVar[int] = 1000
+
+    def __init__(self, *, url: str, config: Config, prefix: str = "") -> None:
+        self._url = url
+        self.config = config
+        self._prefix = parse_prefix(prefix) if prefix else Path("")
+        self._key_cache: dict[str, Path] = {}
+
+    # ---- identity -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The store's URL, without credentials."""
+        return self._url
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix every path of this store lives under ('' for the root)."""
+        return str(self._prefix)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._url!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from objstore._registry import from_url
+
+        with_secrets = bool(self.config.get("allow_pickle_secrets", False))
+        return (from_url, (self._url, self.config.explicit_options(with_secrets=with_secrets)))
+
+    async def aclose(self) -> None:  # noqa: B027  (backends without clients have nothing to do)
+        """Release clients and connections (the store stays usable and reopens them lazily)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ---- backend primitives ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _get(self, key: Path, options: GetOptions) -> GetResponse:
+        """Read an object (or only its metadata when ``options.head``)."""
+
+    @abc.abstractmethod
+    async def _put(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
+        """Write an object in one request, honouring the mode."""
+
+    @abc.abstractmethod
+    def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
+        """Yield pages of the objects strictly under ``prefix``, in key order, after ``offset``."""
+
+    @abc.abstractmethod
+    async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
+        """Delete keys (a missing key is no failure); return the failures."""
+
+    @abc.abstractmethod
+    async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
+        """Copy an object within the store."""
+
+    @abc.abstractmethod
+    async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
+        """Start a multipart upload."""
+
+    # ---- derived primitives (override where the service is faster) -------------------------
+
+    async def _head(self, key: Path) -> ObjectMeta:
+        return (await self._get(key, GetOptions(head=True))).meta
+
+    async def _get_bytes(self, key: Path) -> bytes:
+        return await _read_body(await self._get(key, DEFAULT_GET))
+
+    async def _list_with_delimiter(self, prefix: Path) -> ListResult:
+        prefixes: list[str] = []
+        objects: list[ObjectMeta] = []
+        skip = len(prefix) + 1 if prefix else 0
+        async for page in self._list(prefix, None):
+            for meta in page:
+                rest = meta.location[skip:]
+                head, sep, _ = rest.partition(DELIMITER)
+                if not sep:
+                    objects.append(meta)
+                elif not prefixes or prefixes[-1] != head:
+                    prefixes.append(head)
+        return ListResult(common_prefixes=[join(prefix, p) for p in prefixes], objects=objects)
+
+    async def _rename(self, src: Path, dst: Path, overwrite: bool) -> None:
+        await self._copy(src, dst, overwrite)
+        failures = await self._delete([src])
+        if failures:
+            raise failures[src]
+
+    async def _put_file(
+        self, key: Path, source: pathlib.Path, options: PutOptions, writer_args: dict[str, Any]
+    ) -> PutResult:
+        size = (await offload(os.stat, source)).st_size
+        if size <= self.single_put_limit:
+            data = await offload(source.read_bytes)
+            return await self._put(key, data, options)
+        handle = await offload(open, source, "rb")
+        try:
+            return await self._write_stream(
+                key, options, _file_chunks(handle, self.part_size), total=size, **writer_args
+            )
+        finally:
+            await offload(handle.close)
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _key(self, path: object) -> Path:
+        if type(path) is str:
+            key = self._key_cache.get(path)
+            if key is not None:
+                return key
+        key = join(self._prefix, parse_path(path))
+        if type(path) is str and len(self._key_cache) < 65536:
+            self._key_cache[path] = key
+        return key
+
+    def _rel(self, key: str) -> str:
+        return strip_prefix(self._prefix, key)
+
+    def _rel_meta(self, meta: ObjectMeta) -> ObjectMeta:
+        if not self._prefix:
+            return meta
+        return dataclasses.replace(meta, location=strip_prefix(self._prefix, meta.location))
+
+    def _annotate(self, exc: ObjstoreError, operation: str) -> None:
+        if exc.operation is None:
+            exc.operation = operation
+        if exc.store is None:
+            exc.store = self._url
+        if exc.path is not None and self._prefix and exc.path.startswith(self._prefix + "/"):
+            exc.path = self._rel(exc.path)
+
+    def _put_options(
+        self,
+        mode: PutMode,
+        attributes: Attributes | None,
+        tags: Mapping[str, str] | None,
+    ) -> PutOptions:
+        if mode == "overwrite" and not attributes and not tags:
+            return DEFAULT_PUT
+        if not (mode in ("overwrite", "create") or isinstance(mode, UpdateVersion)):
+            raise InvalidRequestError(
+                f"invalid put mode {mode!r}: use 'overwrite', 'create' or UpdateVersion(...)"
+            )
+        if isinstance(mode, UpdateVersion) and not self.capabilities.update_mode:
+            raise NotSupportedError(f"the {self.backend} store cannot update by ETag")
+        if attributes and not self.capabilities.attributes:
+            raise NotSupportedError(f"the {self.backend} store cannot store attributes")
+        if tags and not self.capabilities.tags:
+            raise NotSupportedError(f"the {self.backend} store cannot store tags")
+        return PutOptions(
+            mode=mode, attributes=validate_attributes(attributes), tags=validate_tags(tags)
+        )
+
+    def _writer(
+        self,
+        key: Path,
+        options: PutOptions,
+        *,
+        part_size: int | None,
+        max_concurrency: int | None,
+        progress: ProgressCallback | None,
+        total: int | None = None,
+    ) -> Writer:
+        size = part_size or self.part_size
+        if size <= 0:
+            raise InvalidRequestError(f"part_size must be positive, got {size}")
+
+        async def single_put(data: bytes) -> PutResult:
+            return await self._put(key, data, options)
+
+        async def create_upload() -> MultipartUpload:
+            return await self._create_multipart(key, options)
+
+        return Writer(
+            path=self._rel(key),
+            create_upload=create_upload,
+            single_put=single_put,
+            part_size=size,
+            max_concurrency=max_concurrency or self.part_concurrency,
+            progress=progress,
+            total=total,
+        )
+
+    async def _write_stream(
+        self,
+        key: Path,
+        options: PutOptions,
+        chunks: AsyncIterator[bytes],
+        *,
+        total: int | None = None,
+        part_size: int | None = None,
+        max_concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PutResult:
+        writer = self._writer(
+            key,
+            options,
+            part_size=part_size,
+            max_concurrency=max_concurrency,
+            progress=progress,
+            total=total,
+        )
+        async with writer:
+            async for chunk in chunks:
+                await writer.write(chunk)
+        assert writer.result is not None
+        return writer.result
+
+    # ---- writes ----------------------------------------------------------------------------
+
+    async def put(
+        self,
+        path: str,
+        data: Payload,
+        *,
+        mode: PutMode = "overwrite",
+        attributes: Attributes | None = None,
+        tags: Mapping[str, str] | None = None,
+        part_size: int | None = None,
+        max_concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PutResult:
+        """Write an object.
+
+        Args:
+            path: the key.
+            data: bytes-like, a ``pathlib.Path`` to upload, a binary file object, or an
+                (async) iterable of ``bytes`` chunks. Large or streamed payloads go through a
+                multipart writer.
+            mode: ``"overwrite"``, ``"create"`` (fail if present) or ``UpdateVersion(e_tag=...)``
+                (replace only that version).
+            attributes: content_type, cache_control, ... and user metadata.
+            tags: object tags, where the backend keeps them.
+            part_size, max_concurrency: multipart tuning.
+            progress: called with ``(bytes_done, bytes_total_or_None)``.
+
+        Raises:
+            AlreadyExistsError: ``mode="create"`` and the object exists.
+            PreconditionFailedError: ``UpdateVersion`` and the object changed (or is gone).
+            InvalidPathError, InvalidRequestError, NotSupportedError.
+        """
+        try:
+            key = self._key(path)
+            options = self._put_options(mode, attributes, tags)
+            writer_args: dict[str, Any] = {
+                "part_size": part_size,
+                "max_concurrency": max_concurrency,
+                "progress": progress,
+            }
+            if isinstance(data, bytes | bytearray | memoryview):
+                size = len(data)
+                if size <= self.single_put_limit:
+                    result = await self._put(key, bytes(data), options)
+                    if progress is not None:
+                        progress(size, size)
+                    return result
+                return await self._write_stream(
+                    key,
+                    options,
+                    _memory_chunks(data, part_size or self.part_size),
+                    total=size,
+                    **writer_args,
+                )
+            if isinstance(data, pathlib.Path):
+                return await self._put_file(key, data, options, writer_args)
+            if isinstance(data, str):
+                raise InvalidRequestError("put() takes bytes, not str: encode the text first")
+            return await self._write_stream(key, options, _as_chunks(data), **writer_args)
+        except ObjstoreError as exc:
+            self._annotate(exc, "put")
+            raise
+
+    def open_writer(
+        self,
+        path: str,
+        *,
+        mode: PutMode = "overwrite",
+        attributes: Attributes | None = None,
+        tags: Mapping[str, str] | None = None,
+        part_size: int | None = None,
+        max_concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Writer:
+        """Return a streaming writer: ``async with store.open_writer(p) as w: await w.write(b)``.
+
+        Nothing is visible until the writer closes; an exception inside the block aborts it.
+        """
+        key = self._key(path)
+        options = self._put_options(mode, attributes, tags)
+        return self._writer(
+            key, options, part_size=part_size, max_concurrency=max_concurrency, progress=progress
+        )
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    async def get(self, path: str) -> bytes:
+        """Return an object's bytes.
+
+        Raises:
+            NotFoundError: no such object.
+        """
+        try:
+            return await self._get_bytes(self._key(path))
+        except ObjstoreError as exc:
+            self._annotate(exc, "get")
+            raise
+
+    async def get_result(
+        self,
+        path: str,
+        *,
+        range: RangeRequest | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        if_modified_since: datetime | None = None,
+        if_unmodified_since: datetime | None = None,
+        version: str | None = None,
+    ) -> GetResult:
+        """Read an object with conditions; return its bytes, metadata, attributes and range.
+
+        Raises:
+            NotFoundError, PreconditionFailedError (``if_match``, ``if_unmodified_since``),
+            NotModifiedError (``if_none_match``, ``if_modified_since``), InvalidRangeError.
+        """
+        try:
+            options = _get_options(
+                range,
+                if_match=if_match,
+                if_none_match=if_none_match,
+                if_modified_since=if_modified_since,
+                if_unmodified_since=if_unmodified_since,
+                version=version,
+            )
+            response = await self._get(self._key(path), options)
+            data = await _read_body(response)
+            return GetResult(
+                data=data,
+                meta=self._rel_meta(response.meta),
+                attributes=response.attributes,
+                range=response.range,
+            )
+        except ObjstoreError as exc:
+            self._annotate(exc, "get")
+            raise
+
+    def stream(
+        self,
+        path: str,
+        *,
+        chunk_size: int = MiB,
+        range: RangeRequest | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        if_modified_since: datetime | None = None,
+        if_unmodified_since: datetime | None = None,
+        version: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ObjectStream:
+        """Stream an object in chunks: ``async with store.stream(p) as s: async for c in s``.
+
+        The connection or file is released when the block ends, or when iteration finishes.
+        """
+        options = _get_options(
+            range,
+            if_match=if_match,
+            if_none_match=if_none_match,
+            if_modified_since=if_modified_since,
+            if_unmodified_since=if_unmodified_since,
+            version=version,
+        )
+        if chunk_size <= 0:
+            raise InvalidRequestError(f"chunk_size must be positive, got {chunk_size}")
+        return ObjectStream(self, self._key(path), options, chunk_size, progress)
+
+    async def get_range(
+        self, path: str, start: int, end: int | None = None, *, length: int | None = None
+    ) -> bytes:
+        """Return bytes ``[start, end)`` or ``[start, start + length)``; to the end if neither.
+
+        An end past the object is clamped.
+
+        Raises:
+            InvalidRangeError: ``start`` is at or past the end, or the range is malformed.
+        """
+        try:
+            request = _range_request(start, end, length)
+            response = await self._get(self._key(path), GetOptions(range=request))
+            return await _read_body(response)
+        except ObjstoreError as exc:
+            self._annotate(exc, "get_range")
+            raise
+
+    async def get_ranges(
+        self,
+        path: str,
+        ranges: Sequence[tuple[int, int]],
+        *,
+        coalesce: int = MiB,
+        max_concurrency: int = 10,
+        progress: ProgressCallback | None = None,
+    ) -> list[bytes]:
+        """Return the bytes of several ``(start, end)`` ranges of one object.
+
+        Ranges closer than ``coalesce`` bytes are fetched together; fetches run concurrently.
+        All of them must see the same object version.
+
+        Raises:
+            InvalidRangeError: a range is malformed or starts past the end.
+            ConcurrentModificationError: the object changed between fetches.
+        """
+        try:
+            for start, end in ranges:
+                _range_request(start, end, None)
+            key = self._key(path)
+            fetches, slices = coalesce_ranges(ranges, coalesce)
+            total = sum(e - s for s, e in fetches)
+            done = 0
+
+            async def fetch(start: int, end: int) -> tuple[bytes, ObjectMeta]:
+                nonlocal done
+                response = await self._get(key, GetOptions(range=ByteRange(start, end)))
+                data = await _read_body(response)
+                done += end - start
+                if progress is not None:
+                    progress(done, total)
+                return data, response.meta
+
+            fetched = await gather_bounded(
+                (fetch(s, e) for s, e in fetches), max(1, max_concurrency)
+            )
+            if len({meta.e_tag for _, meta in fetched}) > 1:
+                raise ConcurrentModificationError(
+                    f"{path!r} changed while its ranges were read", path=key
+                )
+            bodies = [data for data, _ in fetched]
+            size = fetched[0][1].size if fetched else 0
+            out: list[bytes] = []
+            for (start, _), (index, offset, length) in zip(ranges, slices, strict=True):
+                if start >= size and not (start == 0 and size == 0):
+                    raise InvalidRangeError(
+                        f"range starts at {start}, past the end of a {size}-byte object",
+                        path=key,
+                    )
+                out.append(bodies[index][offset : offset + length])
+            return out
+        except ObjstoreError as exc:
+            self._annotate(exc, "get_ranges")
+            raise
+
+    async def open_reader(
+        self,
+        path: str,
+        *,
+        block_size: int = 4 * MiB,
+        read_ahead: int = 2,
+        version: str | None = None,
+    ) -> Reader:
+        """Open a seekable reader pinned to the object's current ETag (or ``version``)."""
+        try:
+            key = self._key(path)
+            meta = (await self._get(key, GetOptions(head=True, version=version))).meta
+        except ObjstoreError as exc:
+            self._annotate(exc, "open_reader")
+            raise
+
+        async def fetch(start: int, end: int, e_tag: str | None) -> bytes:
+            options = GetOptions(range=ByteRange(start, end), if_match=e_tag, version=version)
+            return await _read_body(await self._get(key, options))
+
+        return Reader(self._rel_meta(meta), fetch, block_size=block_size, read_ahead=read_ahead)
+
+    async def head(self, path: str) -> ObjectMeta:
+        """Return an object's metadata.
+
+        Raises:
+            NotFoundError: no such object.
+        """
+        try:
+            return self._rel_meta(await self._head(self._key(path)))
+        except ObjstoreError as exc:
+            self._annotate(exc, "head")
+            raise
+
+    async def exists(self, path: str) -> bool:
+        """Say whether an object exists."""
+        try:
+            await self._head(self._key(path))
+        except NotFoundError:
+            return False
+        except ObjstoreError as exc:
+            self._annotate(exc, "exists")
+            raise
+        return True
+
+    # ---- listings --------------------------------------------------------------------------
+
+    async def list_pages(
+        self, prefix: str | None = None, *, offset: str | None = None
+    ) -> AsyncIterator[list[ObjectMeta]]:
+        """Yield pages of the objects under ``prefix`` (whole segments), in key order."""
+        try:
+            full = join(self._prefix, parse_prefix(prefix)) if prefix else self._prefix
+            after = self._key(offset) if offset is not None else None
+            async for page in self._list(full, after):
+                yield [self._rel_meta(m) for m in page] if self._prefix else page
+        except ObjstoreError as exc:
+            self._annotate(exc, "list")
+            raise
+
+    async def list_iter(
+        self, prefix: str | None = None, *, offset: str | None = None
+    ) -> AsyncIterator[ObjectMeta]:
+        """Yield the objects under ``prefix`` one by one, for listings too large to hold."""
+        async for page in self.list_pages(prefix, offset=offset):
+            for meta in page:
+                yield meta
+
+    async def list(
+        self, prefix: str | None = None, *, offset: str | None = None
+    ) -> list[ObjectMeta]:
+        """Return every object under ``prefix`` (whole segments: ``a/b`` excludes ``a/bc``),
+        in key order; with ``offset``, only keys after it."""
+        out: list[ObjectMeta] = []
+        async for page in self.list_pages(prefix, offset=offset):
+            out.extend(page)
+        return out
+
+    async def list_with_delimiter(self, prefix: str | None = None) -> ListResult:
+        """Return the objects directly under ``prefix`` and the sub-prefixes below it."""
+        try:
+            full = join(self._prefix, parse_prefix(prefix)) if prefix else self._prefix
+            result = await self._list_with_delimiter(full)
+            if not self._prefix:
+                return result
+            return ListResult(
+                common_prefixes=[self._rel(p) for p in result.common_prefixes],
+                objects=[self._rel_meta(m) for m in result.objects],
+            )
+        except ObjstoreError as exc:
+            self._annotate(exc, "list_with_delimiter")
+            raise
+
+    # ---- deletes, copies, renames -----------------------------------------------------------
+
+    async def delete(self, path: str) -> None:
+        """Delete an object; deleting a missing object is not an error."""
+        try:
+            key = self._key(path)
+            failures = await self._delete([key])
+            if failures:
+                raise failures[key]
+        except ObjstoreError as exc:
+            self._annotate(exc, "delete")
+            raise
+
+    async def delete_many(
+        self,
+        paths: Iterable[str | ObjectMeta] | AsyncIterable[str | ObjectMeta],
+        *,
+        max_concurrency: int = 4,
+    ) -> int:
+        """Delete many objects in batches; return how many paths were processed.
+
+        Raises:
+            BulkDeleteError: some deletes failed; ``.errors`` maps each path to its error.
+        """
+        batches: list[list[Path]] = [[]]
+        try:
+            async for item in _aiter(paths):
+                location = item.location if isinstance(item, ObjectMeta) else item
+                if len(batches[-1]) >= self.delete_batch:
+                    batches.append([])
+                batches[-1].append(self._key(location))
+            results = await gather_bounded(
+                (self._delete(b) for b in batches if b), max(1, max_concurrency)
+            )
+        except ObjstoreError as exc:
+            self._annotate(exc, "delete_many")
+            raise
+        failures = {self._rel(k): e for r in results for k, e in r.items()}
+        if failures:
+            first = next(iter(failures))
+            raise BulkDeleteError(
+                f"{len(failures)} of the deletes failed (first: {first!r}: {failures[first]})",
+                errors=failures,
+                operation="delete_many",
+                store=self._url,
+            )
+        return sum(len(b) for b in batches)
+
+    async def copy(self, src: str, dst: str, *, overwrite: bool = True) -> None:
+        """Copy an object; with ``overwrite=False`` fail if ``dst`` exists.
+
+        Raises:
+            NotFoundError: ``src`` is missing.  AlreadyExistsError: see ``overwrite``.
+        """
+        try:
+            await self._copy(self._key(src), self._key(dst), overwrite)
+        except ObjstoreError as exc:
+            self._annotate(exc, "copy")
+            raise
+
+    async def copy_if_not_exists(self, src: str, dst: str) -> None:
+        """Copy an object unless ``dst`` exists (``AlreadyExistsError``)."""
+        await self.copy(src, dst, overwrite=False)
+
+    async def rename(self, src: str, dst: str, *, overwrite: bool = True) -> None:
+        """Move an object; with ``overwrite=False`` fail if ``dst`` exists."""
+        try:
+            await self._rename(self._key(src), self._key(dst), overwrite)
+        except ObjstoreError as exc:
+            self._annotate(exc, "rename")
+            raise
+
+    async def rename_if_not_exists(self, src: str, dst: str) -> None:
+        """Move an object unless ``dst`` exists (``AlreadyExistsError``)."""
+        await self.rename(src, dst, overwrite=False)
+
+    async def sign(self, method: str, path: str, *, expires_in: float = 3600) -> str:
+        """Return a pre-signed URL for ``method`` on ``path``, valid ``expires_in`` seconds.
+
+        Raises:
+            NotSupportedError: the backend has no signed URLs (memory, local).
+        """
+        raise NotSupportedError(
+            f"the {self.backend} store has no signed URLs", operation="sign", store=self._url
+        )
+
+
+class ObjectStream:
+    """A streamed read: an async context manager and an async iterator of chunks."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        key: Path,
+        options: GetOptions,
+        chunk_size: int,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self._store = store
+        self._key = key
+        self._options = options
+        self._chunk_size = chunk_size
+        self._progress = progress
+        self._response: GetResponse | None = None
+        self._closed = False
+
+    @property
+    def meta(self) -> ObjectMeta:
+        """The object's metadata (after the stream opened)."""
+        return self._store._rel_meta(self._opened().meta)
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        """The object's attributes (after the stream opened)."""
+        return self._opened().attributes
+
+    @property
+    def range(self) -> tuple[int, int]:
+        """The bytes ``[start, end)`` being streamed (after the stream opened)."""
+        return self._opened().range
+
+    def _opened(self) -> GetResponse:
+        if self._response is None:
+            raise InvalidRequestError("the stream is not open yet: use 'async with'")
+        return self._response
+
+    async def open(self) -> ObjectStream:
+        """Send the request (done by ``async with`` and iteration)."""
+        if self._response is None:
+            try:
+                self._response = await self._store._get(self._key, self._options)
+            except ObjstoreError as exc:
+                self._store._annotate(exc, "stream")
+                raise
+        return self
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        await self.open()
+        response = self._opened()
+        if response.body is None:
+            return
+        total = response.range[1] - response.range[0]
+        done = 0
+        try:
+            async for chunk in response.body.chunks(self._chunk_size):
+                done += len(chunk)
+                if self._progress is not None:
+                    self._progress(done, total)
+                yield chunk
+        finally:
+            await self.aclose()
+
+    async def read_all(self) -> bytes:
+        """Return the rest of the payload."""
+        return b"".join([chunk async for chunk in self])
+
+    async def aclose(self) -> None:
+        """Release the connection or file."""
+        if not self._closed and self._response is not None and self._response.body is not None:
+            self._closed = True
+            await self._response.body.aclose()
+
+    async def __aenter__(self) -> ObjectStream:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def _read_body(response: GetResponse) -> bytes:
+    if response.body is None:
+        return b""
+    try:
+        return await response.body.read_all()
+    finally:
+        await response.body.aclose()
+
+
+def _get_options(
+    range_: RangeRequest | None,
+    *,
+    if_match: str | None,
+    if_none_match: str | None,
+    if_modified_since: datetime | None,
+    if_unmodified_since: datetime | None,
+    version: str | None,
+) -> GetOptions:
+    if range_ is not None and not isinstance(range_, ByteRange | OffsetRange | SuffixRange):
+        raise InvalidRangeError(
+            f"range must be ByteRange, OffsetRange or SuffixRange, not {type(range_).__name__}"
+        )
+    for name, value in (
+        ("if_modified_since", if_modified_since),
+        ("if_unmodified_since", if_unmodified_since),
+    ):
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            raise InvalidRequestError(f"{name} must be a timezone-aware datetime")
+    if (range_, if_match, if_none_match, if_modified_since, if_unmodified_since, version) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ):
+        return DEFAULT_GET
+    return GetOptions(
+        range=range_,
+        if_match=if_match,
+        if_none_match=if_none_match,
+        if_modified_since=if_modified_since,
+        if_unmodified_since=if_unmodified_since,
+        version=version,
+    )
+
+
+def _range_request(start: int, end: int | None, length: int | None) -> RangeRequest:
+    if end is not None and length is not None:
+        raise InvalidRangeError("give end or length, not both")
+    for name, value in (("start", start), ("end", end), ("length", length)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise InvalidRangeError(f"{name} must be an int, not {type(value).__name__}")
+    if length is not None:
+        if length < 0:
+            raise InvalidRangeError(f"invalid length {length}")
+        return ByteRange(start, start + length)
+    if end is None:
+        return OffsetRange(start)
+    return ByteRange(start, end)
+
+
+async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+async def _memory_chunks(data: bytes | bytearray | memoryview, size: int) -> AsyncIterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(view), size):
+        yield bytes(view[start : start + size])
+
+
+async def _file_chunks(handle: Any, size: int) -> AsyncIterator[bytes]:
+    read = handle.read
+    is_async = inspect.iscoroutinefunction(read)
+    while True:
+        chunk = await read(size) if is_async else await offload(read, size)
+        if not chunk:
+            return
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise InvalidRequestError(
+                f"the file object returned {type(chunk).__name__}: open it in binary mode"
+            )
+        yield bytes(chunk)
+
+
+async def _as_chunks(data: Any) -> AsyncIterator[bytes]:
+    if hasattr(data, "read"):
+        async for chunk in _file_chunks(data, MiB):
+            yield chunk
+        return
+    if not isinstance(data, Iterable | AsyncIterable):
+        raise InvalidRequestError(
+            f"cannot write {type(data).__name__}: give bytes, a pathlib.Path, a binary file "
+            "or an iterable of bytes"
+        )
+    async for chunk in _aiter(data):
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise InvalidRequestError(f"chunks must be bytes, not {type(chunk).__name__}")
+        yield bytes(chunk)

@@ -1,0 +1,237 @@
+"""Results, options and small value types shared by every backend."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, TypeAlias
+
+from objstore._errors import InvalidRangeError, InvalidRequestError
+
+__all__ = [
+    "STANDARD_ATTRIBUTES",
+    "Attributes",
+    "Body",
+    "ByteRange",
+    "GetOptions",
+    "GetResult",
+    "ListResult",
+    "ObjectMeta",
+    "OffsetRange",
+    "ProgressCallback",
+    "PutMode",
+    "PutOptions",
+    "PutResult",
+    "RangeRequest",
+    "SuffixRange",
+    "UpdateVersion",
+    "validate_attributes",
+    "validate_tags",
+]
+
+ProgressCallback: TypeAlias = Callable[[int, int | None], None]
+"""Called with ``(bytes_done, bytes_total_or_None)`` as a long transfer advances."""
+
+Attributes: TypeAlias = Mapping[str, str]
+"""Standard attributes by snake_case name (see ``STANDARD_ATTRIBUTES``); any other key is user
+metadata (letters, digits, ``-`` and ``_``)."""
+
+STANDARD_ATTRIBUTES = frozenset(
+    {"content_type", "content_encoding", "content_disposition", "content_language", "cache_control"}
+)
+_METADATA_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def validate_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
+    """Check attribute names and values; return a plain dict copy.
+
+    Raises:
+        InvalidRequestError: a key is not a standard attribute or valid metadata name, or a
+            value is not a ``str``.
+    """
+    if not attributes:
+        return {}
+    out: dict[str, str] = {}
+    for key, value in attributes.items():
+        if not isinstance(key, str) or (
+            key not in STANDARD_ATTRIBUTES and not _METADATA_KEY.match(key)
+        ):
+            raise InvalidRequestError(
+                f"invalid attribute name {key!r}: use one of {sorted(STANDARD_ATTRIBUTES)} "
+                "or a metadata name of letters, digits, '-' and '_'"
+            )
+        if not isinstance(value, str):
+            raise InvalidRequestError(
+                f"attribute {key!r} must be a str, not {type(value).__name__}"
+            )
+        out[key] = value
+    return out
+
+
+def validate_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """Check that tags are ``str`` to ``str``; return a plain dict copy."""
+    if not tags:
+        return {}
+    out: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            raise InvalidRequestError(f"tag {key!r}: keys and values must be non-empty str")
+        out[key] = value
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectMeta:
+    """What a store knows about an object without reading it."""
+
+    location: str
+    """The path relative to the store."""
+    size: int
+    last_modified: datetime
+    """Timezone-aware, UTC."""
+    e_tag: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PutResult:
+    """The identity of the object a write produced."""
+
+    e_tag: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateVersion:
+    """Put mode: replace the object only if it still has this ETag (and version)."""
+
+    e_tag: str | None = None
+    version: str | None = None
+
+
+PutMode: TypeAlias = Literal["overwrite", "create"] | UpdateVersion
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListResult:
+    """One level of a listing: the sub-prefixes and the objects directly under a prefix."""
+
+    common_prefixes: list[str]
+    objects: list[ObjectMeta]
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """Bytes ``[start, end)``; an end past the object is clamped."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.end < self.start:
+            raise InvalidRangeError(f"invalid range [{self.start}, {self.end})")
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetRange:
+    """Bytes from ``offset`` to the end."""
+
+    offset: int
+
+    def __post_init__(self) -> None:
+        if self.offset < 0:
+            raise InvalidRangeError(f"invalid offset {self.offset}")
+
+
+@dataclass(frozen=True, slots=True)
+class SuffixRange:
+    """The last ``suffix`` bytes."""
+
+    suffix: int
+
+    def __post_init__(self) -> None:
+        if self.suffix <= 0:
+            raise InvalidRangeError(f"invalid suffix length {self.suffix}")
+
+
+RangeRequest: TypeAlias = ByteRange | OffsetRange | SuffixRange
+
+
+def resolve_range(request: RangeRequest, size: int) -> tuple[int, int]:
+    """Turn a range request into ``[start, end)`` within an object of ``size`` bytes.
+
+    Raises:
+        InvalidRangeError: the range starts at or past the end of a non-empty object.
+    """
+    if isinstance(request, SuffixRange):
+        return max(0, size - request.suffix), size
+    start = request.start if isinstance(request, ByteRange) else request.offset
+    end = min(request.end, size) if isinstance(request, ByteRange) else size
+    if start >= size and not (start == 0 and size == 0):
+        raise InvalidRangeError(f"range starts at {start}, past the end of a {size}-byte object")
+    return start, end
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetOptions:
+    """Conditions and range of a read, as a backend primitive receives them."""
+
+    range: RangeRequest | None = None
+    if_match: str | None = None
+    if_none_match: str | None = None
+    if_modified_since: datetime | None = None
+    if_unmodified_since: datetime | None = None
+    version: str | None = None
+    head: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PutOptions:
+    """Mode, attributes and tags of a write, as a backend primitive receives them."""
+
+    mode: PutMode = "overwrite"
+    attributes: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+DEFAULT_GET = GetOptions()
+DEFAULT_PUT = PutOptions()
+
+
+class Body(Protocol):
+    """The payload of a read, as a backend produces it."""
+
+    def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
+        """Yield the payload in chunks of at most ``chunk_size`` bytes."""
+        ...
+
+    async def read_all(self) -> bytes:
+        """Return the whole payload."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connection or file behind the payload."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetResponse:
+    """What a backend's ``_get`` primitive returns."""
+
+    meta: ObjectMeta
+    range: tuple[int, int]
+    attributes: dict[str, str]
+    body: Body | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetResult:
+    """A read's bytes with the object's metadata, attributes and the range served."""
+
+    data: bytes
+    meta: ObjectMeta
+    attributes: dict[str, str]
+    range: tuple[int, int]
+    """The bytes ``[start, end)`` of the object that ``data`` holds."""

@@ -1,0 +1,1 @@
+"""Backends: one module each. They are imported lazily by the registry."""

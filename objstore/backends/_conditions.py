@@ -1,0 +1,88 @@
+"""HTTP-style read and write conditions, for the backends that evaluate them themselves."""
+
+from __future__ import annotations
+
+from objstore._errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    NotModifiedError,
+    PreconditionFailedError,
+)
+from objstore._types import GetOptions, ObjectMeta, PutMode, UpdateVersion
+
+__all__ = ["check_read_conditions", "check_write_mode", "etag_matches"]
+
+
+def _bare(tag: str) -> str:
+    tag = tag.strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    return tag.strip('"')
+
+
+def etag_matches(condition: str, e_tag: str | None) -> bool:
+    """Say whether an ``If-Match``-style condition (``*`` or a comma-separated list) holds."""
+    if condition.strip() == "*":
+        return True
+    if e_tag is None:
+        return False
+    bare = _bare(e_tag)
+    return any(_bare(c) == bare for c in condition.split(","))
+
+
+def check_read_conditions(meta: ObjectMeta, options: GetOptions) -> None:
+    """Raise when a read's conditions do not hold for ``meta``.
+
+    Raises:
+        PreconditionFailedError: ``if_match`` or ``if_unmodified_since`` failed.
+        NotModifiedError: ``if_none_match`` or ``if_modified_since`` says nothing changed.
+        NotFoundError: ``version`` is not the object's version.
+    """
+    path = meta.location
+    if options.version is not None and options.version != meta.version:
+        raise NotFoundError(f"{path!r} has no version {options.version!r}", path=path)
+    if options.if_match is not None and not etag_matches(options.if_match, meta.e_tag):
+        raise PreconditionFailedError(
+            f"{path!r} does not match ETag {options.if_match!r}", path=path, status=412
+        )
+    if options.if_unmodified_since is not None and meta.last_modified > options.if_unmodified_since:
+        raise PreconditionFailedError(
+            f"{path!r} was modified after {options.if_unmodified_since}", path=path, status=412
+        )
+    if options.if_none_match is not None and etag_matches(options.if_none_match, meta.e_tag):
+        raise NotModifiedError(
+            f"{path!r} matches ETag {options.if_none_match!r}", path=path, status=304
+        )
+    if options.if_modified_since is not None and meta.last_modified <= options.if_modified_since:
+        raise NotModifiedError(
+            f"{path!r} not modified since {options.if_modified_since}", path=path, status=304
+        )
+
+
+def check_write_mode(
+    path: str, mode: PutMode, current: tuple[str | None, str | None] | None
+) -> None:
+    """Raise when a write's mode does not allow replacing ``current`` ``(e_tag, version)``.
+
+    Raises:
+        AlreadyExistsError: create mode and the object exists.
+        PreconditionFailedError: update mode and the object is missing or changed.
+    """
+    if mode == "overwrite":
+        return
+    if mode == "create":
+        if current is not None:
+            raise AlreadyExistsError(f"{path!r} already exists", path=path, status=412)
+        return
+    assert isinstance(mode, UpdateVersion)
+    if current is None:
+        raise PreconditionFailedError(
+            f"{path!r} does not exist, so it cannot be updated", path=path, status=412
+        )
+    e_tag, version = current
+    if (mode.e_tag is not None and not etag_matches(mode.e_tag, e_tag)) or (
+        mode.version is not None and mode.version != version
+    ):
+        raise PreconditionFailedError(
+            f"{path!r} changed: it no longer has ETag {mode.e_tag!r}", path=path, status=412
+        )

@@ -1,0 +1,222 @@
+"""The memory store: process-local objects with ETags, versions and every conditional mode.
+
+Each store instance has its own objects. All state changes happen under one lock and never
+await, so the store is safe from many threads and event loops at once, and the blocking
+facade drives it inline (no event-loop hop).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import SplitResult
+
+from objstore._config import COMMON_KEYS, ConfigTable
+from objstore._errors import AlreadyExistsError, NotFoundError, ObjstoreError
+from objstore._multipart import MultipartUpload
+from objstore._path import Path
+from objstore._store import Capabilities, ObjectStore
+from objstore._types import (
+    GetOptions,
+    GetResponse,
+    ObjectMeta,
+    PutOptions,
+    PutResult,
+    resolve_range,
+)
+from objstore.backends._conditions import check_read_conditions, check_write_mode
+
+__all__ = ["MemoryStore"]
+
+_versions = itertools.count(1)
+PAGE = 1000
+
+
+class _Entry:
+    __slots__ = ("attributes", "data", "e_tag", "mtime", "tags", "version")
+
+    def __init__(self, data: bytes, attributes: dict[str, str], tags: dict[str, str]) -> None:
+        number = next(_versions)
+        self.data = data
+        self.attributes = attributes
+        self.tags = tags
+        self.mtime = time.time()
+        self.version = str(number)
+        self.e_tag = f'"{number:x}"'
+
+    def meta(self, key: str) -> ObjectMeta:
+        return ObjectMeta(
+            location=key,
+            size=len(self.data),
+            last_modified=datetime.fromtimestamp(self.mtime, UTC),
+            e_tag=self.e_tag,
+            version=self.version,
+        )
+
+
+class _BytesBody:
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
+        data = self._data
+        for start in range(0, len(data), chunk_size):
+            yield data[start : start + chunk_size]
+
+    async def read_all(self) -> bytes:
+        return self._data
+
+    async def aclose(self) -> None:
+        self._data = b""
+
+
+class MemoryStore(ObjectStore):
+    """An in-memory store (``memory://``). Objects live as long as the store object.
+
+    Pickling copies the objects (a snapshot); nothing is shared between processes.
+    """
+
+    backend: ClassVar[str] = "memory"
+    config_table: ClassVar[ConfigTable] = ConfigTable("memory", COMMON_KEYS)
+    capabilities: ClassVar[Capabilities] = Capabilities(versions=False)
+    inline_capable: ClassVar[bool] = True
+    single_put_limit: ClassVar[int] = 1 << 62
+
+    def __init__(self, options: Mapping[str, Any] | None = None, *, prefix: str = "") -> None:
+        config = self.config_table.resolve(options)
+        url = f"memory:///{prefix}" if prefix else "memory://"
+        super().__init__(url=url, config=config, prefix=prefix)
+        self._objects: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def _from_url(
+        cls, url: SplitResult, options: Mapping[str, Any] | None, environ: Mapping[str, str]
+    ) -> MemoryStore:
+        prefix = (url.netloc + url.path).strip("/")
+        return cls(options, prefix=prefix)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        with self._lock:
+            snapshot = {k: (e.data, e.attributes, e.tags) for k, e in self._objects.items()}
+        options = self.config.explicit_options(with_secrets=False)
+        return (_restore, (options, self.prefix, snapshot))
+
+    # ---- reads ----------------------------------------------------------------------------
+
+    def _entry(self, key: Path) -> _Entry:
+        entry = self._objects.get(key)
+        if entry is None:
+            raise NotFoundError(f"object {key!r} not found", path=key, status=404)
+        return entry
+
+    async def _get_bytes(self, key: Path) -> bytes:
+        return self._entry(key).data
+
+    async def _head(self, key: Path) -> ObjectMeta:
+        return self._entry(key).meta(key)
+
+    async def _get(self, key: Path, options: GetOptions) -> GetResponse:
+        entry = self._entry(key)
+        meta = entry.meta(key)
+        check_read_conditions(meta, options)
+        size = meta.size
+        if options.head:
+            return GetResponse(
+                meta=meta, range=(0, size), attributes=dict(entry.attributes), body=None
+            )
+        start, end = (0, size) if options.range is None else resolve_range(options.range, size)
+        data = entry.data if (start, end) == (0, size) else entry.data[start:end]
+        return GetResponse(
+            meta=meta, range=(start, end), attributes=dict(entry.attributes), body=_BytesBody(data)
+        )
+
+    async def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
+        with self._lock:
+            if prefix:
+                start = prefix + "/"
+                items = [(k, e) for k, e in self._objects.items() if k.startswith(start)]
+            else:
+                items = list(self._objects.items())
+        items.sort(key=lambda item: item[0])
+        if offset is not None:
+            items = [(k, e) for k, e in items if k > offset]
+        for first in range(0, len(items), PAGE):
+            yield [e.meta(k) for k, e in items[first : first + PAGE]]
+
+    # ---- writes ---------------------------------------------------------------------------
+
+    def _store(self, key: Path, entry: _Entry, options: PutOptions) -> PutResult:
+        with self._lock:
+            if options.mode != "overwrite":
+                current = self._objects.get(key)
+                check_write_mode(
+                    key, options.mode, None if current is None else (current.e_tag, current.version)
+                )
+            self._objects[key] = entry
+        return PutResult(e_tag=entry.e_tag, version=entry.version)
+
+    async def _put(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
+        return self._store(key, _Entry(data, options.attributes, options.tags), options)
+
+    async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
+        with self._lock:
+            for key in keys:
+                self._objects.pop(key, None)
+        return {}
+
+    async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
+        with self._lock:
+            source = self._entry(src)
+            if not overwrite and dst in self._objects:
+                raise AlreadyExistsError(f"{dst!r} already exists", path=dst, status=412)
+            self._objects[dst] = _Entry(source.data, dict(source.attributes), dict(source.tags))
+
+    async def _rename(self, src: Path, dst: Path, overwrite: bool) -> None:
+        with self._lock:
+            source = self._entry(src)
+            if not overwrite and dst in self._objects:
+                raise AlreadyExistsError(f"{dst!r} already exists", path=dst, status=412)
+            self._objects[dst] = source
+            if dst != src:
+                del self._objects[src]
+
+    async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
+        return _MemoryUpload(self, key, options)
+
+
+class _MemoryUpload(MultipartUpload):
+    buffered: ClassVar[bool] = False
+
+    def __init__(self, store: MemoryStore, key: Path, options: PutOptions) -> None:
+        self._store = store
+        self._key = key
+        self._options = options
+        self._parts: list[bytes] = []
+
+    async def put_part(self, index: int, offset: int, data: bytes) -> None:
+        self._parts.append(data)
+
+    async def complete(self) -> PutResult:
+        data = b"".join(self._parts)
+        self._parts = []
+        entry = _Entry(data, self._options.attributes, self._options.tags)
+        return self._store._store(self._key, entry, self._options)
+
+    async def abort(self) -> None:
+        self._parts = []
+
+
+def _restore(
+    options: dict[str, Any], prefix: str, snapshot: dict[str, tuple[bytes, Any, Any]]
+) -> MemoryStore:
+    store = MemoryStore(options, prefix=prefix)
+    for key, (data, attributes, tags) in snapshot.items():
+        store._objects[key] = _Entry(data, attributes, tags)
+    return store
