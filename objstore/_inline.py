@@ -52,7 +52,8 @@ async def offload(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T
 async def gather_bounded(aws: Iterable[Awaitable[T]], limit: int) -> list[T]:
     """Await ``aws`` with at most ``limit`` running at once; results keep the input order.
 
-    The first failure cancels the others (structured concurrency, via ``asyncio.TaskGroup``).
+    The first failure cancels the rest and is raised as it is (no ``ExceptionGroup``, so
+    ``except NotFoundError`` keeps working); cancelling the caller cancels every task.
     Inline, the awaitables run one after another.
     """
     items = list(aws)
@@ -61,20 +62,26 @@ async def gather_bounded(aws: Iterable[Awaitable[T]], limit: int) -> list[T]:
             return [await a for a in items]
         finally:
             _close_unstarted(items)
-    results: list[Any] = [None] * len(items)
     semaphore = asyncio.Semaphore(limit)
 
-    async def run(index: int, aw: Awaitable[T]) -> None:
+    async def run(aw: Awaitable[T]) -> T:
         try:
             async with semaphore:
-                results[index] = await aw
+                return await aw
         finally:
             _close_unstarted((aw,))
 
-    async with asyncio.TaskGroup() as group:
-        for index, aw in enumerate(items):
-            group.create_task(run(index, aw))
-    return results
+    tasks = [asyncio.ensure_future(run(aw)) for aw in items]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    return [task.result() for task in tasks]
 
 
 def _close_unstarted(items: Iterable[Awaitable[Any]]) -> None:

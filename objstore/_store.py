@@ -81,6 +81,8 @@ class Capabilities:
     update_mode: bool = True
     versions: bool = False
     sign: bool = False
+    object_and_prefix: bool = True
+    """A key can be an object and the prefix of other objects at once (not on a filesystem)."""
 
 
 class ObjectStore(abc.ABC):

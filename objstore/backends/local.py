@@ -93,6 +93,8 @@ _TABLE = ConfigTable(
 
 def translate_os_error(exc: OSError, key: str, *, writing: bool = False) -> ObjstoreError:
     """Map an ``OSError`` to the objstore error for ``key`` (the one translation point)."""
+    if isinstance(exc, ObjstoreError):
+        return exc
     code = exc.errno
     reason = exc.strerror or type(exc).__name__
     if code in (errno.ENOENT, errno.ENOTDIR) and not writing:
@@ -215,7 +217,7 @@ class LocalStore(ObjectStore):
 
     backend: ClassVar[str] = "local"
     config_table: ClassVar[ConfigTable] = _TABLE
-    capabilities: ClassVar[Capabilities] = Capabilities(versions=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(object_and_prefix=False)
     inline_capable: ClassVar[bool] = True
     single_put_limit: ClassVar[int] = 1 << 62
     part_concurrency: ClassVar[int] = 1
@@ -426,8 +428,9 @@ class LocalStore(ObjectStore):
             items.append((key + "/" if is_dir else key, key, entry, is_dir))
         items.sort(key=lambda item: item[0])
         for sort_key, key, entry, is_dir in items:
-            if offset is not None and sort_key <= offset and not offset.startswith(sort_key):
-                continue
+            if offset is not None and sort_key <= offset:
+                if not is_dir or not offset.startswith(sort_key):
+                    continue
             if entry.is_symlink() and not self._inside(os.path.realpath(entry.path)):
                 continue
             if is_dir:

@@ -1,0 +1,621 @@
+"""The behavioural suite every backend passes.
+
+A backend's test module subclasses :class:`StoreConformance` and provides two fixtures:
+``store`` (an empty async store) and ``make_store`` (a factory ``prefix -> store`` over the
+same underlying bucket/root, for prefix tests). Capabilities the backend lacks are asserted to
+raise :class:`NotSupportedError` rather than skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import pathlib
+import pickle
+import unicodedata
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import objstore
+from objstore import (
+    AlreadyExistsError,
+    ByteRange,
+    InvalidPathError,
+    InvalidRangeError,
+    InvalidRequestError,
+    MultipartUploadError,
+    NotFoundError,
+    NotModifiedError,
+    NotSupportedError,
+    ObjectMeta,
+    OffsetRange,
+    PreconditionFailedError,
+    SuffixRange,
+    UpdateVersion,
+)
+
+__all__ = ["SPECIAL_KEYS", "StoreConformance"]
+
+MiB = 1024 * 1024
+
+SPECIAL_KEYS = [
+    "with space.txt",
+    "unicodé/ファイル.bin",
+    "percent%20encoded%2F",
+    "plus+sign",
+    "hash#fragment",
+    "question?mark=1&b=2",
+    "equals=sign",
+    "tilde~and'quote\"",
+    unicodedata.normalize("NFC", "caf\u00e9"),
+    unicodedata.normalize("NFD", "caf\u00e9"),
+    "a" * 200,
+    "emoji/\U0001f600",
+]
+
+INVALID_KEYS = ["", "/a", "a/", "a//b", "a/./b", "a/../b", "..", ".", "a\x00b", "tab\there", "\x7f"]
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    """Deterministic, non-repeating-looking bytes."""
+    block = bytes((i * 31 + seed * 7 + (i >> 8)) & 0xFF for i in range(4096))
+    return (block * (size // 4096 + 1))[:size]
+
+
+class StoreConformance:
+    """Behaviour every :class:`objstore.ObjectStore` must show."""
+
+    @pytest.fixture
+    def store(self) -> Any:
+        raise NotImplementedError("subclasses provide an empty store")
+
+    @pytest.fixture
+    def make_store(self) -> Callable[[str], Any]:
+        raise NotImplementedError("subclasses provide a factory prefix -> store")
+
+    # ---- put / get / head --------------------------------------------------------------------
+
+    async def test_put_get_round_trip(self, store: Any) -> None:
+        result = await store.put("a/b.txt", b"hello")
+        assert isinstance(result, objstore.PutResult)
+        assert await store.get("a/b.txt") == b"hello"
+
+    async def test_get_missing_raises_not_found(self, store: Any) -> None:
+        with pytest.raises(NotFoundError) as info:
+            await store.get("missing/key")
+        assert isinstance(info.value, FileNotFoundError)
+        assert info.value.path == "missing/key"
+        assert info.value.operation == "get"
+        assert "missing/key" in str(info.value)
+
+    async def test_head(self, store: Any) -> None:
+        before = datetime.now(UTC) - timedelta(minutes=5)
+        result = await store.put("h/obj", b"x" * 1234)
+        meta = await store.head("h/obj")
+        assert isinstance(meta, ObjectMeta)
+        assert meta.location == "h/obj"
+        assert meta.size == 1234
+        assert meta.last_modified.tzinfo is not None
+        assert before <= meta.last_modified <= datetime.now(UTC) + timedelta(minutes=5)
+        assert meta.e_tag == result.e_tag
+        with pytest.raises(NotFoundError):
+            await store.head("h/missing")
+
+    async def test_exists(self, store: Any) -> None:
+        await store.put("e/x", b"1")
+        assert await store.exists("e/x") is True
+        assert await store.exists("e/y") is False
+        assert await store.exists("e") is False
+
+    async def test_overwrite_changes_content_and_etag(self, store: Any) -> None:
+        first = await store.put("o/k", b"one")
+        second = await store.put("o/k", b"two!")
+        assert await store.get("o/k") == b"two!"
+        assert first.e_tag != second.e_tag
+        assert (await store.head("o/k")).size == 4
+
+    async def test_empty_object(self, store: Any) -> None:
+        await store.put("empty", b"")
+        assert await store.get("empty") == b""
+        assert (await store.head("empty")).size == 0
+        assert await store.get_range("empty", 0) == b""
+
+    async def test_put_rejects_text(self, store: Any) -> None:
+        with pytest.raises(InvalidRequestError, match="bytes"):
+            await store.put("t", "text")
+
+    # ---- write modes ------------------------------------------------------------------------
+
+    async def test_create_mode(self, store: Any) -> None:
+        await store.put("c/k", b"first", mode="create")
+        with pytest.raises(AlreadyExistsError) as info:
+            await store.put("c/k", b"second", mode="create")
+        assert isinstance(info.value, FileExistsError)
+        assert info.value.path == "c/k"
+        assert await store.get("c/k") == b"first"
+
+    async def test_create_mode_race_has_one_winner(self, store: Any) -> None:
+        async def attempt(i: int) -> bool:
+            try:
+                await store.put("race/k", f"writer {i}".encode(), mode="create")
+            except AlreadyExistsError:
+                return False
+            return True
+
+        wins = await asyncio.gather(*(attempt(i) for i in range(32)))
+        assert sum(wins) == 1
+        winner = wins.index(True)
+        assert await store.get("race/k") == f"writer {winner}".encode()
+
+    async def test_update_mode(self, store: Any) -> None:
+        if not store.capabilities.update_mode:
+            with pytest.raises(NotSupportedError):
+                await store.put("u/k", b"x", mode=UpdateVersion(e_tag="x"))
+            return
+        first = await store.put("u/k", b"v1")
+        second = await store.put("u/k", b"v2", mode=UpdateVersion(e_tag=first.e_tag))
+        assert await store.get("u/k") == b"v2"
+        with pytest.raises(PreconditionFailedError):
+            await store.put("u/k", b"v3", mode=UpdateVersion(e_tag=first.e_tag))
+        assert await store.get("u/k") == b"v2"
+        with pytest.raises(PreconditionFailedError):
+            await store.put("u/missing", b"v", mode=UpdateVersion(e_tag=second.e_tag))
+        assert not await store.exists("u/missing")
+
+    async def test_update_mode_counter_has_no_lost_update(self, store: Any) -> None:
+        if not store.capabilities.update_mode:
+            return
+        await store.put("counter", b"0")
+
+        async def increment() -> None:
+            while True:
+                result = await store.get_result("counter")
+                value = int(result.data) + 1
+                try:
+                    await store.put(
+                        "counter", str(value).encode(), mode=UpdateVersion(e_tag=result.meta.e_tag)
+                    )
+                    return
+                except PreconditionFailedError:
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(increment() for _ in range(20)))
+        assert await store.get("counter") == b"20"
+
+    async def test_invalid_mode(self, store: Any) -> None:
+        with pytest.raises(InvalidRequestError, match="mode"):
+            await store.put("m", b"x", mode="append")
+
+    # ---- conditional reads ------------------------------------------------------------------
+
+    async def test_if_match_and_if_none_match(self, store: Any) -> None:
+        result = await store.put("cond", b"data")
+        got = await store.get_result("cond", if_match=result.e_tag)
+        assert got.data == b"data"
+        assert got.meta.e_tag == result.e_tag
+        with pytest.raises(PreconditionFailedError):
+            await store.get_result("cond", if_match='"not-the-etag"')
+        with pytest.raises(NotModifiedError):
+            await store.get_result("cond", if_none_match=result.e_tag)
+        assert (await store.get_result("cond", if_none_match='"other"')).data == b"data"
+        with pytest.raises(NotFoundError):
+            await store.get_result("nope", if_match=result.e_tag)
+
+    async def test_modified_since(self, store: Any) -> None:
+        await store.put("since", b"data")
+        meta = await store.head("since")
+        earlier = meta.last_modified - timedelta(hours=1)
+        later = meta.last_modified + timedelta(hours=1)
+        assert (await store.get_result("since", if_modified_since=earlier)).data == b"data"
+        with pytest.raises(NotModifiedError):
+            await store.get_result("since", if_modified_since=later)
+        assert (await store.get_result("since", if_unmodified_since=later)).data == b"data"
+        with pytest.raises(PreconditionFailedError):
+            await store.get_result("since", if_unmodified_since=earlier)
+        with pytest.raises(InvalidRequestError, match="timezone"):
+            await store.get_result("since", if_modified_since=datetime(2020, 1, 1))  # noqa: DTZ001
+
+    async def test_version(self, store: Any) -> None:
+        result = await store.put("ver", b"v1")
+        meta = await store.head("ver")
+        assert meta.version == result.version
+        if result.version is not None:
+            got = await store.get_result("ver", version=result.version)
+            assert got.data == b"v1"
+
+    # ---- ranges -----------------------------------------------------------------------------
+
+    async def test_get_range(self, store: Any) -> None:
+        data = payload(10_000)
+        await store.put("r", data)
+        assert await store.get_range("r", 10, 20) == data[10:20]
+        assert await store.get_range("r", start=0, length=4) == data[:4]
+        assert await store.get_range("r", 9_990, 20_000) == data[9_990:]
+        assert await store.get_range("r", 5_000) == data[5_000:]
+        assert await store.get_range("r", 7, 7) == b""
+        with pytest.raises(InvalidRangeError):
+            await store.get_range("r", 10_000, 10_010)
+        with pytest.raises(InvalidRangeError):
+            await store.get_range("r", 20, 10)
+        with pytest.raises(InvalidRangeError):
+            await store.get_range("r", -1, 10)
+        with pytest.raises(InvalidRangeError):
+            await store.get_range("r", 0, 10, length=10)
+
+    async def test_range_requests(self, store: Any) -> None:
+        data = payload(5000, seed=3)
+        await store.put("rr", data)
+        got = await store.get_result("rr", range=ByteRange(100, 200))
+        assert (got.data, got.range) == (data[100:200], (100, 200))
+        got = await store.get_result("rr", range=OffsetRange(4000))
+        assert (got.data, got.range) == (data[4000:], (4000, 5000))
+        got = await store.get_result("rr", range=SuffixRange(10))
+        assert (got.data, got.range) == (data[-10:], (4990, 5000))
+        got = await store.get_result("rr", range=SuffixRange(10_000))
+        assert got.data == data
+        assert got.meta.size == 5000
+
+    async def test_get_ranges(self, store: Any) -> None:
+        data = payload(3 * MiB, seed=5)
+        await store.put("rs", data)
+        ranges = [
+            (0, 10),
+            (2 * MiB, 2 * MiB + 100),
+            (5, 15),
+            (100, 100),
+            (3 * MiB - 5, 3 * MiB + 9),
+        ]
+        progress: list[tuple[int, int | None]] = []
+        got = await store.get_ranges(
+            "rs", ranges, coalesce=1024, progress=lambda d, t: progress.append((d, t))
+        )
+        assert got == [data[s:e] for s, e in ranges]
+        assert progress
+        assert progress[-1][0] == progress[-1][1]
+        assert await store.get_ranges("rs", []) == []
+        with pytest.raises(InvalidRangeError):
+            await store.get_ranges("rs", [(0, 10), (3 * MiB, 3 * MiB + 1)])
+
+    # ---- attributes and tags ----------------------------------------------------------------
+
+    async def test_attributes_round_trip(self, store: Any) -> None:
+        attributes = {
+            "content_type": "text/plain; charset=utf-8",
+            "content_encoding": "identity",
+            "content_disposition": 'attachment; filename="a.txt"',
+            "content_language": "en",
+            "cache_control": "max-age=60",
+            "owner": "team-a",
+        }
+        if not store.capabilities.attributes:
+            with pytest.raises(NotSupportedError):
+                await store.put("attr", b"x", attributes=attributes)
+            return
+        await store.put("attr", b"x", attributes=attributes)
+        got = await store.get_result("attr")
+        for key, value in attributes.items():
+            assert got.attributes.get(key) == value
+        with pytest.raises(InvalidRequestError, match="bad key"):
+            await store.put("attr2", b"x", attributes={"bad key": "v"})
+        with pytest.raises(InvalidRequestError, match="str"):
+            await store.put("attr2", b"x", attributes={"content_type": 5})
+        assert not await store.exists("attr2")
+
+    async def test_tags_accepted(self, store: Any) -> None:
+        if not store.capabilities.tags:
+            with pytest.raises(NotSupportedError):
+                await store.put("tag", b"x", tags={"k": "v"})
+            return
+        await store.put("tag", b"x", tags={"k": "v", "team": "a"})
+        assert await store.get("tag") == b"x"
+
+    # ---- listing ----------------------------------------------------------------------------
+
+    async def test_list_prefix_matches_whole_segments(self, store: Any) -> None:
+        for key in ("a/b/1", "a/b/2", "a/bc/3", "a/b.txt", "ab/4", "z"):
+            await store.put(key, b"x")
+        assert [m.location for m in await store.list("a/b")] == ["a/b/1", "a/b/2"]
+        assert [m.location for m in await store.list("a/b/")] == ["a/b/1", "a/b/2"]
+        assert [m.location for m in await store.list("a")] == [
+            "a/b.txt", "a/b/1", "a/b/2", "a/bc/3",
+        ]  # fmt: skip
+        everything = [m.location for m in await store.list()]
+        assert everything == sorted(everything)
+        assert set(everything) == {"a/b/1", "a/b/2", "a/bc/3", "a/b.txt", "ab/4", "z"}
+        assert await store.list("nothing/here") == []
+        assert await store.list("a/b/1") == []
+
+    async def test_key_that_is_also_a_prefix(self, store: Any) -> None:
+        await store.put("n/b/1", b"x")
+        if not store.capabilities.object_and_prefix:
+            with pytest.raises(objstore.KeyConflictError):
+                await store.put("n/b", b"x")
+            with pytest.raises(objstore.KeyConflictError):
+                await store.put("n/b/1/deeper", b"x")
+            assert [m.location for m in await store.list("n")] == ["n/b/1"]
+            return
+        await store.put("n/b", b"y")
+        await store.put("n/b/1/deeper", b"z")
+        assert [m.location for m in await store.list("n/b")] == ["n/b/1", "n/b/1/deeper"]
+        assert [m.location for m in await store.list("n")] == ["n/b", "n/b/1", "n/b/1/deeper"]
+        result = await store.list_with_delimiter("n")
+        assert (result.common_prefixes, [m.location for m in result.objects]) == (["n/b"], ["n/b"])
+
+    async def test_list_metadata(self, store: Any) -> None:
+        result = await store.put("lm/x", b"12345")
+        (meta,) = await store.list("lm")
+        assert (meta.location, meta.size, meta.e_tag) == ("lm/x", 5, result.e_tag)
+        assert meta.last_modified.tzinfo is not None
+
+    async def test_list_offset(self, store: Any) -> None:
+        keys = ["o/a", "o/b", "o/c/d", "o/d"]
+        for key in keys:
+            await store.put(key, b"x")
+        assert [m.location for m in await store.list("o", offset="o/b")] == ["o/c/d", "o/d"]
+        assert [m.location for m in await store.list(offset="o/c")] == ["o/c/d", "o/d"]
+
+    async def test_list_with_delimiter(self, store: Any) -> None:
+        for key in ("d/a.txt", "d/b/1", "d/b/2", "d/c/x/y", "d2/z", "top"):
+            await store.put(key, b"x")
+        result = await store.list_with_delimiter("d")
+        assert result.common_prefixes == ["d/b", "d/c"]
+        assert [m.location for m in result.objects] == ["d/a.txt"]
+        root = await store.list_with_delimiter()
+        assert root.common_prefixes == ["d", "d2"]
+        assert [m.location for m in root.objects] == ["top"]
+        assert (await store.list_with_delimiter("d/")).common_prefixes == ["d/b", "d/c"]
+        empty = await store.list_with_delimiter("none")
+        assert (empty.common_prefixes, empty.objects) == ([], [])
+
+    async def test_list_iter_streams_many_pages(self, store: Any) -> None:
+        keys = [f"many/{i:05d}" for i in range(1100)]
+        await asyncio.gather(*(store.put(k, b"") for k in keys))
+        seen = [m.location async for m in store.list_iter("many")]
+        assert seen == keys
+
+    # ---- deletes ----------------------------------------------------------------------------
+
+    async def test_delete(self, store: Any) -> None:
+        await store.put("del/a", b"x")
+        await store.delete("del/a")
+        assert not await store.exists("del/a")
+        await store.delete("del/a")
+        await store.delete("never/existed")
+        assert await store.list("del") == []
+
+    async def test_delete_many(self, store: Any) -> None:
+        keys = [f"bulk/{i:04d}" for i in range(1500)]
+        await asyncio.gather(*(store.put(k, b"x") for k in keys))
+        await store.put("keep", b"x")
+        count = await store.delete_many([*keys, "bulk/missing"])
+        assert count == 1501
+        assert await store.list("bulk") == []
+        assert await store.exists("keep")
+
+    async def test_delete_many_from_listing(self, store: Any) -> None:
+        for i in range(10):
+            await store.put(f"gone/{i}", b"x")
+        await store.delete_many(store.list_iter("gone"))
+        assert await store.list("gone") == []
+
+    # ---- copy / rename ----------------------------------------------------------------------
+
+    async def test_copy(self, store: Any) -> None:
+        attributes = {"content_type": "application/x-test"} if store.capabilities.attributes else {}
+        await store.put("cp/src", b"source", attributes=attributes)
+        await store.put("cp/dst", b"old")
+        await store.copy("cp/src", "cp/dst")
+        assert await store.get("cp/dst") == b"source"
+        assert await store.get("cp/src") == b"source"
+        if attributes:
+            assert (await store.get_result("cp/dst")).attributes["content_type"] == (
+                "application/x-test"
+            )
+        with pytest.raises(AlreadyExistsError):
+            await store.copy_if_not_exists("cp/src", "cp/dst")
+        await store.copy_if_not_exists("cp/src", "cp/new")
+        assert await store.get("cp/new") == b"source"
+        with pytest.raises(NotFoundError):
+            await store.copy("cp/missing", "cp/x")
+
+    async def test_rename(self, store: Any) -> None:
+        await store.put("mv/src", b"moving")
+        await store.put("mv/other", b"other")
+        await store.rename("mv/src", "mv/dst")
+        assert await store.get("mv/dst") == b"moving"
+        assert not await store.exists("mv/src")
+        with pytest.raises(AlreadyExistsError):
+            await store.rename_if_not_exists("mv/dst", "mv/other")
+        assert await store.get("mv/dst") == b"moving"
+        await store.rename_if_not_exists("mv/dst", "mv/final/deeper")
+        assert await store.get("mv/final/deeper") == b"moving"
+        assert not await store.exists("mv/dst")
+        with pytest.raises(NotFoundError):
+            await store.rename("mv/missing", "mv/x")
+
+    # ---- keys -------------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("key", SPECIAL_KEYS)
+    async def test_special_keys_round_trip(self, store: Any, key: str) -> None:
+        data = key.encode("utf-8")
+        await store.put(key, data)
+        assert await store.get(key) == data
+        listed = [m.location for m in await store.list()]
+        assert listed == [key]
+
+    async def test_nfc_and_nfd_are_distinct(self, store: Any) -> None:
+        nfc = unicodedata.normalize("NFC", "caf\u00e9")
+        nfd = unicodedata.normalize("NFD", "caf\u00e9")
+        await store.put(nfc, b"nfc")
+        await store.put(nfd, b"nfd")
+        assert await store.get(nfc) == b"nfc"
+        assert await store.get(nfd) == b"nfd"
+        assert len(await store.list()) == 2
+
+    @pytest.mark.parametrize("key", INVALID_KEYS)
+    async def test_invalid_keys_rejected(self, store: Any, key: str) -> None:
+        with pytest.raises(InvalidPathError) as info:
+            await store.put(key, b"x")
+        assert repr(key) in str(info.value)
+        with pytest.raises(InvalidPathError):
+            await store.get(key)
+        assert await store.list() == []
+
+    async def test_non_str_key_rejected(self, store: Any) -> None:
+        with pytest.raises(InvalidPathError, match="str"):
+            await store.get(42)
+
+    # ---- payload kinds and multipart ----------------------------------------------------------
+
+    async def test_put_payload_kinds(self, store: Any, tmp_path: pathlib.Path) -> None:
+        data = payload(100_000, seed=9)
+        source = tmp_path / "source.bin"
+        source.write_bytes(data)
+
+        async def agen() -> AsyncIterator[bytes]:
+            for i in range(0, len(data), 30_000):
+                yield data[i : i + 30_000]
+
+        kinds: dict[str, Any] = {
+            "bytearray": bytearray(data),
+            "memoryview": memoryview(data),
+            "path": source,
+            "file": io.BytesIO(data),
+            "iterable": [data[i : i + 7000] for i in range(0, len(data), 7000)],
+            "async-iterable": agen(),
+        }
+        for name, value in kinds.items():
+            await store.put(f"kinds/{name}", value)
+            assert await store.get(f"kinds/{name}") == data, name
+
+    async def test_multipart_put_with_progress(self, store: Any) -> None:
+        data = payload(12 * MiB, seed=1)
+        seen: list[tuple[int, int | None]] = []
+        chunks = [data[i : i + MiB] for i in range(0, len(data), MiB)]
+        result = await store.put(
+            "mp/big", iter(chunks), part_size=5 * MiB, progress=lambda d, t: seen.append((d, t))
+        )
+        assert await store.get("mp/big") == data
+        assert (await store.head("mp/big")).e_tag == result.e_tag
+        assert seen
+        assert seen[-1][0] == len(data)
+        assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+    async def test_open_writer_commits_on_close(self, store: Any) -> None:
+        async with store.open_writer("w/ok", part_size=5 * MiB) as writer:
+            for i in range(11):
+                await writer.write(payload(MiB, seed=i))
+            assert not await store.exists("w/ok")
+        assert await store.get("w/ok") == b"".join(payload(MiB, seed=i) for i in range(11))
+        with pytest.raises(MultipartUploadError):
+            await writer.write(b"late")
+
+    async def test_open_writer_aborts_on_exception(self, store: Any) -> None:
+        await store.put("w/keep", b"previous")
+        with pytest.raises(RuntimeError, match="boom"):
+            async with store.open_writer("w/keep", part_size=5 * MiB) as writer:
+                await writer.write(payload(6 * MiB))
+                await writer.write(payload(6 * MiB))
+                raise RuntimeError("boom")
+        assert await store.get("w/keep") == b"previous"
+        with pytest.raises(RuntimeError, match="boom"):
+            async with store.open_writer("w/new") as writer:
+                await writer.write(b"partial")
+                raise RuntimeError("boom")
+        assert not await store.exists("w/new")
+        assert [m.location for m in await store.list("w")] == ["w/keep"]
+
+    async def test_open_writer_create_mode(self, store: Any) -> None:
+        await store.put("w/exists", b"x")
+        with pytest.raises(AlreadyExistsError):
+            async with store.open_writer("w/exists", mode="create") as writer:
+                await writer.write(b"y" * 100)
+        assert await store.get("w/exists") == b"x"
+
+    # ---- streaming and readers ----------------------------------------------------------------
+
+    async def test_stream(self, store: Any) -> None:
+        data = payload(3 * MiB + 17, seed=2)
+        await store.put("s/obj", data, attributes=None)
+        seen: list[int] = []
+        async with store.stream("s/obj", chunk_size=MiB, progress=lambda d, t: seen.append(d)) as s:
+            assert s.meta.size == len(data)
+            chunks = [chunk async for chunk in s]
+        assert b"".join(chunks) == data
+        assert all(len(c) <= MiB for c in chunks)
+        assert seen[-1] == len(data)
+        async with store.stream("s/obj", range=ByteRange(10, 20)) as s:
+            assert s.range == (10, 20)
+            assert await s.read_all() == data[10:20]
+        with pytest.raises(NotFoundError):
+            async with store.stream("s/missing") as s:
+                pass
+
+    async def test_stream_early_exit(self, store: Any) -> None:
+        await store.put("s/early", payload(2 * MiB))
+        async with store.stream("s/early", chunk_size=1024) as s:
+            async for _ in s:
+                break
+        assert await store.get("s/early") == payload(2 * MiB)
+
+    async def test_open_reader(self, store: Any) -> None:
+        data = payload(300_000, seed=4)
+        await store.put("rd/obj", data)
+        async with await store.open_reader("rd/obj", block_size=64 * 1024, read_ahead=2) as r:
+            assert r.size == len(data)
+            assert await r.read(10) == data[:10]
+            assert r.tell() == 10
+            r.seek(100_000)
+            assert await r.read(70_000) == data[100_000:170_000]
+            r.seek(-5, 2)
+            assert await r.read() == data[-5:]
+            assert await r.read(10) == b""
+            assert await r.read_range(5, 15) == data[5:15]
+            r.seek(0)
+            assert await r.read() == data
+
+    async def test_open_reader_detects_overwrite(self, store: Any) -> None:
+        await store.put("rd/changing", payload(200_000))
+        async with await store.open_reader("rd/changing", block_size=16 * 1024, read_ahead=0) as r:
+            assert await r.read(100) == payload(200_000)[:100]
+            await store.put("rd/changing", payload(200_000, seed=8))
+            with pytest.raises(objstore.ConcurrentModificationError):
+                await r.read_range(150_000, 150_100)
+
+    async def test_open_reader_missing(self, store: Any) -> None:
+        with pytest.raises(NotFoundError):
+            await store.open_reader("rd/missing")
+
+    # ---- prefixes, pickling, signing ----------------------------------------------------------
+
+    async def test_store_prefix(self, make_store: Callable[[str], Any]) -> None:
+        root = make_store("")
+        scoped = make_store("scope/inner")
+        await scoped.put("a/x", b"1")
+        await root.put("scope/other", b"2")
+        assert await root.get("scope/inner/a/x") == b"1"
+        assert [m.location for m in await scoped.list()] == ["a/x"]
+        assert (await scoped.head("a/x")).location == "a/x"
+        assert (await scoped.list_with_delimiter()).common_prefixes == ["a"]
+        with pytest.raises(NotFoundError) as info:
+            await scoped.get("a/missing")
+        assert info.value.path == "a/missing"
+
+    async def test_errors_pickle(self, store: Any) -> None:
+        with pytest.raises(NotFoundError) as info:
+            await store.get("p/missing")
+        clone = pickle.loads(pickle.dumps(info.value))
+        assert type(clone) is type(info.value)
+        assert (clone.path, clone.operation, str(clone)) == (
+            info.value.path,
+            info.value.operation,
+            str(info.value),
+        )
+
+    async def test_sign(self, store: Any) -> None:
+        if not store.capabilities.sign:
+            with pytest.raises(NotSupportedError):
+                await store.sign("GET", "x")
