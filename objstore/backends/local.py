@@ -428,9 +428,9 @@ class LocalStore(ObjectStore):
             items.append((key + "/" if is_dir else key, key, entry, is_dir))
         items.sort(key=lambda item: item[0])
         for sort_key, key, entry, is_dir in items:
-            if offset is not None and sort_key <= offset:
-                if not is_dir or not offset.startswith(sort_key):
-                    continue
+            skipped = offset is not None and sort_key <= offset
+            if skipped and (not is_dir or not offset.startswith(sort_key)):  # type: ignore[union-attr]
+                continue
             if entry.is_symlink() and not self._inside(os.path.realpath(entry.path)):
                 continue
             if is_dir:
