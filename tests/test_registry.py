@@ -1,0 +1,89 @@
+"""URLs to backends: schemes, hosts, install hints and malformed URLs."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import objstore
+from objstore import InvalidURLError, MissingDependencyError, NotSupportedError
+from objstore._registry import backend_for_url
+
+
+@pytest.mark.parametrize(
+    ("url", "backend"),
+    [
+        ("memory://", "memory"),
+        ("file:///tmp/x", "local"),
+        ("/tmp/x", "local"),
+        ("relative/dir", "local"),
+        ("C:\\data", "local"),
+        ("s3://bucket/prefix", "s3"),
+        ("s3a://bucket", "s3"),
+        ("https://s3.eu-west-1.amazonaws.com/bucket", "s3"),
+        ("https://bucket.s3.eu-west-1.amazonaws.com", "s3"),
+        ("https://bucket.s3.amazonaws.com", "s3"),
+        ("https://acct.r2.cloudflarestorage.com/bucket", "s3"),
+        ("gs://bucket/p", "gcs"),
+        ("gcs://bucket", "gcs"),
+        ("https://storage.googleapis.com/bucket/x", "gcs"),
+        ("https://storage.cloud.google.com/bucket/x", "gcs"),
+        ("az://container/p", "azure"),
+        ("azure://container", "azure"),
+        ("adl://container", "azure"),
+        ("abfs://fs@acct.dfs.core.windows.net/dir", "azure"),
+        ("abfss://fs@acct.dfs.core.windows.net/dir", "azure"),
+        ("https://acct.blob.core.windows.net/container", "azure"),
+        ("https://acct.dfs.core.windows.net/container", "azure"),
+        ("https://ws.dfs.fabric.microsoft.com/item", "azure"),
+    ],
+)
+def test_schemes_and_hosts(url: str, backend: str) -> None:
+    assert backend_for_url(url)[0] == backend
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://host/x", "unknown URL scheme 'ftp'"),
+        ("https://example.com/bucket", "cannot tell which service"),
+        ("s3://bucket:notaport/x", "malformed"),
+        ("", "non-empty"),
+    ],
+)
+def test_bad_urls(url: str, message: str) -> None:
+    with pytest.raises(InvalidURLError, match=message):
+        objstore.from_url(url)
+
+
+def test_credentials_in_urls_are_refused_and_not_echoed() -> None:
+    with pytest.raises(InvalidURLError) as info:
+        objstore.from_url("s3://AKIDCANARY:canary-secret@bucket/x")
+    assert "canary" not in str(info.value)
+    assert "AKIDCANARY" not in str(info.value)
+
+
+def test_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aiobotocore", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'objstore\[s3\]'") as info:
+        objstore.from_url("s3://bucket")
+    assert isinstance(info.value, ImportError)
+    monkeypatch.setitem(sys.modules, "gcloud.aio.storage", None)
+    with pytest.raises(MissingDependencyError, match=r"objstore\[gcs\]"):
+        objstore.from_url("gs://bucket")
+    monkeypatch.setitem(sys.modules, "azure.storage.blob", None)
+    with pytest.raises(MissingDependencyError, match=r"objstore\[azure\]"):
+        objstore.from_url("az://container")
+
+
+@pytest.mark.parametrize("url", ["s3://bucket", "gs://bucket", "az://container"])
+def test_cloud_backends_not_in_this_build_say_so(url: str) -> None:
+    with pytest.raises(NotSupportedError, match=r"has no .* backend yet"):
+        objstore.from_url(url)
+
+
+def test_memory_url_path_is_the_prefix() -> None:
+    store = objstore.from_url("memory:///a/b")
+    assert store.prefix == "a/b"
+    assert objstore.from_url("memory://").prefix == ""
