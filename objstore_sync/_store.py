@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterable, Coroutine, Iterable, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
 import objstore
-from objstore import Attributes, ObjectMeta, ProgressCallback, PutMode
+from objstore import (
+    Attributes,
+    BulkDeleteError,
+    ObjectMeta,
+    ObjstoreError,
+    ProgressCallback,
+    PutMode,
+)
 from objstore._inline import run_inline
 from objstore._store import ObjectStore as AsyncObjectStore
 from objstore._types import RangeRequest
@@ -98,12 +105,46 @@ class ObjectStore:
     list = blocking(A.list)
     list_with_delimiter = blocking(A.list_with_delimiter)
     delete = blocking(A.delete)
-    delete_many = blocking(A.delete_many)
     copy = blocking(A.copy)
     copy_if_not_exists = blocking(A.copy_if_not_exists)
     rename = blocking(A.rename)
     rename_if_not_exists = blocking(A.rename_if_not_exists)
     sign = blocking(A.sign)
+
+    def delete_many(
+        self,
+        paths: Iterable[str | ObjectMeta] | AsyncIterable[str | ObjectMeta],
+        *,
+        max_concurrency: int = 4,
+    ) -> int:
+        """Delete many objects in batches; return how many paths were processed.
+
+        The paths are consumed on the calling thread (so ``store.list_iter()`` works here)
+        and deleted in groups of ``max_concurrency`` concurrent batches.
+
+        Raises:
+            BulkDeleteError: some deletes failed; ``.errors`` maps each path to its error.
+        """
+        if isinstance(paths, AsyncIterable):
+            return self._run(self._store.delete_many(paths, max_concurrency=max_concurrency))
+        group = self._store.delete_batch * max(1, max_concurrency)
+        failures: dict[str, ObjstoreError] = {}
+        count = 0
+        for chunk in _chunks(paths, group):
+            try:
+                count += self._run(self._store.delete_many(chunk, max_concurrency=max_concurrency))
+            except BulkDeleteError as exc:
+                failures.update(exc.errors)
+                count += len(chunk)
+        if failures:
+            first = next(iter(failures))
+            raise BulkDeleteError(
+                f"{len(failures)} of the deletes failed (first: {first!r}: {failures[first]})",
+                errors=failures,
+                operation="delete_many",
+                store=self.url,
+            )
+        return count
 
     def list_iter(
         self, prefix: str | None = None, *, offset: str | None = None
@@ -198,6 +239,17 @@ class ObjectStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[builtins.list[T]]:
+    chunk: builtins.list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _rebuild(store: AsyncObjectStore, call_timeout: float | None) -> ObjectStore:

@@ -31,7 +31,7 @@ def public_async_methods() -> dict[str, Any]:
             continue
         if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
             out[RENAMED.get(name, name)] = member
-        elif name in ("stream", "open_writer"):
+        elif name in ("stream", "open_writer", "delete_many"):
             out[name] = member
     return out
 
@@ -183,6 +183,16 @@ def test_blocking_reader_writer_and_stream(tmp_path: Any) -> None:
         assert stream.meta.size == 10_000
         assert b"".join(stream) == data
     assert [m.location for m in store.list_iter()] == ["f"]
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_delete_many_consumes_a_blocking_listing(inline: bool) -> None:
+    store = objstore_sync.ObjectStore("memory://", inline=inline)
+    for i in range(2500):
+        store.put(f"x/{i}", b"")
+    store.put("keep", b"")
+    assert store.delete_many(store.list_iter("x"), max_concurrency=2) == 2500
+    assert [m.location for m in store.list()] == ["keep"]
 
 
 def test_store_pickles(tmp_path: Any) -> None:
