@@ -31,7 +31,7 @@ from objstore._errors import (
     NotSupportedError,
     ObjstoreError,
 )
-from objstore._inline import gather_bounded, offload
+from objstore._inline import gather_bounded, offload, run_inline
 from objstore._multipart import MultipartUpload, Writer
 from objstore._path import DELIMITER, Path, join, parse_path, parse_prefix, strip_prefix
 from objstore._reader import Reader
@@ -96,7 +96,10 @@ class ObjectStore(abc.ABC):
     config_table: ClassVar[ConfigTable]
     capabilities: ClassVar[Capabilities] = Capabilities()
     inline_capable: ClassVar[bool] = False
-    """The backend never needs an event loop: the blocking facade drives it inline."""
+    """The backend never needs an event loop: the blocking facade drives it inline and calls
+    its ``_*_sync`` primitives directly."""
+    nonblocking_sync: ClassVar[bool] = False
+    """The ``_*_sync`` primitives never block (memory), so coroutines may call them directly."""
     single_put_limit: ClassVar[int] = 8 * MiB
     """Payloads of known size up to this go in one request; larger ones through a writer."""
     part_size: ClassVar[int] = 8 * MiB
@@ -212,6 +215,67 @@ class ObjectStore(abc.ABC):
             )
         finally:
             await offload(handle.close)
+
+    # ---- synchronous primitives (inline-capable backends) -----------------------------------
+
+    def _get_bytes_sync(self, key: Path) -> bytes:
+        raise NotImplementedError
+
+    def _put_sync(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
+        raise NotImplementedError
+
+    def _head_sync(self, key: Path) -> ObjectMeta:
+        raise NotImplementedError
+
+    # ---- blocking entry points for the facade (inline-capable backends only) ----------------
+
+    def _blocking_get(self, path: str) -> bytes:
+        try:
+            return self._get_bytes_sync(self._key(path))
+        except ObjstoreError as exc:
+            self._annotate(exc, "get")
+            raise
+
+    def _blocking_head(self, path: str) -> ObjectMeta:
+        try:
+            return self._rel_meta(self._head_sync(self._key(path)))
+        except ObjstoreError as exc:
+            self._annotate(exc, "head")
+            raise
+
+    def _blocking_put(
+        self,
+        path: str,
+        data: Payload,
+        *,
+        mode: PutMode = "overwrite",
+        attributes: Attributes | None = None,
+        tags: Mapping[str, str] | None = None,
+        part_size: int | None = None,
+        max_concurrency: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PutResult:
+        if type(data) is not bytes or progress is not None or len(data) > self.single_put_limit:
+            return run_inline(
+                self.put(
+                    path,
+                    data,
+                    mode=mode,
+                    attributes=attributes,
+                    tags=tags,
+                    part_size=part_size,
+                    max_concurrency=max_concurrency,
+                    progress=progress,
+                )
+            )
+        try:
+            key = self._key(path)
+            if mode == "overwrite" and attributes is None and tags is None:
+                return self._put_sync(key, data, DEFAULT_PUT)
+            return self._put_sync(key, data, self._put_options(mode, attributes, tags))
+        except ObjstoreError as exc:
+            self._annotate(exc, "put")
+            raise
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -353,16 +417,18 @@ class ObjectStore(abc.ABC):
         """
         try:
             key = self._key(path)
-            options = self._put_options(mode, attributes, tags)
-            writer_args: dict[str, Any] = {
-                "part_size": part_size,
-                "max_concurrency": max_concurrency,
-                "progress": progress,
-            }
-            if isinstance(data, bytes | bytearray | memoryview):
+            if mode == "overwrite" and attributes is None and tags is None:
+                options = DEFAULT_PUT
+            else:
+                options = self._put_options(mode, attributes, tags)
+            if type(data) is bytes or isinstance(data, bytes | bytearray | memoryview):
                 size = len(data)
                 if size <= self.single_put_limit:
-                    result = await self._put(key, bytes(data), options)
+                    payload = data if type(data) is bytes else bytes(data)
+                    if self.nonblocking_sync:
+                        result = self._put_sync(key, payload, options)
+                    else:
+                        result = await self._put(key, payload, options)
                     if progress is not None:
                         progress(size, size)
                     return result
@@ -371,8 +437,15 @@ class ObjectStore(abc.ABC):
                     options,
                     _memory_chunks(data, part_size or self.part_size),
                     total=size,
-                    **writer_args,
+                    part_size=part_size,
+                    max_concurrency=max_concurrency,
+                    progress=progress,
                 )
+            writer_args: dict[str, Any] = {
+                "part_size": part_size,
+                "max_concurrency": max_concurrency,
+                "progress": progress,
+            }
             if isinstance(data, pathlib.Path):
                 return await self._put_file(key, data, options, writer_args)
             if isinstance(data, str):
@@ -412,6 +485,8 @@ class ObjectStore(abc.ABC):
             NotFoundError: no such object.
         """
         try:
+            if self.nonblocking_sync:
+                return self._get_bytes_sync(self._key(path))
             return await self._get_bytes(self._key(path))
         except ObjstoreError as exc:
             self._annotate(exc, "get")

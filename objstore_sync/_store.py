@@ -27,6 +27,7 @@ from objstore_sync._wrap import blocking
 __all__ = ["ObjectStore"]
 
 T = TypeVar("T")
+_DIRECT = ("get", "head", "put")
 MiB = 1024 * 1024
 A = AsyncObjectStore
 
@@ -62,6 +63,10 @@ class ObjectStore:
             else (inline and self._store.inline_capable)
         )
         self.call_timeout = call_timeout
+        if self._inline:
+            # Memory and local stores serve these on the calling thread with no wrapper at all.
+            for name in _DIRECT:
+                self.__dict__[name] = getattr(self._store, f"_blocking_{name}")
 
     @property
     def async_store(self) -> AsyncObjectStore:

@@ -259,7 +259,7 @@ def test_file_io_runs_off_the_event_loop(tmp_path: pathlib.Path) -> None:
 
     threads: set[str] = set()
     store = LocalStore(tmp_path)
-    for name in ("_put_sync", "_read_bytes_sync", "_head_sync", "_delete_sync", "_read_sync"):
+    for name in ("_put_sync", "_get_bytes_sync", "_head_sync", "_delete_sync", "_read_sync"):
         original = getattr(store, name)
 
         def wrapped(*args: Any, _original: Any = original) -> Any:

@@ -54,6 +54,8 @@ from objstore._types import (
     PutOptions,
     PutResult,
     UpdateVersion,
+    make_meta,
+    make_put_result,
     resolve_range,
 )
 from objstore.backends._conditions import check_read_conditions, check_write_mode, etag_matches
@@ -123,13 +125,8 @@ def _e_tag(st: os.stat_result) -> str:
 
 
 def _meta(key: str, st: os.stat_result) -> ObjectMeta:
-    return ObjectMeta(
-        location=key,
-        size=st.st_size,
-        last_modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
-        e_tag=_e_tag(st),
-        version=None,
-    )
+    modified = datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC)
+    return make_meta(key, st.st_size, modified, _e_tag(st), None)
 
 
 def _read_json_xattr(fd: int, name: str) -> dict[str, str]:
@@ -363,7 +360,7 @@ class LocalStore(ObjectStore):
             if not keep_open:
                 os.close(fd)
 
-    def _read_bytes_sync(self, key: Path) -> bytes:
+    def _get_bytes_sync(self, key: Path) -> bytes:
         try:
             fd, st = self._open_file(key)
             try:
@@ -385,7 +382,7 @@ class LocalStore(ObjectStore):
         return await offload(self._read_sync, key, options, True)
 
     async def _get_bytes(self, key: Path) -> bytes:
-        return await offload(self._read_bytes_sync, key)
+        return await offload(self._get_bytes_sync, key)
 
     async def _head(self, key: Path) -> ObjectMeta:
         return await offload(self._head_sync, key)
@@ -707,7 +704,7 @@ class _Staged:
                 os.fsync(self.dir_fd)
         except OSError as exc:
             raise translate_os_error(exc, key, writing=True) from None
-        return PutResult(e_tag=_e_tag(st), version=None)
+        return make_put_result(_e_tag(st), None)
 
     def _compare_and_swap(self, mode: UpdateVersion) -> None:
         import fcntl

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import SplitResult
 
 from objstore._config import COMMON_KEYS, ConfigTable
@@ -26,6 +26,8 @@ from objstore._types import (
     ObjectMeta,
     PutOptions,
     PutResult,
+    make_meta,
+    make_put_result,
     resolve_range,
 )
 from objstore.backends._conditions import check_read_conditions, check_write_mode
@@ -36,26 +38,30 @@ _versions = itertools.count(1)
 PAGE = 1000
 
 
-class _Entry:
-    __slots__ = ("attributes", "data", "e_tag", "mtime", "tags", "version")
+class _Entry(NamedTuple):
+    """One stored object version (a tuple: the put path is the store's hottest)."""
 
-    def __init__(self, data: bytes, attributes: dict[str, str], tags: dict[str, str]) -> None:
-        number = next(_versions)
-        self.data = data
-        self.attributes = attributes
-        self.tags = tags
-        self.mtime = time.time()
-        self.version = str(number)
-        self.e_tag = f'"{number:x}"'
+    data: bytes
+    attributes: dict[str, str]
+    tags: dict[str, str]
+    mtime: float
+    result: PutResult
 
     def meta(self, key: str) -> ObjectMeta:
-        return ObjectMeta(
-            location=key,
-            size=len(self.data),
-            last_modified=datetime.fromtimestamp(self.mtime, UTC),
-            e_tag=self.e_tag,
-            version=self.version,
-        )
+        modified = datetime.fromtimestamp(self.mtime, UTC)
+        tag = self.result.e_tag
+        return make_meta(key, len(self.data), modified, tag, tag)
+
+
+_tuple_new = tuple.__new__
+
+
+def _new_entry(data: bytes, attributes: dict[str, str], tags: dict[str, str]) -> _Entry:
+    tag = str(next(_versions))
+    entry: _Entry = _tuple_new(
+        _Entry, (data, attributes, tags, time.time(), make_put_result(tag, tag))
+    )
+    return entry
 
 
 class _BytesBody:
@@ -86,6 +92,7 @@ class MemoryStore(ObjectStore):
     config_table: ClassVar[ConfigTable] = ConfigTable("memory", COMMON_KEYS)
     capabilities: ClassVar[Capabilities] = Capabilities()
     inline_capable: ClassVar[bool] = True
+    nonblocking_sync: ClassVar[bool] = True
     single_put_limit: ClassVar[int] = 1 << 62
 
     def __init__(self, options: Mapping[str, Any] | None = None, *, prefix: str = "") -> None:
@@ -116,11 +123,20 @@ class MemoryStore(ObjectStore):
             raise NotFoundError(f"object {key!r} not found", path=key, status=404)
         return entry
 
+    def _get_bytes_sync(self, key: Path) -> bytes:
+        entry = self._objects.get(key)
+        if entry is None:
+            raise NotFoundError(f"object {key!r} not found", path=key, status=404)
+        return entry.data
+
+    def _head_sync(self, key: Path) -> ObjectMeta:
+        return self._entry(key).meta(key)
+
     async def _get_bytes(self, key: Path) -> bytes:
-        return self._entry(key).data
+        return self._get_bytes_sync(key)
 
     async def _head(self, key: Path) -> ObjectMeta:
-        return self._entry(key).meta(key)
+        return self._head_sync(key)
 
     async def _get(self, key: Path, options: GetOptions) -> GetResponse:
         entry = self._entry(key)
@@ -157,13 +173,23 @@ class MemoryStore(ObjectStore):
             if options.mode != "overwrite":
                 current = self._objects.get(key)
                 check_write_mode(
-                    key, options.mode, None if current is None else (current.e_tag, current.version)
+                    key,
+                    options.mode,
+                    None if current is None else (current.result.e_tag, current.result.version),
                 )
             self._objects[key] = entry
-        return PutResult(e_tag=entry.e_tag, version=entry.version)
+        return entry.result
+
+    def _put_sync(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
+        entry = _new_entry(data, options.attributes, options.tags)
+        if options.mode == "overwrite":
+            with self._lock:
+                self._objects[key] = entry
+            return entry.result
+        return self._store(key, entry, options)
 
     async def _put(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
-        return self._store(key, _Entry(data, options.attributes, options.tags), options)
+        return self._put_sync(key, data, options)
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         with self._lock:
@@ -176,7 +202,7 @@ class MemoryStore(ObjectStore):
             source = self._entry(src)
             if not overwrite and dst in self._objects:
                 raise AlreadyExistsError(f"{dst!r} already exists", path=dst, status=412)
-            self._objects[dst] = _Entry(source.data, dict(source.attributes), dict(source.tags))
+            self._objects[dst] = _new_entry(source.data, dict(source.attributes), dict(source.tags))
 
     async def _rename(self, src: Path, dst: Path, overwrite: bool) -> None:
         with self._lock:
@@ -206,7 +232,7 @@ class _MemoryUpload(MultipartUpload):
     async def complete(self) -> PutResult:
         data = b"".join(self._parts)
         self._parts = []
-        entry = _Entry(data, self._options.attributes, self._options.tags)
+        entry = _new_entry(data, self._options.attributes, self._options.tags)
         return self._store._store(self._key, entry, self._options)
 
     async def abort(self) -> None:
@@ -218,5 +244,5 @@ def _restore(
 ) -> MemoryStore:
     store = MemoryStore(options, prefix=prefix)
     for key, (data, attributes, tags) in snapshot.items():
-        store._objects[key] = _Entry(data, attributes, tags)
+        store._objects[key] = _new_entry(data, attributes, tags)
     return store
