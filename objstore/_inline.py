@@ -11,7 +11,10 @@ in inline mode is a bug, reported as ``RuntimeError``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
+import functools
+import os
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar
 
@@ -42,11 +45,32 @@ def run_inline(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("objstore bug: a coroutine suspended while driven inline")
 
 
+FILE_IO_THREADS = 32
+_pools: list[concurrent.futures.ThreadPoolExecutor] = []
+os.register_at_fork(after_in_child=_pools.clear)
+
+
+def _file_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The file-I/O thread pool of this process (a forked child makes its own)."""
+    if not _pools:
+        _pools.append(
+            concurrent.futures.ThreadPoolExecutor(
+                FILE_IO_THREADS, thread_name_prefix="objstore-file"
+            )
+        )
+    return _pools[0]
+
+
 async def offload(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run blocking ``fn`` in a worker thread, or directly when driven inline."""
+    """Run blocking ``fn`` in a file-I/O worker thread, or directly when driven inline.
+
+    The pool is larger than asyncio's default (file syscalls wait on the disk, not the CPU),
+    and separate from it, so file I/O cannot starve other ``to_thread`` users.
+    """
     if _INLINE.get():
         return fn(*args, **kwargs)
-    return await asyncio.to_thread(fn, *args, **kwargs)
+    call = functools.partial(fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_file_pool(), call)
 
 
 async def gather_bounded(aws: Iterable[Awaitable[T]], limit: int) -> list[T]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import secrets
@@ -633,7 +634,7 @@ class _Staged:
         self.key = key
         self.options = options
         self.name = key.rpartition("/")[2]
-        self.staging = f"{STAGING_MARK}{os.getpid()}-{secrets.token_hex(6)}"
+        self.staging = _staging_name()
         self.fd = -1
         self.dir_fd = -1
         try:
@@ -771,6 +772,24 @@ class _LocalUpload(MultipartUpload):
 
     async def abort(self) -> None:
         await offload(self._staged.discard)
+
+
+class _StagingNames:
+    """Unique staging names without a syscall per write: pid, a random tag, a counter."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = f"{STAGING_MARK}{os.getpid()}-{secrets.token_hex(4)}-"
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter)}"
+
+
+_staging_name = _StagingNames()
+os.register_at_fork(after_in_child=_staging_name.reset)
 
 
 def _has_control(name: str) -> bool:
