@@ -262,3 +262,38 @@ def test_multiprocessing_fork_child() -> None:
     assert result == 100
     assert process.exitcode == 0
     assert store.get("warm") == b"x"
+
+
+def test_fork_while_another_thread_holds_the_memory_lock() -> None:
+    async_store = objstore.MemoryStore()
+    store = objstore_sync.ObjectStore(async_store)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with async_store._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    pid = os.fork()
+    if pid == 0:  # child: the holder thread does not exist here
+        try:
+            store.put("child", b"ok")
+            os._exit(0 if store.get("child") == b"ok" else 1)
+        finally:
+            os._exit(2)
+    release.set()
+    holder.join()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the child deadlocked on the inherited lock")
+    assert os.waitstatus_to_exitcode(status) == 0

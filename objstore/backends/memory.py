@@ -8,8 +8,10 @@ facade drives it inline (no event-loop hop).
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple
@@ -101,6 +103,7 @@ class MemoryStore(ObjectStore):
         super().__init__(url=url, config=config, prefix=prefix)
         self._objects: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        _LIVE.add(self)
 
     @classmethod
     def _from_url(
@@ -237,6 +240,18 @@ class _MemoryUpload(MultipartUpload):
 
     async def abort(self) -> None:
         self._parts = []
+
+
+_LIVE: weakref.WeakSet[MemoryStore] = weakref.WeakSet()
+
+
+def _reset_locks_after_fork() -> None:
+    """A child may inherit a lock held by a parent thread that no longer exists: renew them."""
+    for store in list(_LIVE):
+        store._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
 def _restore(
