@@ -98,7 +98,18 @@ def rss_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def reset_peak_rss() -> None:
+    """Reset the kernel's high-water mark of this process (Linux ``clear_refs``)."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
 def peak_rss_bytes() -> int:
+    """The resident high-water mark since the last :func:`reset_peak_rss`."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -107,7 +118,9 @@ def run_child(module: str, *args: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True, check=False
     )
-    if out.returncode != 0:
-        raise RuntimeError(f"{module} {args} failed:\n{out.stderr}")
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    lines = out.stdout.strip().splitlines()
+    if not lines or not lines[-1].startswith("{"):
+        raise RuntimeError(f"{module} {args} failed ({out.returncode}):\n{out.stderr}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    result["exit_code"] = out.returncode
     return result

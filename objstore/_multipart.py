@@ -93,18 +93,18 @@ class Writer:
         """Append ``data``; return its length. Full parts start uploading at once."""
         self._check_open()
         size = len(data)
+        if self._upload is None and len(self._buffer) + size >= self._part_size:
+            self._upload = await self._create_upload()
         if self._upload is not None and not self._upload.buffered:
-            await self._send(bytes(data))
+            if self._buffer:
+                pending, self._buffer = bytes(self._buffer), bytearray()
+                await self._send(pending)
+            await self._send(data if type(data) is bytes else bytes(data))
             return size
         self._buffer += data
         while len(self._buffer) >= self._part_size:
-            if self._upload is None:
-                self._upload = await self._create_upload()
-                if not self._upload.buffered:
-                    part, self._buffer = bytes(self._buffer), bytearray()
-                    await self._send(part)
-                    break
-            part = bytes(self._buffer[: self._part_size])
+            with memoryview(self._buffer) as view:
+                part = bytes(view[: self._part_size])
             del self._buffer[: self._part_size]
             await self._send(part)
         return size

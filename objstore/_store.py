@@ -876,6 +876,7 @@ class ObjectStream:
                 if self._progress is not None:
                     self._progress(done, total)
                 yield chunk
+                del chunk
         finally:
             await self.aclose()
 

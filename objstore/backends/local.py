@@ -182,6 +182,7 @@ class _FileBody:
                 return
             pos += len(chunk)
             yield chunk
+            del chunk
 
     async def read_all(self) -> bytes:
         return await offload(_pread_all, self._fd, self._start, self._end)
