@@ -40,7 +40,7 @@ typecheck: $(VENV)/.test-installed
 check: lint typecheck test
 
 bench: $(VENV)/.bench-installed
-	$(PY) benchmarks/run.py
+	$(PY) -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

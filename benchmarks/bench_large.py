@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 
 from benchmarks.common import (
     Row,
@@ -36,7 +37,7 @@ WRITERS = ["baseline", "objstore-async", "objstore-sync", "obstore-async", "obst
 READERS = ["baseline", "objstore-async", "objstore-sync", "obstore-async", "obstore-sync"]
 
 
-def _chunks(source: str):  # type: ignore[no-untyped-def]
+def _chunks(source: str) -> Iterator[bytes]:
     with open(source, "rb") as handle:
         while chunk := handle.read(CHUNK):
             yield chunk
@@ -126,8 +127,12 @@ def main() -> None:
         memory: dict[str, list[int]] = {}
         crashes: dict[str, int] = {}
 
-        def make(client: str, op: str = op, memory: dict[str, list[int]] = memory,
-                 crashes: dict[str, int] = crashes):  # type: ignore[no-untyped-def]
+        def make(
+            client: str,
+            op: str = op,
+            memory: dict[str, list[int]] = memory,
+            crashes: dict[str, int] = crashes,
+        ) -> Callable[[], float]:
             def run() -> float:
                 root = os.path.join(base, client)
                 os.makedirs(root, exist_ok=True)
@@ -137,7 +142,7 @@ def main() -> None:
                 memory.setdefault(client, []).append(result["extra_rss"])
                 if result["exit_code"] != 0:
                     crashes[client] = crashes.get(client, 0) + 1
-                return size / result["seconds"] / 1e6
+                return float(size / result["seconds"] / 1e6)
 
             return run
 

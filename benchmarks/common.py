@@ -37,9 +37,7 @@ class Row:
         return statistics.median(a / b for a, b in pairs if b > 0)
 
 
-def interleave(
-    clients: dict[str, Callable[[], float]], repetitions: int, row: Row
-) -> Row:
+def interleave(clients: dict[str, Callable[[], float]], repetitions: int, row: Row) -> Row:
     """Run each client once per repetition, rotating the order every repetition."""
     names = list(clients)
     for rep in range(repetitions):

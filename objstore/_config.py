@@ -9,14 +9,13 @@ and wraps secret values in :class:`Secret` so that no ``repr``, log line or erro
 
 from __future__ import annotations
 
-import difflib
 import pickle
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from objstore._errors import ConfigError, UnknownOptionError
+from objstore._record import record
 
 __all__ = [
     "CLIENT_KEYS",
@@ -174,7 +173,7 @@ def parse_choice(*choices: str) -> Callable[[object], str]:
     return parse
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class ConfigKey:
     """One option: its canonical name, aliases, environment variables, parser and default."""
 
@@ -187,7 +186,7 @@ class ConfigKey:
     doc: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class ConfigValue:
     """An effective option value and where it came from (``option``, ``url``, ``env NAME``)."""
 
@@ -199,12 +198,12 @@ def _mask(value: Any) -> Any:
     return "********" if isinstance(value, Secret) else value
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class Config(Mapping[str, Any]):
     """A store's effective configuration: canonical key to value, secrets masked in ``repr``."""
 
     backend: str
-    entries: dict[str, ConfigValue] = field(default_factory=dict)
+    entries: dict[str, ConfigValue]
 
     def __getitem__(self, key: str) -> Any:
         return self.entries[key].value
@@ -278,6 +277,8 @@ class ConfigTable:
             raise UnknownOptionError(f"option names must be str, not {type(name).__name__}")
         key = self._aliases.get(name.strip().lower())
         if key is None:
+            import difflib
+
             near = difflib.get_close_matches(name.lower(), list(self._aliases), n=1, cutoff=0.6)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise UnknownOptionError(f"unknown option {name!r} for the {self.backend} store{hint}")

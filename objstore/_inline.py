@@ -10,13 +10,17 @@ in inline mode is a bug, reported as ``RuntimeError``.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextvars
 import functools
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    import concurrent.futures
+
+# asyncio and concurrent.futures load on first use: `import objstore` stays light, and any
+# caller that awaits these helpers has imported asyncio already.
 
 __all__ = ["gather_bounded", "inline_active", "offload", "run_inline"]
 
@@ -53,6 +57,8 @@ os.register_at_fork(after_in_child=_pools.clear)
 def _file_pool() -> concurrent.futures.ThreadPoolExecutor:
     """The file-I/O thread pool of this process (a forked child makes its own)."""
     if not _pools:
+        import concurrent.futures
+
         _pools.append(
             concurrent.futures.ThreadPoolExecutor(
                 FILE_IO_THREADS, thread_name_prefix="objstore-file"
@@ -69,6 +75,8 @@ async def offload(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T
     """
     if _INLINE.get():
         return fn(*args, **kwargs)
+    import asyncio
+
     call = functools.partial(fn, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(_file_pool(), call)
 
@@ -80,6 +88,8 @@ async def gather_bounded(aws: Iterable[Awaitable[T]], limit: int) -> list[T]:
     ``except NotFoundError`` keeps working); cancelling the caller cancels every task.
     Inline, the awaitables run one after another.
     """
+    import asyncio
+
     items = list(aws)
     if _INLINE.get() or len(items) <= 1 or limit <= 1:
         try:
@@ -111,5 +121,5 @@ async def gather_bounded(aws: Iterable[Awaitable[T]], limit: int) -> list[T]:
 def _close_unstarted(items: Iterable[Awaitable[Any]]) -> None:
     """Close coroutines a failure left unawaited (closing a finished one is a no-op)."""
     for aw in items:
-        if asyncio.iscoroutine(aw):
+        if isinstance(aw, Coroutine):
             aw.close()

@@ -8,14 +8,16 @@ A backend implements :class:`MultipartUpload` (``put_part`` / ``complete`` / ``a
 from __future__ import annotations
 
 import abc
-import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from objstore._errors import MultipartUploadError
 from objstore._inline import inline_active
 from objstore._types import ProgressCallback, PutResult
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["MultipartUpload", "Writer"]
 
@@ -119,6 +121,8 @@ class Writer:
             self._advance(len(part))
             return
         self._raise_failed()
+        import asyncio
+
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._limit)
         await self._slots.acquire()
@@ -146,6 +150,8 @@ class Writer:
                 raise task.exception()  # type: ignore[misc]
 
     async def _drain(self) -> None:
+        import asyncio
+
         while self._tasks:
             await asyncio.gather(*self._tasks)
 
@@ -178,6 +184,8 @@ class Writer:
         for task in self._tasks:
             task.cancel()
         if self._tasks:
+            import asyncio
+
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._upload is not None:
             await self._upload.abort()

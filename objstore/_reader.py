@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from objstore._errors import (
     ConcurrentModificationError,
@@ -15,6 +15,9 @@ from objstore._errors import (
 )
 from objstore._inline import inline_active
 from objstore._types import ObjectMeta
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Reader"]
 
@@ -124,12 +127,14 @@ class Reader:
         self._blocks.move_to_end(index)
         while len(self._blocks) > self._ahead + 2:
             _, old = self._blocks.popitem(last=False)
-            if isinstance(old, asyncio.Future):
+            if not isinstance(old, bytes):
                 old.cancel()
 
     def _prefetch(self, first: int) -> None:
         if inline_active() or self._ahead == 0:
             return
+        import asyncio
+
         for index in range(first, first + self._ahead):
             start = index * self._block
             if start >= self.size or index in self._blocks:
@@ -147,11 +152,13 @@ class Reader:
     async def aclose(self) -> None:
         """Cancel read-ahead and release the blocks."""
         self._closed = True
-        pending = [f for f in self._blocks.values() if isinstance(f, asyncio.Future)]
+        pending = [f for f in self._blocks.values() if not isinstance(f, bytes)]
         for fut in pending:
             fut.cancel()
         self._blocks.clear()
         if pending:
+            import asyncio
+
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def __aenter__(self) -> Reader:

@@ -6,19 +6,20 @@ import importlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import SplitResult, urlsplit
 
 from objstore._errors import InvalidURLError, MissingDependencyError, NotSupportedError
+from objstore._record import record
 
 if TYPE_CHECKING:
+    from urllib.parse import SplitResult
+
     from objstore._store import ObjectStore
 
 __all__ = ["BACKENDS", "SCHEMES", "backend_for_url", "from_url", "load_backend"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Backend:
     """Where a backend's class lives and what it needs installed."""
 
@@ -72,6 +73,8 @@ _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 
 
 def _redact(url: str) -> str:
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
@@ -85,6 +88,8 @@ def backend_for_url(url: str) -> tuple[str, SplitResult]:
     Raises:
         InvalidURLError: the scheme or host is not known, or the URL is malformed.
     """
+    from urllib.parse import SplitResult, urlsplit
+
     if not isinstance(url, str) or not url:
         raise InvalidURLError(f"a store URL must be a non-empty str, got {url!r}")
     if "://" not in url or _WINDOWS_DRIVE.match(url):

@@ -8,21 +8,20 @@ carries ``attempts`` and ``elapsed``.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from objstore._errors import ObjstoreError, ObjstoreTimeoutError, TransientError
+from objstore._record import record
 
 __all__ = ["RetryPolicy"]
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RetryPolicy:
     """Backoff and budget of retries (the client keys ``max_retries``, ``retry_timeout``,
     ``backoff_initial``, ``backoff_max``, ``backoff_base``)."""
@@ -49,13 +48,17 @@ class RetryPolicy:
         operation: Callable[[], Awaitable[T]],
         *,
         idempotent: bool = True,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> T:
         """Run ``operation`` until it succeeds, fails for good, or the budget is spent.
 
         Raises:
             ObjstoreError: the last failure, with ``attempts`` and ``elapsed`` set.
         """
+        if sleep is None:
+            import asyncio
+
+            sleep = asyncio.sleep
         start = time.monotonic()
         deadline = start + self.retry_timeout
         attempt = 0

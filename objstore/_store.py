@@ -9,13 +9,9 @@ paths, apply the store's prefix, build the options, annotate errors and call the
 from __future__ import annotations
 
 import abc
-import dataclasses
-import inspect
 import io
 import os
-import pathlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -35,6 +31,7 @@ from objstore._inline import gather_bounded, offload, run_inline
 from objstore._multipart import MultipartUpload, Writer
 from objstore._path import DELIMITER, Path, join, parse_path, parse_prefix, strip_prefix
 from objstore._reader import Reader
+from objstore._record import record, replace
 from objstore._types import (
     DEFAULT_GET,
     DEFAULT_PUT,
@@ -64,7 +61,7 @@ Payload = (
     bytes
     | bytearray
     | memoryview
-    | pathlib.Path
+    | os.PathLike[str]
     | io.IOBase
     | Iterable[bytes]
     | AsyncIterable[bytes]
@@ -72,7 +69,7 @@ Payload = (
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Capabilities:
     """What a backend can do beyond the core operations."""
 
@@ -202,11 +199,11 @@ class ObjectStore(abc.ABC):
             raise failures[src]
 
     async def _put_file(
-        self, key: Path, source: pathlib.Path, options: PutOptions, writer_args: dict[str, Any]
+        self, key: Path, source: os.PathLike[str], options: PutOptions, writer_args: dict[str, Any]
     ) -> PutResult:
         size = (await offload(os.stat, source)).st_size
         if size <= self.single_put_limit:
-            data = await offload(source.read_bytes)
+            data = await offload(_read_file, source)
             return await self._put(key, data, options)
         handle = await offload(open, source, "rb")
         try:
@@ -295,7 +292,7 @@ class ObjectStore(abc.ABC):
     def _rel_meta(self, meta: ObjectMeta) -> ObjectMeta:
         if not self._prefix:
             return meta
-        return dataclasses.replace(meta, location=strip_prefix(self._prefix, meta.location))
+        return replace(meta, location=strip_prefix(self._prefix, meta.location))
 
     def _annotate(self, exc: ObjstoreError, operation: str) -> None:
         if exc.operation is None:
@@ -400,7 +397,8 @@ class ObjectStore(abc.ABC):
 
         Args:
             path: the key.
-            data: bytes-like, a ``pathlib.Path`` to upload, a binary file object, or an
+            data: bytes-like, a local file path (any ``os.PathLike``) to upload, a binary
+                file object, or an
                 (async) iterable of ``bytes`` chunks. Large or streamed payloads go through a
                 multipart writer.
             mode: ``"overwrite"``, ``"create"`` (fail if present) or ``UpdateVersion(e_tag=...)``
@@ -446,7 +444,7 @@ class ObjectStore(abc.ABC):
                 "max_concurrency": max_concurrency,
                 "progress": progress,
             }
-            if isinstance(data, pathlib.Path):
+            if isinstance(data, os.PathLike):
                 return await self._put_file(key, data, options, writer_args)
             if isinstance(data, str):
                 raise InvalidRequestError("put() takes bytes, not str: encode the text first")
@@ -979,7 +977,14 @@ async def _memory_chunks(data: bytes | bytearray | memoryview, size: int) -> Asy
         yield bytes(view[start : start + size])
 
 
+def _read_file(source: os.PathLike[str]) -> bytes:
+    with open(source, "rb") as handle:
+        return handle.read()
+
+
 async def _file_chunks(handle: Any, size: int) -> AsyncIterator[bytes]:
+    import inspect
+
     read = handle.read
     is_async = inspect.iscoroutinefunction(read)
     while True:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Literal, Protocol, TypeAlias
 
 from objstore._errors import InvalidRangeError, InvalidRequestError
+from objstore._record import record
 
 __all__ = [
     "STANDARD_ATTRIBUTES",
@@ -82,7 +83,7 @@ def validate_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ObjectMeta:
     """What a store knows about an object without reading it."""
 
@@ -95,7 +96,7 @@ class ObjectMeta:
     version: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PutResult:
     """The identity of the object a write produced."""
 
@@ -103,7 +104,7 @@ class PutResult:
     version: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class UpdateVersion:
     """Put mode: replace the object only if it still has this ETag (and version)."""
 
@@ -114,7 +115,7 @@ class UpdateVersion:
 PutMode: TypeAlias = Literal["overwrite", "create"] | UpdateVersion
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ListResult:
     """One level of a listing: the sub-prefixes and the objects directly under a prefix."""
 
@@ -122,7 +123,7 @@ class ListResult:
     objects: list[ObjectMeta]
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class ByteRange:
     """Bytes ``[start, end)``; an end past the object is clamped."""
 
@@ -134,7 +135,7 @@ class ByteRange:
             raise InvalidRangeError(f"invalid range [{self.start}, {self.end})")
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class OffsetRange:
     """Bytes from ``offset`` to the end."""
 
@@ -145,7 +146,7 @@ class OffsetRange:
             raise InvalidRangeError(f"invalid offset {self.offset}")
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class SuffixRange:
     """The last ``suffix`` bytes."""
 
@@ -174,7 +175,7 @@ def resolve_range(request: RangeRequest, size: int) -> tuple[int, int]:
     return start, end
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class GetOptions:
     """Conditions and range of a read, as a backend primitive receives them."""
 
@@ -187,21 +188,24 @@ class GetOptions:
     head: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@record
 class PutOptions:
     """Mode, attributes and tags of a write, as a backend primitive receives them."""
 
     mode: PutMode = "overwrite"
-    attributes: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
+    attributes: Mapping[str, str] = _EMPTY
+    tags: Mapping[str, str] = _EMPTY
 
 
 DEFAULT_GET = GetOptions()
 DEFAULT_PUT = PutOptions()
 
-# Fast constructors for the hot paths of in-process backends: frozen dataclasses assign each
-# field through ``object.__setattr__`` (about 3x slower); these set the slots directly and
-# build objects equal to what the public constructors build.
+# Fast constructors for the hot paths of in-process backends: these set the slots directly
+# (skipping the keyword-argument call) and build objects equal to what the public
+# constructors build.
 _new = object.__new__
 _set_put_e_tag = PutResult.__dict__["e_tag"].__set__
 _set_put_version = PutResult.__dict__["version"].__set__
@@ -249,7 +253,7 @@ class Body(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class GetResponse:
     """What a backend's ``_get`` primitive returns."""
 
@@ -259,7 +263,7 @@ class GetResponse:
     body: Body | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class GetResult:
     """A read's bytes with the object's metadata, attributes and the range served."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -27,6 +26,4 @@ def blocking(
         coro: Coroutine[Any, Any, T] = getattr(self._store, name)(*args, **kwargs)
         return self._run(coro)
 
-    signature = inspect.signature(method)
-    twin.__signature__ = signature  # type: ignore[attr-defined]
-    return twin
+    return twin  # functools.wraps sets __wrapped__: inspect.signature shows the async parameters

@@ -44,8 +44,8 @@ class _Entry(NamedTuple):
     """One stored object version (a tuple: the put path is the store's hottest)."""
 
     data: bytes
-    attributes: dict[str, str]
-    tags: dict[str, str]
+    attributes: Mapping[str, str]
+    tags: Mapping[str, str]
     mtime: float
     result: PutResult
 
@@ -58,7 +58,7 @@ class _Entry(NamedTuple):
 _tuple_new = tuple.__new__
 
 
-def _new_entry(data: bytes, attributes: dict[str, str], tags: dict[str, str]) -> _Entry:
+def _new_entry(data: bytes, attributes: Mapping[str, str], tags: Mapping[str, str]) -> _Entry:
     tag = str(next(_versions))
     entry: _Entry = _tuple_new(
         _Entry, (data, attributes, tags, time.time(), make_put_result(tag, tag))
@@ -114,7 +114,9 @@ class MemoryStore(ObjectStore):
 
     def __reduce__(self) -> tuple[Any, ...]:
         with self._lock:
-            snapshot = {k: (e.data, e.attributes, e.tags) for k, e in self._objects.items()}
+            snapshot = {
+                k: (e.data, dict(e.attributes), dict(e.tags)) for k, e in self._objects.items()
+            }
         options = self.config.explicit_options(with_secrets=False)
         return (_restore, (options, self.prefix, snapshot))
 
