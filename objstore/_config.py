@@ -267,6 +267,19 @@ class ConfigTable:
                 names = (env_prefix + key.name.upper(),)
             self._env.extend((name, key) for name in names)
 
+    def markdown(self) -> str:
+        """Render the table's keys as a Markdown table (the README's tables are made by this)."""
+        rows = ["| key | aliases | environment | default | notes |", "|---|---|---|---|---|"]
+        for key in self.keys.values():
+            env = [name for name, k in self._env if k is key]
+            default = "" if key.default is None else f"`{key.default}`"
+            notes = ("secret. " if key.secret else "") + key.doc
+            rows.append(
+                f"| `{key.name}` | {', '.join(f'`{a}`' for a in key.aliases)} | "
+                f"{', '.join(f'`{e}`' for e in env)} | {default} | {notes.strip()} |"
+            )
+        return "\n".join(rows)
+
     def lookup(self, name: str) -> ConfigKey:
         """Return the key an option name or alias stands for.
 
@@ -346,8 +359,18 @@ COMMON_KEYS: tuple[ConfigKey, ...] = (
 
 CLIENT_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("allow_http", parse=parse_bool, default=False, doc="Allow plain-HTTP endpoints."),
-    ConfigKey("allow_invalid_certificates", parse=parse_bool, default=False),
-    ConfigKey("disable_system_certificates", parse=parse_bool, default=False),
+    ConfigKey(
+        "allow_invalid_certificates",
+        parse=parse_bool,
+        default=False,
+        doc="Skip TLS certificate checks (test servers only).",
+    ),
+    ConfigKey(
+        "disable_system_certificates",
+        parse=parse_bool,
+        default=False,
+        doc="Trust only the certificates given, not the system store.",
+    ),
     ConfigKey("connect_timeout", parse=parse_duration, default=5.0, doc="Seconds to connect."),
     ConfigKey(
         "timeout",
@@ -357,19 +380,26 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
     ),
     ConfigKey("read_timeout", parse=parse_duration, doc="Longest wait for the next body bytes."),
     ConfigKey("default_content_type", doc="Content-Type of writes that set none."),
-    ConfigKey("http1_only", parse=parse_bool, default=True),
-    ConfigKey("http2_only", parse=parse_bool, default=False),
-    ConfigKey("http2_keep_alive_interval", parse=parse_duration),
-    ConfigKey("http2_keep_alive_timeout", parse=parse_duration),
-    ConfigKey("http2_keep_alive_while_idle", parse=parse_bool),
-    ConfigKey("http2_max_frame_size", parse=parse_int(16384)),
-    ConfigKey("pool_idle_timeout", parse=parse_duration, default=90.0),
-    ConfigKey("pool_max_idle_per_host", parse=parse_int(0)),
-    ConfigKey("proxy_url", secret=True, doc="May carry credentials, so it is secret."),
-    ConfigKey("proxy_ca_certificate"),
-    ConfigKey("proxy_excludes"),
-    ConfigKey("randomize_addresses", parse=parse_bool, default=True),
-    ConfigKey("user_agent"),
+    ConfigKey("http1_only", parse=parse_bool, default=True, doc="Speak HTTP/1.1 only."),
+    ConfigKey("http2_only", parse=parse_bool, default=False, doc="Speak HTTP/2 only."),
+    ConfigKey("http2_keep_alive_interval", parse=parse_duration, doc="HTTP/2 ping interval."),
+    ConfigKey("http2_keep_alive_timeout", parse=parse_duration, doc="HTTP/2 ping timeout."),
+    ConfigKey("http2_keep_alive_while_idle", parse=parse_bool, doc="Ping idle HTTP/2 links."),
+    ConfigKey("http2_max_frame_size", parse=parse_int(16384), doc="HTTP/2 frame size."),
+    ConfigKey(
+        "pool_idle_timeout",
+        parse=parse_duration,
+        default=90.0,
+        doc="Close pooled connections idle this long.",
+    ),
+    ConfigKey("pool_max_idle_per_host", parse=parse_int(0), doc="Pooled idle connections."),
+    ConfigKey("proxy_url", secret=True, doc="HTTP(S) proxy; may carry credentials."),
+    ConfigKey("proxy_ca_certificate", doc="PEM of the proxy's CA."),
+    ConfigKey("proxy_excludes", doc="Comma-separated hosts that bypass the proxy."),
+    ConfigKey(
+        "randomize_addresses", parse=parse_bool, default=True, doc="Shuffle resolved addresses."
+    ),
+    ConfigKey("user_agent", doc="User-Agent header."),
     ConfigKey("max_retries", parse=parse_int(0), default=10, doc="Retries after the first try."),
     ConfigKey(
         "retry_timeout",
@@ -377,8 +407,8 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
         default=180.0,
         doc="Deadline of an operation, retries included.",
     ),
-    ConfigKey("backoff_initial", parse=parse_duration, default=0.1),
-    ConfigKey("backoff_max", parse=parse_duration, default=15.0),
-    ConfigKey("backoff_base", parse=parse_float, default=2.0),
+    ConfigKey("backoff_initial", parse=parse_duration, default=0.1, doc="First backoff."),
+    ConfigKey("backoff_max", parse=parse_duration, default=15.0, doc="Longest backoff."),
+    ConfigKey("backoff_base", parse=parse_float, default=2.0, doc="Backoff growth factor."),
 )
 _CLIENT_SET = frozenset(CLIENT_KEYS)

@@ -1,0 +1,37 @@
+"""Regenerate the README's option tables from the declarations: ``python docs/config_tables.py``.
+
+Each table sits between ``<!-- config:NAME -->`` and ``<!-- /config:NAME -->`` markers;
+``tests/test_docs.py`` fails when the README and the declarations disagree.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+from objstore._config import CLIENT_KEYS, COMMON_KEYS, ConfigTable
+from objstore.backends.local import LocalStore
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+
+
+def tables() -> dict[str, str]:
+    """The Markdown of every option table, by marker name."""
+    return {
+        "common": ConfigTable("common", COMMON_KEYS).markdown(),
+        "local": ConfigTable("local", [k for k in LocalStore.config_table.keys.values()
+                                       if k not in COMMON_KEYS]).markdown(),  # fmt: skip
+        "client": ConfigTable("client", CLIENT_KEYS).markdown(),
+    }
+
+
+def render(text: str) -> str:
+    """Return ``text`` with every marked table replaced by its generated Markdown."""
+    for name, table in tables().items():
+        pattern = re.compile(rf"(<!-- config:{name} -->\n).*?(\n<!-- /config:{name} -->)", re.S)
+        text = pattern.sub(lambda m, t=table: m.group(1) + t + m.group(2), text)
+    return text
+
+
+if __name__ == "__main__":
+    README.write_text(render(README.read_text()))
