@@ -78,7 +78,11 @@ async def offload(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T
     import asyncio
 
     call = functools.partial(fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_file_pool(), call)
+    try:
+        future = asyncio.get_running_loop().run_in_executor(_file_pool(), call)
+    except RuntimeError:  # interpreter exit: executors take no new work (aborts still must run)
+        return fn(*args, **kwargs)
+    return await future
 
 
 async def gather_bounded(aws: Iterable[Awaitable[T]], limit: int) -> list[T]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
@@ -92,6 +95,7 @@ class BlockingWriter:
         self._run = run
         self._abort_later = abort_later
         self._position = 0
+        _OPEN_WRITERS.add(self)
 
     @property
     def closed(self) -> bool:
@@ -148,6 +152,21 @@ class BlockingWriter:
             # best effort (the interpreter may be shutting down): nothing is ever committed
             with contextlib.suppress(Exception):
                 self._abort_later(self._writer.abort())
+
+
+_OPEN_WRITERS: weakref.WeakSet[BlockingWriter] = weakref.WeakSet()
+EXIT_ABORT_SECONDS = 5.0
+
+
+@atexit.register
+def _abort_open_writers() -> None:
+    """At interpreter exit, abort writers never closed: no partial object, no open upload."""
+    deadline = time.monotonic() + EXIT_ABORT_SECONDS
+    for writer in list(_OPEN_WRITERS):
+        if writer.closed or time.monotonic() >= deadline:
+            continue
+        with contextlib.suppress(BaseException):
+            writer.abort()
 
 
 class BlockingIterator(Iterator[T]):

@@ -297,3 +297,25 @@ def test_fork_while_another_thread_holds_the_memory_lock() -> None:
         os.waitpid(pid, 0)
         pytest.fail("the child deadlocked on the inherited lock")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_exit_with_open_writers_is_fast_and_commits_nothing(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import objstore_sync\n"
+        f"store = objstore_sync.ObjectStore({str(tmp_path)!r}, inline=False)\n"
+        "writers = [store.open_writer(f'w{i}', part_size=1024) for i in range(8)]\n"
+        "for w in writers:\n"
+        "    w.write(b'x' * 4096)\n"
+        "print('written', flush=True)\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=30, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "written" in result.stdout
+    assert time.monotonic() - started < 10
+    assert objstore_sync.ObjectStore(str(tmp_path)).list() == []
+    assert [p.name for p in tmp_path.iterdir()] == []
