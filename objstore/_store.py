@@ -266,7 +266,7 @@ class ObjectStore(abc.ABC):
                 )
             )
         try:
-            key = self._key(path)
+            key = (self._key_cache.get(path) if type(path) is str else None) or self._key(path)
             if mode == "overwrite" and attributes is None and tags is None:
                 return self._put_sync(key, data, DEFAULT_PUT)
             return self._put_sync(key, data, self._put_options(mode, attributes, tags))
@@ -414,8 +414,10 @@ class ObjectStore(abc.ABC):
             InvalidPathError, InvalidRequestError, NotSupportedError.
         """
         try:
-            key = self._key(path)
+            key = (self._key_cache.get(path) if type(path) is str else None) or self._key(path)
             if mode == "overwrite" and attributes is None and tags is None:
+                if self.nonblocking_sync and type(data) is bytes and progress is None:
+                    return self._put_sync(key, data, DEFAULT_PUT)
                 options = DEFAULT_PUT
             else:
                 options = self._put_options(mode, attributes, tags)

@@ -29,7 +29,7 @@ class TestMemoryStore(StoreConformance):
         def make(prefix: str) -> Any:
             view = objstore.MemoryStore(prefix=prefix)
             view._objects = base._objects
-            view._lock = base._lock
+            view._set_lock(base._lock)
             return view
 
         return make
@@ -47,7 +47,7 @@ class TestMemoryFacadeInline(StoreConformance):
         def make(prefix: str) -> Any:
             view = objstore.MemoryStore(prefix=prefix)
             view._objects = base._objects
-            view._lock = base._lock
+            view._set_lock(base._lock)
             return FacadeAsAsync(objstore_sync.ObjectStore(view))
 
         return make

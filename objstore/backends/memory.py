@@ -29,14 +29,13 @@ from objstore._types import (
     PutOptions,
     PutResult,
     make_meta,
-    make_put_result,
     resolve_range,
 )
 from objstore.backends._conditions import check_read_conditions, check_write_mode
 
 __all__ = ["MemoryStore"]
 
-_versions = itertools.count(1)
+_versions = map(str, itertools.count(1))  # version ids as text, made in C
 PAGE = 1000
 
 
@@ -58,11 +57,17 @@ class _Entry(NamedTuple):
 _tuple_new = tuple.__new__
 
 
+_new = object.__new__
+_set_e_tag = PutResult.__dict__["e_tag"].__set__
+_set_version = PutResult.__dict__["version"].__set__
+
+
 def _new_entry(data: bytes, attributes: Mapping[str, str], tags: Mapping[str, str]) -> _Entry:
-    tag = str(next(_versions))
-    entry: _Entry = _tuple_new(
-        _Entry, (data, attributes, tags, time.time(), make_put_result(tag, tag))
-    )
+    tag = next(_versions)
+    result: PutResult = _new(PutResult)  # make_put_result, inlined: this is the hottest path
+    _set_e_tag(result, tag)
+    _set_version(result, tag)
+    entry: _Entry = _tuple_new(_Entry, (data, attributes, tags, time.time(), result))
     return entry
 
 
@@ -102,8 +107,13 @@ class MemoryStore(ObjectStore):
         url = f"memory:///{prefix}" if prefix else "memory://"
         super().__init__(url=url, config=config, prefix=prefix)
         self._objects: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
+        self._set_lock(threading.Lock())
         _LIVE.add(self)
+
+    def _set_lock(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._acquire = lock.acquire
+        self._release = lock.release
 
     @classmethod
     def _from_url(
@@ -186,11 +196,19 @@ class MemoryStore(ObjectStore):
         return entry.result
 
     def _put_sync(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
+        if options.mode == "overwrite":  # the hottest path: _new_entry inlined
+            tag = next(_versions)
+            result: PutResult = _new(PutResult)
+            _set_e_tag(result, tag)
+            _set_version(result, tag)
+            entry: _Entry = _tuple_new(
+                _Entry, (data, options.attributes, options.tags, time.time(), result)
+            )
+            self._acquire()
+            self._objects[key] = entry
+            self._release()
+            return result
         entry = _new_entry(data, options.attributes, options.tags)
-        if options.mode == "overwrite":
-            with self._lock:
-                self._objects[key] = entry
-            return entry.result
         return self._store(key, entry, options)
 
     async def _put(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
@@ -250,7 +268,7 @@ _LIVE: weakref.WeakSet[MemoryStore] = weakref.WeakSet()
 def _reset_locks_after_fork() -> None:
     """A child may inherit a lock held by a parent thread that no longer exists: renew them."""
     for store in list(_LIVE):
-        store._lock = threading.Lock()
+        store._set_lock(threading.Lock())
 
 
 os.register_at_fork(after_in_child=_reset_locks_after_fork)
