@@ -809,9 +809,23 @@ class ObjectStore(abc.ABC):
         Raises:
             NotSupportedError: the backend has no signed URLs (memory, local).
         """
-        raise NotSupportedError(
-            f"the {self.backend} store has no signed URLs", operation="sign", store=self._url
-        )
+        if not self.capabilities.sign:
+            raise NotSupportedError(
+                f"the {self.backend} store has no signed URLs", operation="sign", store=self._url
+            )
+        verb = method.upper() if isinstance(method, str) else ""
+        if verb not in ("GET", "PUT", "HEAD", "DELETE"):
+            raise InvalidRequestError(f"cannot sign {method!r}: use GET, PUT, HEAD or DELETE")
+        if not 1 <= expires_in <= 7 * 24 * 3600:
+            raise InvalidRequestError(f"expires_in must be 1 s to 7 days, got {expires_in}")
+        try:
+            return await self._sign(self._key(path), verb, int(expires_in))
+        except ObjstoreError as exc:
+            self._annotate(exc, "sign")
+            raise
+
+    async def _sign(self, key: Path, method: str, expires_in: int) -> str:
+        raise NotSupportedError(f"the {self.backend} store has no signed URLs")
 
 
 class ObjectStream:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+
+from objstore.testing.emulators import S3Server, seaweedfs
 
 _PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "OBJSTORE_")
 
@@ -15,3 +20,38 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One SeaweedFS server for the whole session (see objstore.testing.emulators)."""
+    with seaweedfs(str(tmp_path_factory.mktemp("seaweedfs"))) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_admin(s3_server: S3Server) -> Iterator[Any]:
+    """An independent S3 client (botocore) for bucket set-up and cross-checks."""
+    import botocore.session
+
+    client = botocore.session.get_session().create_client(
+        "s3", endpoint_url=s3_server.endpoint, region_name=s3_server.region,
+        aws_access_key_id=s3_server.access_key, aws_secret_access_key=s3_server.secret_key,
+    )  # fmt: skip
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def bucket(s3_admin: Any) -> Iterator[str]:
+    """A fresh bucket, emptied and removed after the test."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    s3_admin.create_bucket(Bucket=name)
+    yield name
+    for page in s3_admin.get_paginator("list_objects_v2").paginate(Bucket=name):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3_admin.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+    for upload in s3_admin.list_multipart_uploads(Bucket=name).get("Uploads", []):
+        s3_admin.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    s3_admin.delete_bucket(Bucket=name)

@@ -1,0 +1,903 @@
+"""The S3 backend: Amazon S3 and S3-compatible servers.
+
+Data-plane requests (GET, HEAD, PUT, LIST, DELETE, copy, multipart) go over one aiohttp session
+per (process, event loop), signed by :mod:`objstore.backends._sigv4`. That is about a tenth of
+the client CPU of a botocore call. Every request runs under the core's retry policy, and every
+S3 error is translated in :func:`_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any, ClassVar
+from urllib.parse import SplitResult, urlsplit
+from xml.sax.saxutils import escape
+
+import aiohttp
+from yarl import URL
+
+from objstore._config import Config
+from objstore._errors import (
+    AlreadyExistsError,
+    BucketNotFoundError,
+    ConfigError,
+    IntegrityError,
+    InvalidPathError,
+    InvalidRangeError,
+    InvalidRequestError,
+    MultipartUploadError,
+    NotFoundError,
+    NotSupportedError,
+    ObjstoreConnectionError,
+    ObjstoreError,
+    ObjstoreTimeoutError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    ServiceUnavailableError,
+    ThrottledError,
+    UnauthenticatedError,
+    error_for_status,
+)
+from objstore._inline import gather_bounded
+from objstore._multipart import MultipartUpload
+from objstore._path import Path, parse_path
+from objstore._retry import RetryPolicy
+from objstore._store import Capabilities, ObjectStore
+from objstore._types import (
+    ByteRange,
+    GetOptions,
+    GetResponse,
+    ListResult,
+    ObjectMeta,
+    OffsetRange,
+    PutOptions,
+    PutResult,
+    SuffixRange,
+    UpdateVersion,
+    make_meta,
+    make_put_result,
+)
+from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
+from objstore.backends._sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Credentials, SigV4, encode_path
+
+__all__ = ["S3Store"]
+
+logger = logging.getLogger("objstore.s3")
+
+MiB = 1024 * 1024
+_ATTRIBUTE_HEADERS = {
+    "content_type": "Content-Type",
+    "content_encoding": "Content-Encoding",
+    "content_disposition": "Content-Disposition",
+    "content_language": "Content-Language",
+    "cache_control": "Cache-Control",
+}
+_META_PREFIX = "x-amz-meta-"
+
+_CODE_ERRORS: dict[str, type[ObjstoreError]] = {
+    "NoSuchKey": NotFoundError,
+    "NoSuchVersion": NotFoundError,
+    "NoSuchBucket": BucketNotFoundError,
+    "NoSuchUpload": MultipartUploadError,
+    "PreconditionFailed": PreconditionFailedError,
+    "ConditionalRequestConflict": ServiceUnavailableError,
+    "AccessDenied": PermissionDeniedError,
+    "AllAccessDisabled": PermissionDeniedError,
+    "InvalidAccessKeyId": UnauthenticatedError,
+    "SignatureDoesNotMatch": UnauthenticatedError,
+    "ExpiredToken": UnauthenticatedError,
+    "TokenRefreshRequired": UnauthenticatedError,
+    "InvalidToken": UnauthenticatedError,
+    "InvalidRange": InvalidRangeError,
+    "SlowDown": ThrottledError,
+    "Throttling": ThrottledError,
+    "TooManyRequests": ThrottledError,
+    "RequestLimitExceeded": ThrottledError,
+    "InternalError": ServiceUnavailableError,
+    "ServiceUnavailable": ServiceUnavailableError,
+    "RequestTimeout": ObjstoreTimeoutError,
+    "EntityTooSmall": InvalidRequestError,
+    "EntityTooLarge": InvalidRequestError,
+    "InvalidArgument": InvalidRequestError,
+    "MalformedXML": InvalidRequestError,
+    "InvalidRequest": InvalidRequestError,
+    "InvalidPart": MultipartUploadError,
+    "InvalidPartOrder": MultipartUploadError,
+    "BadDigest": IntegrityError,
+    "InvalidDigest": IntegrityError,
+    "XAmzContentSHA256Mismatch": IntegrityError,
+    "KeyTooLongError": InvalidPathError,
+    "NotImplemented": NotSupportedError,
+}
+
+
+def _error(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    key: str | None,
+    *,
+    create_mode: bool = False,
+    conditional: bool = False,
+) -> ObjstoreError:
+    """Translate an S3 error response (the one translation point of this backend)."""
+    code = message = None
+    if body:
+        try:
+            root = ET.fromstring(body)
+            code = root.findtext("Code") or root.findtext("{*}Code")
+            message = root.findtext("Message") or root.findtext("{*}Message")
+        except ET.ParseError:
+            message = None
+    cls = _CODE_ERRORS.get(code or "") or error_for_status(status, create_mode=create_mode)
+    if cls is PreconditionFailedError and create_mode:
+        cls = AlreadyExistsError
+    if conditional and cls is NotFoundError and code != "NoSuchBucket":
+        cls = PreconditionFailedError  # If-Match on a missing key: S3 says 404
+    what = f"{key!r}" if key else "the bucket"
+    if cls is AlreadyExistsError:
+        text = f"{what} already exists"
+    elif cls is NotFoundError:
+        text = f"object {what} not found"
+    else:
+        text = f"S3 {code or status} on {what}" + (f": {message}" if message else "")
+    return cls(
+        text,
+        path=key,
+        status=status,
+        code=code,
+        request_id=headers.get("x-amz-request-id"),
+    )
+
+
+def _transport_error(exc: BaseException, key: str | None) -> ObjstoreError:
+    what = f"{key!r}" if key else "the bucket"
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return ObjstoreTimeoutError(f"S3 request on {what} timed out", path=key)
+    return ObjstoreConnectionError(
+        f"S3 request on {what} failed: {type(exc).__name__}: {exc}", path=key
+    )
+
+
+def _http_date(value: datetime) -> str:
+    return format_datetime(value.astimezone(UTC), usegmt=True)
+
+
+def _version(headers: Mapping[str, str]) -> str | None:
+    version = headers.get("x-amz-version-id")
+    return None if version in (None, "", "null") else version
+
+
+def _meta_from_headers(key: str, status: int, headers: Mapping[str, str]) -> ObjectMeta:
+    content_range = headers.get("Content-Range", "")
+    if status == 206 and "/" in content_range:
+        size = int(content_range.rpartition("/")[2])
+    else:
+        size = int(headers.get("Content-Length", "0"))
+    modified = headers.get("Last-Modified")
+    when = parsedate_to_datetime(modified) if modified else datetime.now(UTC)
+    return make_meta(key, size, when, headers.get("ETag"), _version(headers))
+
+
+def _attributes(headers: Mapping[str, str]) -> dict[str, str]:
+    out = {
+        name: headers[header] for name, header in _ATTRIBUTE_HEADERS.items() if header in headers
+    }
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower.startswith(_META_PREFIX):
+            out[lower[len(_META_PREFIX) :]] = value
+    return out
+
+
+def _served_range(status: int, headers: Mapping[str, str], size: int) -> tuple[int, int]:
+    content_range = headers.get("Content-Range", "")
+    if status == 206 and content_range.startswith("bytes "):
+        span = content_range[6:].partition("/")[0]
+        first, _, last = span.partition("-")
+        return int(first), int(last) + 1
+    return 0, size
+
+
+def _ns(root: ET.Element) -> str:
+    return root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+
+
+def _parse_time(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class _ResponseBody:
+    """A streaming S3 response body."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(chunk_size):
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_error(exc, None) from exc
+
+    async def read_all(self) -> bytes:
+        try:
+            return await self._response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_error(exc, None) from exc
+
+    async def aclose(self) -> None:
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+class _Bytes:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
+        for start in range(0, len(self._data), chunk_size):
+            yield self._data[start : start + chunk_size]
+
+    async def read_all(self) -> bytes:
+        return self._data
+
+    async def aclose(self) -> None:
+        self._data = b""
+
+
+class S3Store(ObjectStore):
+    """A bucket (and prefix) of Amazon S3 or an S3-compatible server.
+
+    ``S3Store("bucket", {"aws_region": "eu-west-1"})``, or through ``objstore.from_url``
+    with ``s3://bucket/prefix`` and the other URL forms. Options: see the README's S3 table.
+    """
+
+    backend: ClassVar[str] = "s3"
+    config_table = S3_TABLE
+    capabilities: ClassVar[Capabilities] = Capabilities(versions=True, sign=True)
+    single_put_limit: ClassVar[int] = 8 * MiB
+    part_size: ClassVar[int] = 8 * MiB
+    part_concurrency: ClassVar[int] = 8
+    delete_batch: ClassVar[int] = 1000
+
+    def __init__(
+        self,
+        bucket: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        prefix: str = "",
+        url_values: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        values = dict(url_values or {})
+        if bucket:
+            values.setdefault("aws_bucket", bucket)
+        config = S3_TABLE.resolve(
+            {**(options or {}), **kwargs}, values, os.environ if environ is None else environ
+        )
+        bucket = config.get("aws_bucket")
+        if not bucket:
+            raise ConfigError("the S3 store needs a bucket: s3://<bucket> or 'aws_bucket'")
+        endpoint, region, virtual = resolve_endpoint(config)
+        parts = urlsplit(endpoint)
+        self._bucket = str(bucket)
+        self._scheme = parts.scheme
+        self._host = f"{self._bucket}.{parts.netloc}" if virtual else parts.netloc
+        self._base_path = parts.path.rstrip("/") + (
+            "" if virtual else f"/{encode_path(self._bucket)}"
+        )
+        self._signer = SigV4(region)
+        self._credentials = self._static_credentials(config)
+        self._retry = RetryPolicy.from_config(config)
+        self._timeout = aiohttp.ClientTimeout(
+            total=config["timeout"],
+            connect=config["connect_timeout"],
+            sock_read=config.get("read_timeout"),
+        )
+        self._unsigned = bool(config["aws_unsigned_payload"])
+        self._checksum = config.get("aws_checksum_algorithm")
+        if self._checksum == "crc64nvme":
+            raise NotSupportedError("aws_checksum_algorithm 'crc64nvme' is not supported yet")
+        self._conditional = config["aws_conditional_put"] == "etag"
+        self._tagging = not config["aws_disable_tagging"]
+        self._bulk_delete = not config["aws_disable_bulk_delete"]
+        self._copy_mode: str = config["aws_copy_if_not_exists"]
+        self._fixed_headers = self._request_headers(config)
+        self._sse_c = self._sse_c_headers(config)
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._pid = os.getpid()
+        url = f"s3://{self._bucket}/{prefix}" if prefix else f"s3://{self._bucket}"
+        super().__init__(url=url, config=config, prefix=prefix)
+
+    @classmethod
+    def _from_url(
+        cls, url: SplitResult, options: Mapping[str, Any] | None, environ: Mapping[str, str]
+    ) -> S3Store:
+        bucket, prefix, values = parse_s3_url(url)
+        return cls(bucket, options, prefix=prefix, url_values=values, environ=environ)
+
+    # ---- configuration helpers ------------------------------------------------------------
+
+    @staticmethod
+    def _static_credentials(config: Config) -> Credentials | None:
+        if config["aws_skip_signature"]:
+            return None
+        key, secret = config.get("aws_access_key_id"), config.get("aws_secret_access_key")
+        if bool(key) != bool(secret):
+            raise ConfigError(
+                "static S3 credentials need both 'aws_access_key_id' and 'aws_secret_access_key'"
+            )
+        if not key:
+            return None
+        token = config.get("aws_session_token")
+        assert secret is not None
+        return Credentials(str(key), secret.reveal(), token.reveal() if token else None)
+
+    @staticmethod
+    def _request_headers(config: Config) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if config["aws_request_payer"]:
+            headers["x-amz-request-payer"] = "requester"
+        if config.get("user_agent"):
+            headers["User-Agent"] = str(config["user_agent"])
+        return headers
+
+    @staticmethod
+    def _sse_c_headers(config: Config) -> dict[str, str]:
+        key = config.get("aws_sse_customer_key_base64")
+        if not key:
+            return {}
+        raw = base64.b64decode(key.reveal())
+        return {
+            "x-amz-server-side-encryption-customer-algorithm": "AES256",
+            "x-amz-server-side-encryption-customer-key": key.reveal(),
+            "x-amz-server-side-encryption-customer-key-md5": base64.b64encode(
+                hashlib.md5(raw).digest()
+            ).decode(),
+        }
+
+    def _write_headers(self, options: PutOptions) -> dict[str, str]:
+        attributes = options.attributes
+        headers = {
+            "Content-Type": attributes.get("content_type")
+            or self.config.get("default_content_type")
+            or "application/octet-stream"
+        }
+        for name, value in attributes.items():
+            header = _ATTRIBUTE_HEADERS.get(name)
+            if header is None:
+                headers[_META_PREFIX + name.lower()] = value
+            elif name != "content_type":
+                headers[header] = value
+        if options.tags and self._tagging:
+            from urllib.parse import urlencode
+
+            headers["x-amz-tagging"] = urlencode(options.tags)
+        sse = self.config.get("aws_server_side_encryption")
+        if sse and sse != "sse-c":
+            headers["x-amz-server-side-encryption"] = sse
+            if self.config.get("aws_sse_kms_key_id"):
+                headers["x-amz-server-side-encryption-aws-kms-key-id"] = str(
+                    self.config["aws_sse_kms_key_id"]
+                )
+            if self.config.get("aws_sse_bucket_key_enabled") is not None:
+                headers["x-amz-server-side-encryption-bucket-key-enabled"] = str(
+                    bool(self.config["aws_sse_bucket_key_enabled"])
+                ).lower()
+        headers.update(self._sse_c)
+        return headers
+
+    def _mode_headers(self, mode: Any) -> dict[str, str]:
+        if mode == "overwrite":
+            return {}
+        if not self._conditional:
+            raise NotSupportedError("conditional writes are disabled (aws_conditional_put)")
+        if mode == "create":
+            return {"If-None-Match": "*"}
+        assert isinstance(mode, UpdateVersion)
+        if mode.e_tag is None:
+            raise InvalidRequestError("S3 updates need the object's e_tag")
+        return {"If-Match": mode.e_tag}
+
+    # ---- the HTTP layer -------------------------------------------------------------------
+
+    async def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._pid != os.getpid():
+            for session in self._sessions.values():
+                session.detach()
+            self._sessions, self._pid = {}, os.getpid()
+        existing = self._sessions.get(loop)
+        if existing is not None and not existing.closed:
+            return existing
+        for old_loop in [old for old in self._sessions if old.is_closed()]:
+            self._sessions.pop(old_loop).detach()
+        connector = aiohttp.TCPConnector(
+            limit=int(self.config.get("pool_max_idle_per_host") or 0) or 100,
+            ssl=not self.config["allow_invalid_certificates"],
+        )
+        session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, timeout=self._timeout
+        )
+        self._sessions[loop] = session
+        return session
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections (the store reopens them when used again)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        session = self._sessions.pop(loop, None)
+        if session is not None:
+            await session.close()
+
+    def _path(self, key: str | None) -> str:
+        if key is None:
+            return self._base_path + "/"
+        return f"{self._base_path}/{encode_path(key)}"
+
+    async def _send(
+        self,
+        method: str,
+        key: str | None,
+        *,
+        params: Sequence[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        ok: tuple[int, ...] = (200,),
+        read: bool = True,
+        idempotent: bool = True,
+        create_mode: bool = False,
+        conditional: bool = False,
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """Send a signed request; return the response and (when ``read``) its body."""
+        from objstore.backends._sigv4 import canonical_query
+
+        path = self._path(key)
+        query = canonical_query(params)
+        url = URL(
+            f"{self._scheme}://{self._host}{path}" + (f"?{query}" if query else ""), encoded=True
+        )
+        base = {**self._fixed_headers, **(headers or {})}
+        if body:
+            payload = UNSIGNED_PAYLOAD if self._unsigned else hashlib.sha256(body).hexdigest()
+        else:
+            payload = EMPTY_SHA256
+        to_sign = {k: v for k, v in base.items() if k.lower().startswith("x-amz-")}
+
+        async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
+            request_headers = dict(base)
+            if self._credentials is not None:
+                request_headers.update(
+                    self._signer.sign_headers(
+                        method,
+                        self._host,
+                        path,
+                        query=query,
+                        headers=to_sign,
+                        payload_hash=payload,
+                        credentials=self._credentials,
+                    )
+                )
+            elif not self.config["aws_skip_signature"]:
+                raise UnauthenticatedError(
+                    "no S3 credentials: set aws_access_key_id and aws_secret_access_key "
+                    "(or aws_skip_signature for anonymous access)",
+                    path=key,
+                )
+            session = await self._session()
+            started = time.monotonic()
+            try:
+                data_arg: Any = None
+                if body:  # large bodies go as a stream (aiohttp warns on > 1 MiB of raw bytes)
+                    data_arg = body if len(body) <= MiB else io.BytesIO(body)
+                response = await session.request(
+                    method, url, headers=request_headers, data=data_arg, allow_redirects=False
+                )
+                if response.status in ok:
+                    data = await response.read() if read else b""
+                else:
+                    data = await response.read()
+                    response.release()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise _transport_error(exc, key) from exc
+            logger.debug(
+                "%s %s -> %d (%.1f ms)",
+                method,
+                key,
+                response.status,
+                (time.monotonic() - started) * 1000,
+            )
+            if response.status not in ok:
+                raise _error(
+                    response.status,
+                    data,
+                    response.headers,
+                    key,
+                    create_mode=create_mode,
+                    conditional=conditional,
+                )
+            return response, data
+
+        return await self._retry.call(attempt, idempotent=idempotent)
+
+    # ---- reads ----------------------------------------------------------------------------
+
+    def _read_headers(self, options: GetOptions) -> dict[str, str]:
+        headers = dict(self._sse_c)
+        if options.if_match is not None:
+            headers["If-Match"] = options.if_match
+        if options.if_none_match is not None:
+            headers["If-None-Match"] = options.if_none_match
+        if options.if_modified_since is not None:
+            headers["If-Modified-Since"] = _http_date(options.if_modified_since)
+        if options.if_unmodified_since is not None:
+            headers["If-Unmodified-Since"] = _http_date(options.if_unmodified_since)
+        request = options.range
+        if isinstance(request, ByteRange):
+            headers["Range"] = f"bytes={request.start}-{request.end - 1}"
+        elif isinstance(request, OffsetRange):
+            headers["Range"] = f"bytes={request.offset}-"
+        elif isinstance(request, SuffixRange):
+            headers["Range"] = f"bytes=-{request.suffix}"
+        return headers
+
+    async def _get(self, key: Path, options: GetOptions) -> GetResponse:
+        params = [("versionId", options.version)] if options.version else []
+        request = options.range
+        if options.head or (isinstance(request, ByteRange) and request.end == request.start):
+            head_options = GetOptions(
+                if_match=options.if_match,
+                if_none_match=options.if_none_match,
+                if_modified_since=options.if_modified_since,
+                if_unmodified_since=options.if_unmodified_since,
+            )
+            response, _ = await self._send(
+                "HEAD", key, params=params, headers=self._read_headers(head_options)
+            )
+            meta = _meta_from_headers(key, response.status, response.headers)
+            if options.head:
+                return GetResponse(
+                    meta=meta,
+                    range=(0, meta.size),
+                    attributes=_attributes(response.headers),
+                    body=None,
+                )
+            assert isinstance(request, ByteRange)
+            if request.start >= meta.size and not (request.start == 0 == meta.size):
+                raise InvalidRangeError(
+                    f"range starts at {request.start}, past the end of a {meta.size}-byte object",
+                    path=key,
+                )
+            return GetResponse(
+                meta=meta,
+                range=(request.start, request.start),
+                attributes=_attributes(response.headers),
+                body=_Bytes(b""),
+            )
+        try:
+            response, _ = await self._send(
+                "GET",
+                key,
+                params=params,
+                ok=(200, 206),
+                read=False,
+                headers=self._read_headers(options),
+            )
+        except InvalidRangeError:
+            head = await self._get(key, GetOptions(head=True, version=options.version))
+            start = (
+                request.offset if isinstance(request, OffsetRange) else getattr(request, "start", 0)
+            )
+            if head.meta.size == 0 and start == 0:
+                return GetResponse(
+                    meta=head.meta, range=(0, 0), attributes=head.attributes, body=_Bytes(b"")
+                )
+            raise
+        meta = _meta_from_headers(key, response.status, response.headers)
+        return GetResponse(
+            meta=meta,
+            range=_served_range(response.status, response.headers, meta.size),
+            attributes=_attributes(response.headers),
+            body=_ResponseBody(response),
+        )
+
+    async def _get_bytes(self, key: Path) -> bytes:
+        _, data = await self._send("GET", key, headers=self._sse_c or None)
+        return data
+
+    async def _head(self, key: Path) -> ObjectMeta:
+        response, _ = await self._send("HEAD", key, headers=self._sse_c or None)
+        return _meta_from_headers(key, response.status, response.headers)
+
+    # ---- listings -------------------------------------------------------------------------
+
+    async def _list_page(
+        self, prefix: str, token: str | None, start_after: str | None, delimiter: bool
+    ) -> tuple[ET.Element, str]:
+        params = [("list-type", "2"), ("max-keys", "1000"), ("prefix", prefix)]
+        if delimiter:
+            params.append(("delimiter", "/"))
+        if token:
+            params.append(("continuation-token", token))
+        elif start_after:
+            params.append(("start-after", start_after))
+        _, body = await self._send("GET", None, params=params)
+        root = ET.fromstring(body)
+        return root, _ns(root)
+
+    @staticmethod
+    def _contents(root: ET.Element, ns: str) -> list[ObjectMeta]:
+        out: list[ObjectMeta] = []
+        for item in root.iterfind(f"{ns}Contents"):
+            key = item.findtext(f"{ns}Key") or ""
+            try:
+                parse_path(key)
+            except InvalidPathError:
+                logger.debug("listing skips %r: not a valid object key", key)
+                continue
+            out.append(
+                make_meta(
+                    key,
+                    int(item.findtext(f"{ns}Size") or 0),
+                    _parse_time(item.findtext(f"{ns}LastModified")),
+                    item.findtext(f"{ns}ETag"),
+                    None,
+                )
+            )
+        return out
+
+    async def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
+        token: str | None = None
+        while True:
+            root, ns = await self._list_page(f"{prefix}/" if prefix else "", token, offset, False)
+            page = self._contents(root, ns)
+            if page:
+                yield page
+            token = root.findtext(f"{ns}NextContinuationToken")
+            if root.findtext(f"{ns}IsTruncated") != "true" or not token:
+                return
+
+    async def _list_with_delimiter(self, prefix: Path) -> ListResult:
+        token: str | None = None
+        prefixes: list[str] = []
+        objects: list[ObjectMeta] = []
+        while True:
+            root, ns = await self._list_page(f"{prefix}/" if prefix else "", token, None, True)
+            objects.extend(self._contents(root, ns))
+            for item in root.iterfind(f"{ns}CommonPrefixes"):
+                common = (item.findtext(f"{ns}Prefix") or "").rstrip("/")
+                if common:
+                    prefixes.append(common)
+            token = root.findtext(f"{ns}NextContinuationToken")
+            if root.findtext(f"{ns}IsTruncated") != "true" or not token:
+                return ListResult(common_prefixes=prefixes, objects=objects)
+
+    # ---- writes ---------------------------------------------------------------------------
+
+    async def _put(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
+        headers = self._write_headers(options)
+        headers.update(self._mode_headers(options.mode))
+        if self._checksum == "sha256":
+            headers["x-amz-checksum-sha256"] = base64.b64encode(
+                hashlib.sha256(data).digest()
+            ).decode()
+        response, _ = await self._send(
+            "PUT",
+            key,
+            headers=headers,
+            body=data,
+            idempotent=options.mode == "overwrite",
+            create_mode=options.mode == "create",
+            conditional=options.mode != "overwrite",
+        )
+        return make_put_result(response.headers.get("ETag"), _version(response.headers))
+
+    async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
+        if not self._bulk_delete or len(keys) == 1:
+            failures: dict[Path, ObjstoreError] = {}
+
+            async def one(key: Path) -> None:
+                try:
+                    await self._send("DELETE", key, ok=(200, 204, 404))
+                except ObjstoreError as exc:
+                    failures[key] = exc
+
+            await gather_bounded((one(k) for k in keys), 16)
+            return failures
+        body = (
+            "<Delete><Quiet>true</Quiet>"
+            + "".join(f"<Object><Key>{escape(k)}</Key></Object>" for k in keys)
+            + "</Delete>"
+        ).encode()
+        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+        _, response = await self._send(
+            "POST",
+            None,
+            params=[("delete", "")],
+            body=body,
+            headers={"Content-MD5": md5, "Content-Type": "application/xml"},
+        )
+        root = ET.fromstring(response)
+        ns = _ns(root)
+        by_key = {str(k): k for k in keys}
+        out: dict[Path, ObjstoreError] = {}
+        for item in root.iterfind(f"{ns}Error"):
+            key = item.findtext(f"{ns}Key") or ""
+            code = item.findtext(f"{ns}Code") or ""
+            if code == "NoSuchKey" or key not in by_key:
+                continue
+            cls = _CODE_ERRORS.get(code, ObjstoreError)
+            out[by_key[key]] = cls(
+                f"S3 {code} deleting {key!r}: {item.findtext(f'{ns}Message')}", path=key, code=code
+            )
+        return out
+
+    def _copy_source(self, src: str) -> str:
+        return f"/{encode_path(self._bucket)}/{encode_path(src)}"
+
+    async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
+        headers = {"x-amz-copy-source": self._copy_source(src), **self._sse_c}
+        if not overwrite:
+            if self._copy_mode == "multipart":
+                await self._copy_create_multipart(src, dst)
+                return
+            name, value, expected = _copy_header(self._copy_mode)
+            headers[name] = value
+            try:
+                _, body = await self._send("PUT", dst, headers=headers, idempotent=False)
+            except ObjstoreError as exc:
+                if exc.status == expected:
+                    raise AlreadyExistsError(f"{dst!r} already exists", path=dst) from exc
+                raise self._source_error(exc, src) from None
+            _raise_embedded_error(body, dst)
+            return
+        try:
+            _, body = await self._send("PUT", dst, headers=headers)
+        except NotFoundError as exc:
+            raise self._source_error(exc, src) from None
+        _raise_embedded_error(body, dst)
+
+    @staticmethod
+    def _source_error(exc: ObjstoreError, src: str) -> ObjstoreError:
+        if isinstance(exc, NotFoundError):
+            return NotFoundError(
+                f"object {src!r} not found", path=src, status=exc.status, code=exc.code
+            )
+        return exc
+
+    async def _copy_create_multipart(self, src: Path, dst: Path) -> None:
+        source = await self._get(src, GetOptions(head=True))
+        options = PutOptions(mode="create", attributes=source.attributes)
+        upload = await self._create_multipart(dst, options)
+        assert isinstance(upload, _S3Upload)
+        try:
+            size, part, start = source.meta.size, 0, 0
+            limit = 5 * 1024 * MiB
+            while True:
+                headers = {"x-amz-copy-source": self._copy_source(src), **self._sse_c}
+                if size > limit:
+                    end = min(size, start + limit)
+                    headers["x-amz-copy-source-range"] = f"bytes={start}-{end - 1}"
+                _, body = await self._send("PUT", dst, params=upload.params(part), headers=headers)
+                root = ET.fromstring(body)
+                upload.etags[part] = root.findtext(f"{_ns(root)}ETag") or ""
+                part, start = part + 1, start + limit
+                if start >= size:
+                    break
+            await upload.complete()
+        except BaseException:
+            await upload.abort()
+            raise
+
+    async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
+        self._mode_headers(options.mode)
+        headers = self._write_headers(options)
+        _, body = await self._send("POST", key, params=[("uploads", "")], headers=headers)
+        root = ET.fromstring(body)
+        upload_id = root.findtext(f"{_ns(root)}UploadId")
+        if not upload_id:
+            raise MultipartUploadError(f"S3 returned no upload id for {key!r}", path=key)
+        return _S3Upload(self, key, upload_id, options)
+
+    async def _sign(self, key: Path, method: str, expires_in: int) -> str:
+        if self._credentials is None:
+            raise UnauthenticatedError("signed URLs need S3 credentials", path=key)
+        path = self._path(key)
+        query = self._signer.presign(
+            method,
+            self._host,
+            path,
+            params=[],
+            credentials=self._credentials,
+            expires_in=expires_in,
+        )
+        return f"{self._scheme}://{self._host}{path}?{query}"
+
+
+def _copy_header(mode: str) -> tuple[str, str, int]:
+    """Split ``header:<name>:<value>`` / ``header-with-status:<name>:<value>:<status>``."""
+    kind, _, rest = mode.partition(":")
+    name, _, value = rest.partition(":")
+    if kind == "header-with-status":
+        value, _, status = value.rpartition(":")
+        return name, value, int(status)
+    return name, value, 412
+
+
+def _raise_embedded_error(body: bytes, key: str) -> None:
+    """Raise the error S3 may send with a 200 status (copy, complete multipart upload)."""
+    if b"<Error>" in body[:512]:
+        raise _error(500, body, {}, key)
+
+
+class _S3Upload(MultipartUpload):
+    def __init__(self, store: S3Store, key: Path, upload_id: str, options: PutOptions) -> None:
+        self._store = store
+        self._key = key
+        self._id = upload_id
+        self._options = options
+        self.etags: dict[int, str] = {}
+
+    def params(self, index: int) -> list[tuple[str, str]]:
+        return [("partNumber", str(index + 1)), ("uploadId", self._id)]
+
+    async def put_part(self, index: int, offset: int, data: bytes) -> None:
+        response, _ = await self._store._send(
+            "PUT", self._key, params=self.params(index), body=data, headers=self._store._sse_c
+        )
+        self.etags[index] = response.headers.get("ETag", "")
+
+    async def complete(self) -> PutResult:
+        parts = "".join(
+            f"<Part><PartNumber>{i + 1}</PartNumber><ETag>{escape(self.etags[i])}</ETag></Part>"
+            for i in sorted(self.etags)
+        )
+        body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+        headers = {
+            "Content-Type": "application/xml",
+            **self._store._mode_headers(self._options.mode),
+        }
+        mode = self._options.mode
+        try:
+            response, data = await self._store._send(
+                "POST",
+                self._key,
+                params=[("uploadId", self._id)],
+                body=body,
+                headers=headers,
+                idempotent=mode == "overwrite",
+                create_mode=mode == "create",
+                conditional=mode != "overwrite",
+            )
+            _raise_embedded_error(data, self._key)
+        except ObjstoreError:
+            await self.abort()
+            raise
+        root = ET.fromstring(data) if data.strip() else None
+        e_tag = root.findtext(f"{_ns(root)}ETag") if root is not None else None
+        return make_put_result(e_tag or response.headers.get("ETag"), _version(response.headers))
+
+    async def abort(self) -> None:
+        with contextlib.suppress(MultipartUploadError):
+            await self._store._send(
+                "DELETE", self._key, params=[("uploadId", self._id)], ok=(200, 204, 404)
+            )

