@@ -10,6 +10,7 @@ import pathlib
 import re
 
 from objstore._config import CLIENT_KEYS, COMMON_KEYS, ConfigTable
+from objstore.backends._s3_config import S3_TABLE
 from objstore.backends.local import LocalStore
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
@@ -22,14 +23,17 @@ def tables() -> dict[str, str]:
         "local": ConfigTable("local", [k for k in LocalStore.config_table.keys.values()
                                        if k not in COMMON_KEYS]).markdown(),  # fmt: skip
         "client": ConfigTable("client", CLIENT_KEYS).markdown(),
+        "s3": ConfigTable("s3", [k for k in S3_TABLE.keys.values()
+                                 if k not in COMMON_KEYS and k.name != "allow_http"
+                                 and k not in CLIENT_KEYS]).markdown(),  # fmt: skip
     }
 
 
 def render(text: str) -> str:
     """Return ``text`` with every marked table replaced by its generated Markdown."""
     for name, table in tables().items():
-        pattern = re.compile(rf"(<!-- config:{name} -->\n).*?(\n<!-- /config:{name} -->)", re.S)
-        text = pattern.sub(lambda m, t=table: m.group(1) + t + m.group(2), text)
+        pattern = re.compile(rf"(<!-- config:{name} -->\n)(?:.*?\n)?(<!-- /config:{name} -->)", re.S)
+        text = pattern.sub(lambda m, t=table: f"{m.group(1)}{t}\n{m.group(2)}", text)
     return text
 
 
