@@ -31,8 +31,8 @@ test: $(VENV)/.test-installed
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.test-installed
-	$(PY) -m ruff check objstore objstore_sync tests benchmarks examples
-	$(PY) -m ruff format --check objstore objstore_sync tests benchmarks examples
+	$(PY) -m ruff check objstore objstore_sync tests benchmarks examples docs
+	$(PY) -m ruff format --check objstore objstore_sync tests benchmarks examples docs
 
 typecheck: $(VENV)/.test-installed
 	$(PY) -m mypy

@@ -20,19 +20,26 @@ def tables() -> dict[str, str]:
     """The Markdown of every option table, by marker name."""
     return {
         "common": ConfigTable("common", COMMON_KEYS).markdown(),
-        "local": ConfigTable("local", [k for k in LocalStore.config_table.keys.values()
-                                       if k not in COMMON_KEYS]).markdown(),  # fmt: skip
+        "local": ConfigTable(
+            "local", [k for k in LocalStore.config_table.keys.values() if k not in COMMON_KEYS]
+        ).markdown(),
         "client": ConfigTable("client", CLIENT_KEYS).markdown(),
-        "s3": ConfigTable("s3", [k for k in S3_TABLE.keys.values()
-                                 if k not in COMMON_KEYS and k.name != "allow_http"
-                                 and k not in CLIENT_KEYS]).markdown(),  # fmt: skip
+        "s3": ConfigTable(
+            "s3",
+            [
+                k
+                for k in S3_TABLE.keys.values()
+                if k not in COMMON_KEYS and k.name != "allow_http" and k not in CLIENT_KEYS
+            ],
+        ).markdown(),
     }
 
 
 def render(text: str) -> str:
     """Return ``text`` with every marked table replaced by its generated Markdown."""
     for name, table in tables().items():
-        pattern = re.compile(rf"(<!-- config:{name} -->\n)(?:.*?\n)?(<!-- /config:{name} -->)", re.S)
+        start, end = f"<!-- config:{name} -->", f"<!-- /config:{name} -->"
+        pattern = re.compile(rf"({start}\n)(?:.*?\n)?({end})", re.S)
         text = pattern.sub(lambda m, t=table: f"{m.group(1)}{t}\n{m.group(2)}", text)
     return text
 
