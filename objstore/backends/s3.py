@@ -12,9 +12,11 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import html
 import io
 import logging
 import os
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -170,6 +172,31 @@ def _transport_error(exc: BaseException, key: str | None) -> ObjstoreError:
     )
 
 
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+
+def _parse_http_date(text: str) -> datetime:
+    """Parse an IMF-fixdate (``Wed, 26 Nov 2026 06:00:00 GMT``) fast; other forms via email."""
+    parts = text.split()
+    if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
+        hour, minute, second = parts[4].split(":")
+        return datetime(
+            int(parts[3]),
+            _MONTHS[parts[2]],
+            int(parts[1]),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=UTC,
+        )
+    return parsedate_to_datetime(text)
+
+
 def _http_date(value: datetime) -> str:
     return format_datetime(value.astimezone(UTC), usegmt=True)
 
@@ -186,7 +213,7 @@ def _meta_from_headers(key: str, status: int, headers: Mapping[str, str]) -> Obj
     else:
         size = int(headers.get("Content-Length", "0"))
     modified = headers.get("Last-Modified")
-    when = parsedate_to_datetime(modified) if modified else datetime.now(UTC)
+    when = _parse_http_date(modified) if modified else datetime.now(UTC)
     return make_meta(key, size, when, headers.get("ETag"), _version(headers))
 
 
@@ -210,6 +237,41 @@ def _served_range(status: int, headers: Mapping[str, str], size: int) -> tuple[i
     return 0, size
 
 
+_FIELDS = tuple(
+    re.compile(rb"<%s>([^<]*)</%s>" % (name, name))
+    for name in (b"Key", b"LastModified", b"ETag", b"Size")
+)
+_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
+_TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
+
+
+def _text(raw: bytes) -> str:
+    text = raw.decode()
+    return html.unescape(text) if "&" in text else text
+
+
+def _parse_listing(body: bytes) -> tuple[list[tuple[str, int, str, str | None]], str | None, bool]:
+    """Extract ``(key, size, last_modified, e_tag)`` entries, the next token and truncation.
+
+    Four regular-expression passes (one per field, so any element order works: SeaweedFS and
+    AWS differ) zipped together; a page they do not fully explain (CDATA, comments, a missing
+    field) raises ``ValueError`` and is parsed with ElementTree instead.
+    """
+    if b"<![CDATA[" in body or b"<!--" in body:
+        raise ValueError("unusual listing XML")
+    keys, modified, e_tags, sizes = (pattern.findall(body) for pattern in _FIELDS)
+    count = body.count(b"<Contents>")
+    if not len(keys) == len(modified) == len(e_tags) == len(sizes) == count:
+        raise ValueError("unusual listing XML")
+    entries: list[tuple[str, int, str, str | None]] = [
+        (_text(key), int(size), when.decode(), _text(e_tag))
+        for key, when, e_tag, size in zip(keys, modified, e_tags, sizes, strict=True)
+    ]
+    token = _TOKEN.search(body)
+    truncated = _TRUNCATED.search(body) is not None
+    return entries, (_text(token.group(1)) if token else None), truncated
+
+
 def _ns(root: ET.Element) -> str:
     return root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
 
@@ -218,6 +280,18 @@ def _parse_time(text: str | None) -> datetime:
     if not text:
         return datetime.now(UTC)
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _metas(entries: list[tuple[str, int, str, str | None]]) -> list[ObjectMeta]:
+    out: list[ObjectMeta] = []
+    for key, size, modified, e_tag in entries:
+        try:
+            parse_path(key)
+        except InvalidPathError:
+            logger.debug("listing skips %r: not a valid object key", key)
+            continue
+        out.append(make_meta(key, size, _parse_time(modified), e_tag, None))
+    return out
 
 
 class _ResponseBody:
@@ -630,9 +704,9 @@ class S3Store(ObjectStore):
 
     # ---- listings -------------------------------------------------------------------------
 
-    async def _list_page(
+    async def _list_body(
         self, prefix: str, token: str | None, start_after: str | None, delimiter: bool
-    ) -> tuple[ET.Element, str]:
+    ) -> bytes:
         params = [("list-type", "2"), ("max-keys", "1000"), ("prefix", prefix)]
         if delimiter:
             params.append(("delimiter", "/"))
@@ -641,40 +715,57 @@ class S3Store(ObjectStore):
         elif start_after:
             params.append(("start-after", start_after))
         _, body = await self._send("GET", None, params=params)
-        root = ET.fromstring(body)
+        return body
+
+    async def _list_page(
+        self, prefix: str, token: str | None, start_after: str | None, delimiter: bool
+    ) -> tuple[ET.Element, str]:
+        root = ET.fromstring(await self._list_body(prefix, token, start_after, delimiter))
         return root, _ns(root)
 
     @staticmethod
     def _contents(root: ET.Element, ns: str) -> list[ObjectMeta]:
-        out: list[ObjectMeta] = []
-        for item in root.iterfind(f"{ns}Contents"):
-            key = item.findtext(f"{ns}Key") or ""
-            try:
-                parse_path(key)
-            except InvalidPathError:
-                logger.debug("listing skips %r: not a valid object key", key)
-                continue
-            out.append(
-                make_meta(
-                    key,
-                    int(item.findtext(f"{ns}Size") or 0),
-                    _parse_time(item.findtext(f"{ns}LastModified")),
-                    item.findtext(f"{ns}ETag"),
-                    None,
-                )
-            )
-        return out
+        entries = [
+            (item.findtext(f"{ns}Key") or "", int(item.findtext(f"{ns}Size") or 0),
+             item.findtext(f"{ns}LastModified") or "", item.findtext(f"{ns}ETag"))
+            for item in root.iterfind(f"{ns}Contents")
+        ]  # fmt: skip
+        return _metas(entries)
+
+    @staticmethod
+    def _page(body: bytes) -> tuple[list[ObjectMeta], str | None]:
+        try:
+            entries, token, truncated = _parse_listing(body)
+        except ValueError:
+            root = ET.fromstring(body)
+            ns = _ns(root)
+            token = root.findtext(f"{ns}NextContinuationToken")
+            truncated = root.findtext(f"{ns}IsTruncated") == "true"
+            return S3Store._contents(root, ns), token if truncated else None
+        return _metas(entries), token if truncated else None
 
     async def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
-        token: str | None = None
+        """Pages of keys; the next page is requested while this one is parsed and consumed."""
+        list_prefix = f"{prefix}/" if prefix else ""
+        body = await self._list_body(list_prefix, None, offset, False)
         while True:
-            root, ns = await self._list_page(f"{prefix}/" if prefix else "", token, offset, False)
-            page = self._contents(root, ns)
-            if page:
-                yield page
-            token = root.findtext(f"{ns}NextContinuationToken")
-            if root.findtext(f"{ns}IsTruncated") != "true" or not token:
-                return
+            page, token = self._page(body)
+            following = (
+                asyncio.ensure_future(self._list_body(list_prefix, token, None, False))
+                if token
+                else None
+            )
+            try:
+                if page:
+                    yield page
+                if following is None:
+                    return
+                body = await following
+            finally:
+                if following is not None and not following.done():
+                    following.cancel()
+                    with contextlib.suppress(BaseException):
+                        await following
 
     async def _list_with_delimiter(self, prefix: Path) -> ListResult:
         token: str | None = None

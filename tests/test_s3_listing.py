@@ -1,0 +1,74 @@
+"""The fast ListObjectsV2 parser agrees with ElementTree, and falls back where it must."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+import pytest
+
+from objstore.backends.s3 import S3Store, _parse_listing
+
+KEYS = ["plain", "a&b", "<tag>", "quote\"and'apos", "unicodé ファイル", "x/y z+%"]
+
+
+def listing_xml(keys: list[str], token: str | None, namespace: bool = True) -> bytes:
+    entries = "".join(
+        f"<Contents><Key>{escape(k)}</Key><LastModified>2026-11-26T06:00:00.000Z</LastModified>"
+        f"<ETag>&quot;e{i}&quot;</ETag><Size>{i * 10}</Size><StorageClass>STANDARD</StorageClass>"
+        "</Contents>"
+        for i, k in enumerate(keys)
+    )
+    xmlns = ' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"' if namespace else ""
+    truncated = "true" if token else "false"
+    next_token = f"<NextContinuationToken>{escape(token)}</NextContinuationToken>" if token else ""
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult{xmlns}><Name>b</Name>'
+        f"<IsTruncated>{truncated}</IsTruncated>{entries}{next_token}</ListBucketResult>"
+    ).encode()
+
+
+@pytest.mark.parametrize("namespace", [True, False])
+@pytest.mark.parametrize("token", [None, "tok&en/+="])
+def test_fast_parser_matches_elementtree(namespace: bool, token: str | None) -> None:
+    body = listing_xml(KEYS, token, namespace)
+    fast, fast_token = S3Store._page(body)
+    entries, parsed_token, truncated = _parse_listing(body)
+    assert [e[0] for e in entries] == KEYS
+    assert (parsed_token, truncated) == (token, token is not None)
+    assert fast_token == token
+    slow = S3Store._contents(*_root(body))
+    assert fast == slow
+    assert [m.e_tag for m in fast] == [f'"e{i}"' for i in range(len(KEYS))]
+    assert [m.size for m in fast] == [i * 10 for i in range(len(KEYS))]
+
+
+def test_any_element_order() -> None:
+    aws = listing_xml(["a", "b&c"], None)
+    seaweed = aws.replace(b"<LastModified>2026-11-26T06:00:00.000Z</LastModified>", b"").replace(
+        b"</Contents>", b"<LastModified>2026-11-26T06:00:00.000Z</LastModified></Contents>"
+    )
+    assert _parse_listing(aws) == _parse_listing(seaweed)
+    assert [e[0] for e in _parse_listing(seaweed)[0]] == ["a", "b&c"]
+
+
+def test_unusual_xml_falls_back() -> None:
+    body = listing_xml(["k"], None).replace(b"<Key>k</Key>", b"<Key><![CDATA[k]]></Key>")
+    page, token = S3Store._page(body)
+    assert [m.location for m in page] == ["k"]
+    assert token is None
+    with pytest.raises(ValueError, match="unusual"):
+        _parse_listing(body)
+
+
+def test_invalid_keys_are_skipped() -> None:
+    page, _ = S3Store._page(listing_xml(["ok", "dir/", "a//b"], None))
+    assert [m.location for m in page] == ["ok"]
+
+
+def _root(body: bytes):  # type: ignore[no-untyped-def]
+    import xml.etree.ElementTree as ET
+
+    from objstore.backends.s3 import _ns
+
+    root = ET.fromstring(body)
+    return root, _ns(root)
