@@ -72,3 +72,16 @@ def _root(body: bytes):  # type: ignore[no-untyped-def]
 
     root = ET.fromstring(body)
     return root, _ns(root)
+
+
+def test_common_prefixes() -> None:
+    from objstore.backends.s3 import _common_prefixes
+
+    body = (
+        b"<ListBucketResult><Prefix>p/</Prefix><CommonPrefixes><Prefix>p/a&amp;b/</Prefix>"
+        b"</CommonPrefixes><CommonPrefixes>\n <Prefix>p/c/</Prefix></CommonPrefixes>"
+        b"</ListBucketResult>"
+    )
+    assert _common_prefixes(body) == ["p/a&b", "p/c"]
+    cdata = body.replace(b"p/c/", b"<![CDATA[p/c/]]>")
+    assert _common_prefixes(cdata) == ["p/a&b", "p/c"]

@@ -272,6 +272,22 @@ def _parse_listing(body: bytes) -> tuple[list[tuple[str, int, str, str | None]],
     return entries, (_text(token.group(1)) if token else None), truncated
 
 
+_COMMON_PREFIX = re.compile(rb"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>\s*</CommonPrefixes>")
+
+
+def _common_prefixes(body: bytes) -> list[str]:
+    """The sub-prefixes of a delimited listing page, without their trailing ``/``."""
+    found = _COMMON_PREFIX.findall(body)
+    if len(found) == body.count(b"<CommonPrefixes>") and b"<![CDATA[" not in body:
+        return [_text(p).rstrip("/") for p in found]
+    root = ET.fromstring(body)
+    ns = _ns(root)
+    return [
+        (item.findtext(f"{ns}Prefix") or "").rstrip("/")
+        for item in root.iterfind(f"{ns}CommonPrefixes")
+    ]
+
+
 def _ns(root: ET.Element) -> str:
     return root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
 
@@ -717,12 +733,6 @@ class S3Store(ObjectStore):
         _, body = await self._send("GET", None, params=params)
         return body
 
-    async def _list_page(
-        self, prefix: str, token: str | None, start_after: str | None, delimiter: bool
-    ) -> tuple[ET.Element, str]:
-        root = ET.fromstring(await self._list_body(prefix, token, start_after, delimiter))
-        return root, _ns(root)
-
     @staticmethod
     def _contents(root: ET.Element, ns: str) -> list[ObjectMeta]:
         entries = [
@@ -771,15 +781,13 @@ class S3Store(ObjectStore):
         token: str | None = None
         prefixes: list[str] = []
         objects: list[ObjectMeta] = []
+        list_prefix = f"{prefix}/" if prefix else ""
         while True:
-            root, ns = await self._list_page(f"{prefix}/" if prefix else "", token, None, True)
-            objects.extend(self._contents(root, ns))
-            for item in root.iterfind(f"{ns}CommonPrefixes"):
-                common = (item.findtext(f"{ns}Prefix") or "").rstrip("/")
-                if common:
-                    prefixes.append(common)
-            token = root.findtext(f"{ns}NextContinuationToken")
-            if root.findtext(f"{ns}IsTruncated") != "true" or not token:
+            body = await self._list_body(list_prefix, token, None, True)
+            page, token = self._page(body)
+            objects.extend(page)
+            prefixes.extend(p for p in _common_prefixes(body) if p)
+            if token is None:
                 return ListResult(common_prefixes=prefixes, objects=objects)
 
     # ---- writes ---------------------------------------------------------------------------
