@@ -258,6 +258,17 @@ class BulkDeleteError(ObjstoreError):
         super().__init__(message, **kw)
         self.errors = dict(errors)
 
+    @classmethod
+    def from_failures(cls, failures: Mapping[str, ObjstoreError], store: str) -> BulkDeleteError:
+        """Build the error of a ``delete_many`` whose ``failures`` map paths to errors."""
+        first = next(iter(failures))
+        return cls(
+            f"{len(failures)} of the deletes failed (first: {first!r}: {failures[first]})",
+            errors=failures,
+            operation="delete_many",
+            store=store,
+        )
+
     def _extra_state(self) -> dict[str, Any]:
         return {"errors": self.errors}
 

@@ -766,13 +766,7 @@ class ObjectStore(abc.ABC):
             raise
         failures = {self._rel(k): e for r in results for k, e in r.items()}
         if failures:
-            first = next(iter(failures))
-            raise BulkDeleteError(
-                f"{len(failures)} of the deletes failed (first: {first!r}: {failures[first]})",
-                errors=failures,
-                operation="delete_many",
-                store=self._url,
-            )
+            raise BulkDeleteError.from_failures(failures, self._url)
         return sum(len(b) for b in batches)
 
     async def copy(self, src: str, dst: str, *, overwrite: bool = True) -> None:

@@ -15,6 +15,7 @@ __all__ = [
     "STANDARD_ATTRIBUTES",
     "Attributes",
     "Body",
+    "BytesBody",
     "ByteRange",
     "GetOptions",
     "GetResult",
@@ -251,6 +252,26 @@ class Body(Protocol):
     async def aclose(self) -> None:
         """Release the connection or file behind the payload."""
         ...
+
+
+class BytesBody:
+    """A payload already in memory, served in slices."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
+        data = self._data
+        for start in range(0, len(data), chunk_size):
+            yield data[start : start + chunk_size]
+
+    async def read_all(self) -> bytes:
+        return self._data
+
+    async def aclose(self) -> None:
+        self._data = b""
 
 
 @record

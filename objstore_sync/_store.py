@@ -142,13 +142,7 @@ class ObjectStore:
                 failures.update(exc.errors)
                 count += len(chunk)
         if failures:
-            first = next(iter(failures))
-            raise BulkDeleteError(
-                f"{len(failures)} of the deletes failed (first: {first!r}: {failures[first]})",
-                errors=failures,
-                operation="delete_many",
-                store=self.url,
-            )
+            raise BulkDeleteError.from_failures(failures, self.url)
         return count
 
     def list_iter(

@@ -14,25 +14,13 @@ from objstore.testing import FacadeAsAsync, StoreConformance
 
 class TestMemoryStore(StoreConformance):
     @pytest.fixture
-    def shared(self) -> objstore.MemoryStore:
-        return objstore.MemoryStore()
-
-    @pytest.fixture
     def store(self) -> Any:
         return objstore.from_url("memory://")
 
     @pytest.fixture
     def make_store(self) -> Callable[[str], Any]:
         # Memory stores do not share objects, so prefixes are views of one store.
-        base = objstore.MemoryStore()
-
-        def make(prefix: str) -> Any:
-            view = objstore.MemoryStore(prefix=prefix)
-            view._objects = base._objects
-            view._set_lock(base._lock)
-            return view
-
-        return make
+        return objstore.MemoryStore().with_prefix
 
 
 class TestMemoryFacadeInline(StoreConformance):
@@ -43,14 +31,7 @@ class TestMemoryFacadeInline(StoreConformance):
     @pytest.fixture
     def make_store(self) -> Callable[[str], Any]:
         base = objstore.MemoryStore()
-
-        def make(prefix: str) -> Any:
-            view = objstore.MemoryStore(prefix=prefix)
-            view._objects = base._objects
-            view._set_lock(base._lock)
-            return FacadeAsAsync(objstore_sync.ObjectStore(view))
-
-        return make
+        return lambda prefix: FacadeAsAsync(objstore_sync.ObjectStore(base.with_prefix(prefix)))
 
 
 class TestMemoryFacadeLoop(TestMemoryFacadeInline):

@@ -217,6 +217,19 @@ def _child_ops(store: objstore_sync.ObjectStore, queue: Any) -> None:
         queue.put(repr(exc))
 
 
+def wait_child(pid: int, hang_message: str, timeout: float = 10.0) -> int:
+    """Wait for a forked child; kill it and fail the test if it runs past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(hang_message)
+
+
 def test_fork_child_gets_its_own_loop() -> None:
     store = objstore_sync.ObjectStore("memory://", inline=False)
     store.put("parent/0", b"p")
@@ -233,16 +246,7 @@ def test_fork_child_gets_its_own_loop() -> None:
     os.close(write_end)
     for i in range(100):
         store.put(f"parent/{i}", b"p")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.02)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child hung")
+    status = wait_child(pid, "the forked child hung")
     assert os.read(read_end, 100) == b"100"
     os.close(read_end)
     assert os.waitstatus_to_exitcode(status) == 0
@@ -286,16 +290,7 @@ def test_fork_while_another_thread_holds_the_memory_lock() -> None:
             os._exit(2)
     release.set()
     holder.join()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.02)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the child deadlocked on the inherited lock")
+    status = wait_child(pid, "the child deadlocked on the inherited lock")
     assert os.waitstatus_to_exitcode(status) == 0
 
 

@@ -49,6 +49,7 @@ from objstore._multipart import MultipartUpload
 from objstore._path import Path
 from objstore._store import Capabilities, ObjectStore
 from objstore._types import (
+    BytesBody,
     GetOptions,
     GetResponse,
     ObjectMeta,
@@ -193,21 +194,6 @@ class _FileBody:
             os.close(fd)
 
 
-class _BytesBody:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
-        for start in range(0, len(self._data), chunk_size):
-            yield self._data[start : start + chunk_size]
-
-    async def read_all(self) -> bytes:
-        return self._data
-
-    async def aclose(self) -> None:
-        self._data = b""
-
-
 class LocalStore(ObjectStore):
     """Objects as files under ``root`` (``file:///abs/dir`` or a plain path).
 
@@ -350,7 +336,7 @@ class LocalStore(ObjectStore):
                     meta=meta,
                     range=(start, len(data) + start),
                     attributes=attrs,
-                    body=_BytesBody(data),
+                    body=BytesBody(data),
                 )
             keep_open = True
             return GetResponse(

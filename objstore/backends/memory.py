@@ -23,6 +23,7 @@ from objstore._multipart import MultipartUpload
 from objstore._path import Path
 from objstore._store import Capabilities, ObjectStore
 from objstore._types import (
+    BytesBody,
     GetOptions,
     GetResponse,
     ObjectMeta,
@@ -71,24 +72,6 @@ def _new_entry(data: bytes, attributes: Mapping[str, str], tags: Mapping[str, st
     return entry
 
 
-class _BytesBody:
-    __slots__ = ("_data",)
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
-        data = self._data
-        for start in range(0, len(data), chunk_size):
-            yield data[start : start + chunk_size]
-
-    async def read_all(self) -> bytes:
-        return self._data
-
-    async def aclose(self) -> None:
-        self._data = b""
-
-
 class MemoryStore(ObjectStore):
     """An in-memory store (``memory://``). Objects live as long as the store object.
 
@@ -109,6 +92,14 @@ class MemoryStore(ObjectStore):
         self._objects: dict[str, _Entry] = {}
         self._set_lock(threading.Lock())
         _LIVE.add(self)
+
+    def with_prefix(self, prefix: str) -> MemoryStore:
+        """Return a store over the same objects, rooted at ``prefix`` (relative to this root)."""
+        view = MemoryStore(self.config.explicit_options(with_secrets=True),
+                           prefix=f"{self.prefix}/{prefix}".strip("/"))  # fmt: skip
+        view._objects = self._objects
+        view._set_lock(self._lock)
+        return view
 
     def _set_lock(self, lock: threading.Lock) -> None:
         self._lock = lock
@@ -165,7 +156,7 @@ class MemoryStore(ObjectStore):
         start, end = (0, size) if options.range is None else resolve_range(options.range, size)
         data = entry.data if (start, end) == (0, size) else entry.data[start:end]
         return GetResponse(
-            meta=meta, range=(start, end), attributes=dict(entry.attributes), body=_BytesBody(data)
+            meta=meta, range=(start, end), attributes=dict(entry.attributes), body=BytesBody(data)
         )
 
     async def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
@@ -267,8 +258,9 @@ _LIVE: weakref.WeakSet[MemoryStore] = weakref.WeakSet()
 
 def _reset_locks_after_fork() -> None:
     """A child may inherit a lock held by a parent thread that no longer exists: renew them."""
-    for store in list(_LIVE):
-        store._set_lock(threading.Lock())
+    renewed: dict[int, threading.Lock] = {}
+    for store in list(_LIVE):  # views that shared a lock share its replacement
+        store._set_lock(renewed.setdefault(id(store._lock), threading.Lock()))
 
 
 os.register_at_fork(after_in_child=_reset_locks_after_fork)

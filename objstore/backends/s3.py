@@ -58,6 +58,7 @@ from objstore._retry import RetryPolicy
 from objstore._store import Capabilities, ObjectStore
 from objstore._types import (
     ByteRange,
+    BytesBody,
     GetOptions,
     GetResponse,
     ListResult,
@@ -334,21 +335,6 @@ class _ResponseBody:
             self._response.release()
         else:
             self._response.close()
-
-
-class _Bytes:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
-        for start in range(0, len(self._data), chunk_size):
-            yield self._data[start : start + chunk_size]
-
-    async def read_all(self) -> bytes:
-        return self._data
-
-    async def aclose(self) -> None:
-        self._data = b""
 
 
 class S3Store(ObjectStore):
@@ -681,7 +667,7 @@ class S3Store(ObjectStore):
                 meta=meta,
                 range=(request.start, request.start),
                 attributes=_attributes(response.headers),
-                body=_Bytes(b""),
+                body=BytesBody(b""),
             )
         try:
             response, _ = await self._send(
@@ -699,7 +685,7 @@ class S3Store(ObjectStore):
             )
             if head.meta.size == 0 and start == 0:
                 return GetResponse(
-                    meta=head.meta, range=(0, 0), attributes=head.attributes, body=_Bytes(b"")
+                    meta=head.meta, range=(0, 0), attributes=head.attributes, body=BytesBody(b"")
                 )
             raise
         meta = _meta_from_headers(key, response.status, response.headers)
