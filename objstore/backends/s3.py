@@ -72,7 +72,14 @@ from objstore._types import (
     make_put_result,
 )
 from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
-from objstore.backends._sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Credentials, SigV4, encode_path
+from objstore.backends._sigv4 import (
+    EMPTY_SHA256,
+    UNSIGNED_PAYLOAD,
+    Credentials,
+    SigV4,
+    canonical_query,
+    encode_path,
+)
 
 __all__ = ["S3Store"]
 
@@ -494,7 +501,8 @@ class S3Store(ObjectStore):
 
     # ---- the HTTP layer -------------------------------------------------------------------
 
-    async def _session(self) -> aiohttp.ClientSession:
+    def _session(self) -> aiohttp.ClientSession:
+        """This event loop's session (made on first use, inside a coroutine)."""
         loop = asyncio.get_running_loop()
         if self._pid != os.getpid():
             for session in self._sessions.values():
@@ -510,7 +518,10 @@ class S3Store(ObjectStore):
             ssl=not self.config["allow_invalid_certificates"],
         )
         session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, timeout=self._timeout
+            connector=connector,
+            auto_decompress=False,
+            timeout=self._timeout,
+            cookie_jar=aiohttp.DummyCookieJar(),  # S3 sets no cookies: skip the jar's work
         )
         self._sessions[loop] = session
         return session
@@ -545,8 +556,6 @@ class S3Store(ObjectStore):
         conditional: bool = False,
     ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Send a signed request; return the response and (when ``read``) its body."""
-        from objstore.backends._sigv4 import canonical_query
-
         path = self._path(key)
         query = canonical_query(params)
         url = URL(
@@ -579,7 +588,7 @@ class S3Store(ObjectStore):
                     "(or aws_skip_signature for anonymous access)",
                     path=key,
                 )
-            session = await self._session()
+            session = self._session()
             started = time.monotonic()
             try:
                 data_arg: Any = None
@@ -595,13 +604,9 @@ class S3Store(ObjectStore):
                     response.release()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise _transport_error(exc, key) from exc
-            logger.debug(
-                "%s %s -> %d (%.1f ms)",
-                method,
-                key,
-                response.status,
-                (time.monotonic() - started) * 1000,
-            )
+            if logger.isEnabledFor(logging.DEBUG):
+                elapsed = (time.monotonic() - started) * 1000
+                logger.debug("%s %s -> %d (%.1f ms)", method, key, response.status, elapsed)
             if response.status not in ok:
                 raise _error(
                     response.status,
