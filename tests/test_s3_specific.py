@@ -153,13 +153,14 @@ async def test_presigned_urls(store: S3Store) -> None:
         async with session.put(put_url, data=b"uploaded") as response:
             assert response.status == 200
     assert await store.get("signed/upload.bin") == b"uploaded"
-    assert store._credentials is not None
+    credentials = await store._source.get()
+    assert credentials is not None
     expired = store._signer.presign(
         "GET",
         store._host,
         store._path("signed/file.bin"),
         params=[],
-        credentials=store._credentials,
+        credentials=credentials,
         expires_in=1,
         now=time.time() - 3600,
     )
@@ -237,4 +238,49 @@ def test_store_repr_and_pickle_hide_secrets(s3_server: S3Server) -> None:
     allowed = objstore.from_url("s3://bucket", s3_server.options(
         aws_secret_access_key="canary-2", allow_pickle_secrets="true"))  # fmt: skip
     clone: Any = pickle.loads(pickle.dumps(allowed))
-    assert clone._credentials.secret_key == "canary-2"
+    assert clone._source._credentials.secret_key == "canary-2"
+
+
+async def test_profile_credentials_from_shared_files(
+    s3_server: S3Server, bucket: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        f"[dev]\naws_access_key_id = {s3_server.access_key}\n"
+        f"aws_secret_access_key = {s3_server.secret_key}\n"
+    )
+    config = tmp_path / "config"
+    config.write_text("[profile dev]\nregion = us-east-1\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    options = {"aws_endpoint": s3_server.endpoint, "allow_http": "true", "aws_profile": "dev"}
+    store = objstore.from_url(f"s3://{bucket}", options)
+    assert isinstance(store, S3Store)
+    await store.put("from-profile", b"ok")
+    assert await store.get("from-profile") == b"ok"
+    assert "shared-credentials-file" in store.credential_source
+    assert "dev" in store.credential_source
+    assert s3_server.secret_key not in store.credential_source
+    await store.aclose()
+    regional = objstore.from_url("s3://some-bucket", {"aws_profile": "dev"})
+    assert isinstance(regional, S3Store)
+    assert regional._signer.region == "us-east-1"
+
+
+async def test_no_credentials_anywhere_is_unauthenticated(s3_server: S3Server, bucket: str) -> None:
+    options = {"aws_endpoint": s3_server.endpoint, "allow_http": "true"}
+    store = objstore.from_url(f"s3://{bucket}", options)
+    with pytest.raises(UnauthenticatedError, match="aws_profile") as info:
+        await store.get("x")
+    assert info.value.operation == "get"
+    await store.aclose()
+
+
+def test_credential_source_descriptions(s3_server: S3Server) -> None:
+    static = objstore.from_url("s3://bucket", s3_server.options())
+    anonymous = objstore.from_url("s3://bucket", {"aws_region": "x", "skip_signature": "true"})
+    assert isinstance(static, S3Store)
+    assert isinstance(anonymous, S3Store)
+    assert static.credential_source.startswith("static keys")
+    assert s3_server.secret_key not in static.credential_source
+    assert anonymous.credential_source.startswith("anonymous")

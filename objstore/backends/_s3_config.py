@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from objstore._config import (
@@ -154,7 +155,9 @@ def _check_bucket(bucket: str) -> None:
         )
 
 
-def resolve_endpoint(config: Config) -> tuple[str, str, bool]:
+def resolve_endpoint(
+    config: Config, profile_region: Callable[[str | None], str | None] | None = None
+) -> tuple[str, str, bool]:
     """Return ``(endpoint_base, region, virtual_hosted)`` from a resolved S3 configuration.
 
     Raises:
@@ -162,11 +165,13 @@ def resolve_endpoint(config: Config) -> tuple[str, str, bool]:
     """
     endpoint = config.get("aws_endpoint_url_s3") or config.get("aws_endpoint")
     region = config.get("aws_region") or config.get("aws_default_region")
+    if not region and not endpoint and profile_region is not None:
+        region = profile_region(config.get("aws_profile"))
     if not region:
         if not endpoint:
             raise ConfigError(
                 "S3 needs a region: set 'aws_region' or 'aws_default_region' "
-                "(or AWS_REGION / AWS_DEFAULT_REGION)"
+                "(or AWS_REGION / AWS_DEFAULT_REGION, or a region in the profile)"
             )
         region = "us-east-1"
     virtual = bool(config.get("aws_virtual_hosted_style_request"))

@@ -71,6 +71,12 @@ from objstore._types import (
     make_meta,
     make_put_result,
 )
+from objstore.backends._aws_credentials import (
+    AnonymousSource,
+    BotocoreSource,
+    CredentialSource,
+    StaticSource,
+)
 from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
 from objstore.backends._sigv4 import (
     EMPTY_SHA256,
@@ -378,7 +384,7 @@ class S3Store(ObjectStore):
         bucket = config.get("aws_bucket")
         if not bucket:
             raise ConfigError("the S3 store needs a bucket: s3://<bucket> or 'aws_bucket'")
-        endpoint, region, virtual = resolve_endpoint(config)
+        endpoint, region, virtual = resolve_endpoint(config, _profile_region)
         parts = urlsplit(endpoint)
         self._bucket = str(bucket)
         self._scheme = parts.scheme
@@ -387,7 +393,7 @@ class S3Store(ObjectStore):
             "" if virtual else f"/{encode_path(self._bucket)}"
         )
         self._signer = SigV4(region)
-        self._credentials = self._static_credentials(config)
+        self._source = self._credential_source(config)
         self._retry = RetryPolicy.from_config(config)
         self._timeout = aiohttp.ClientTimeout(
             total=config["timeout"],
@@ -419,19 +425,26 @@ class S3Store(ObjectStore):
     # ---- configuration helpers ------------------------------------------------------------
 
     @staticmethod
-    def _static_credentials(config: Config) -> Credentials | None:
+    def _credential_source(config: Config) -> CredentialSource:
         if config["aws_skip_signature"]:
-            return None
+            return AnonymousSource()
         key, secret = config.get("aws_access_key_id"), config.get("aws_secret_access_key")
         if bool(key) != bool(secret):
             raise ConfigError(
                 "static S3 credentials need both 'aws_access_key_id' and 'aws_secret_access_key'"
             )
         if not key:
-            return None
-        token = config.get("aws_session_token")
+            return BotocoreSource(config.get("aws_profile"))
         assert secret is not None
-        return Credentials(str(key), secret.reveal(), token.reveal() if token else None)
+        token = config.get("aws_session_token")
+        return StaticSource(
+            Credentials(str(key), secret.reveal(), token.reveal() if token else None)
+        )
+
+    @property
+    def credential_source(self) -> str:
+        """Which credential source signs this store's requests (no secrets)."""
+        return self._source.description
 
     @staticmethod
     def _request_headers(config: Config) -> dict[str, str]:
@@ -570,7 +583,8 @@ class S3Store(ObjectStore):
 
         async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
             request_headers = dict(base)
-            if self._credentials is not None:
+            credentials = await self._source.get()
+            if credentials is not None:
                 request_headers.update(
                     self._signer.sign_headers(
                         method,
@@ -579,14 +593,8 @@ class S3Store(ObjectStore):
                         query=query,
                         headers=to_sign,
                         payload_hash=payload,
-                        credentials=self._credentials,
+                        credentials=credentials,
                     )
-                )
-            elif not self.config["aws_skip_signature"]:
-                raise UnauthenticatedError(
-                    "no S3 credentials: set aws_access_key_id and aws_secret_access_key "
-                    "(or aws_skip_signature for anonymous access)",
-                    path=key,
                 )
             session = self._session()
             started = time.monotonic()
@@ -909,7 +917,8 @@ class S3Store(ObjectStore):
         return _S3Upload(self, key, upload_id, options)
 
     async def _sign(self, key: Path, method: str, expires_in: int) -> str:
-        if self._credentials is None:
+        credentials = await self._source.get()
+        if credentials is None:
             raise UnauthenticatedError("signed URLs need S3 credentials", path=key)
         path = self._path(key)
         query = self._signer.presign(
@@ -917,10 +926,21 @@ class S3Store(ObjectStore):
             self._host,
             path,
             params=[],
-            credentials=self._credentials,
+            credentials=credentials,
             expires_in=expires_in,
         )
         return f"{self._scheme}://{self._host}{path}?{query}"
+
+
+def _profile_region(profile: str | None) -> str | None:
+    """The region of a profile in ~/.aws/config (read by botocore; no network)."""
+    import botocore.session
+
+    try:
+        region = botocore.session.Session(profile=profile).get_config_variable("region")
+    except Exception:  # a missing or broken profile just has no region here
+        return None
+    return str(region) if region else None
 
 
 def _copy_header(mode: str) -> tuple[str, str, int]:
