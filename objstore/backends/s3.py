@@ -17,9 +17,10 @@ import io
 import logging
 import os
 import re
+import secrets
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, ClassVar
@@ -48,6 +49,7 @@ from objstore._errors import (
     PreconditionFailedError,
     ServiceUnavailableError,
     ThrottledError,
+    TransientError,
     UnauthenticatedError,
     error_for_status,
 )
@@ -100,6 +102,8 @@ _ATTRIBUTE_HEADERS = {
     "cache_control": "Cache-Control",
 }
 _META_PREFIX = "x-amz-meta-"
+WRITE_TOKEN = "objstore-write-token"
+"""User-metadata key of the per-write token that reconciles a retried conditional write."""
 
 _CODE_ERRORS: dict[str, type[ObjstoreError]] = {
     "NoSuchKey": NotFoundError,
@@ -237,7 +241,7 @@ def _attributes(headers: Mapping[str, str]) -> dict[str, str]:
     }
     for name, value in headers.items():
         lower = name.lower()
-        if lower.startswith(_META_PREFIX):
+        if lower.startswith(_META_PREFIX) and lower != _META_PREFIX + WRITE_TOKEN:
             out[lower[len(_META_PREFIX) :]] = value
     return out
 
@@ -795,18 +799,63 @@ class S3Store(ObjectStore):
         headers = self._write_headers(options)
         headers.update(self._mode_headers(options.mode))
         if self._checksum == "sha256":
-            headers["x-amz-checksum-sha256"] = base64.b64encode(
-                hashlib.sha256(data).digest()
-            ).decode()
-        response, _ = await self._send(
-            "PUT",
-            key,
-            headers=headers,
-            body=data,
-            idempotent=options.mode == "overwrite",
-            create_mode=options.mode == "create",
-            conditional=options.mode != "overwrite",
-        )
+            digest = hashlib.sha256(data).digest()
+            headers["x-amz-checksum-sha256"] = base64.b64encode(digest).decode()
+        if options.mode == "overwrite":
+            response, _ = await self._send("PUT", key, headers=headers, body=data)
+            return make_put_result(response.headers.get("ETag"), _version(response.headers))
+        token = secrets.token_hex(12)
+        headers[_META_PREFIX + WRITE_TOKEN] = token
+
+        async def once() -> PutResult:
+            response, _ = await self._send(
+                "PUT", key, headers=headers, body=data, idempotent=False,
+                create_mode=options.mode == "create", conditional=True,
+            )  # fmt: skip
+            return make_put_result(response.headers.get("ETag"), _version(response.headers))
+
+        return await self._reconciled(key, token, once)
+
+    async def _reconciled(
+        self, key: Path, token: str, once: Callable[[], Awaitable[PutResult]]
+    ) -> PutResult:
+        """Retry a conditional write; on a conflict, ask the object who wrote it.
+
+        A create or update whose response is lost comes back "already exists", "precondition
+        failed" or "no such upload" when retried, although our write landed (RELIABILITY B6).
+        The retry may be ours or the HTTP client's: aiohttp resends a PUT by itself when a
+        pooled connection drops. So every conflict and every transient failure is checked
+        against the per-write token in the object's metadata (one HEAD, on failures only).
+        """
+        policy, started, attempt = self._retry, time.monotonic(), 0
+        while True:
+            attempt += 1
+            try:
+                return await once()
+            except TransientError as exc:
+                written = await self._written_by(key, token)  # it may have landed anyway
+                if written is not None:
+                    return written
+                delay = policy.backoff(attempt)
+                elapsed = time.monotonic() - started
+                if attempt > policy.max_retries or elapsed + delay >= policy.retry_timeout:
+                    exc.attempts, exc.elapsed = attempt, elapsed
+                    raise
+                await asyncio.sleep(delay)
+            except (AlreadyExistsError, PreconditionFailedError, MultipartUploadError):
+                written = await self._written_by(key, token)
+                if written is not None:
+                    return written
+                raise
+
+    async def _written_by(self, key: Path, token: str) -> PutResult | None:
+        """Return the object's identity if the write with ``token`` made it, else ``None``."""
+        try:
+            response, _ = await self._send("HEAD", key, headers=self._sse_c or None)
+        except (NotFoundError, TransientError):
+            return None
+        if response.headers.get(_META_PREFIX + WRITE_TOKEN) != token:
+            return None
         return make_put_result(response.headers.get("ETag"), _version(response.headers))
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
@@ -909,12 +958,15 @@ class S3Store(ObjectStore):
     async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
         self._mode_headers(options.mode)
         headers = self._write_headers(options)
+        token = secrets.token_hex(12)
+        if options.mode != "overwrite":
+            headers[_META_PREFIX + WRITE_TOKEN] = token
         _, body = await self._send("POST", key, params=[("uploads", "")], headers=headers)
         root = ET.fromstring(body)
         upload_id = root.findtext(f"{_ns(root)}UploadId")
         if not upload_id:
             raise MultipartUploadError(f"S3 returned no upload id for {key!r}", path=key)
-        return _S3Upload(self, key, upload_id, options)
+        return _S3Upload(self, key, upload_id, options, token)
 
     async def _sign(self, key: Path, method: str, expires_in: int) -> str:
         credentials = await self._source.get()
@@ -960,11 +1012,14 @@ def _raise_embedded_error(body: bytes, key: str) -> None:
 
 
 class _S3Upload(MultipartUpload):
-    def __init__(self, store: S3Store, key: Path, upload_id: str, options: PutOptions) -> None:
+    def __init__(
+        self, store: S3Store, key: Path, upload_id: str, options: PutOptions, token: str
+    ) -> None:
         self._store = store
         self._key = key
         self._id = upload_id
         self._options = options
+        self._token = token
         self.etags: dict[int, str] = {}
 
     def params(self, index: int) -> list[tuple[str, str]]:
@@ -987,24 +1042,27 @@ class _S3Upload(MultipartUpload):
             **self._store._mode_headers(self._options.mode),
         }
         mode = self._options.mode
-        try:
+
+        async def once() -> PutResult:
             response, data = await self._store._send(
-                "POST",
-                self._key,
-                params=[("uploadId", self._id)],
-                body=body,
-                headers=headers,
-                idempotent=mode == "overwrite",
-                create_mode=mode == "create",
+                "POST", self._key, params=[("uploadId", self._id)], body=body, headers=headers,
+                idempotent=mode == "overwrite", create_mode=mode == "create",
                 conditional=mode != "overwrite",
-            )
+            )  # fmt: skip
             _raise_embedded_error(data, self._key)
+            root = ET.fromstring(data) if data.strip() else None
+            e_tag = root.findtext(f"{_ns(root)}ETag") if root is not None else None
+            return make_put_result(
+                e_tag or response.headers.get("ETag"), _version(response.headers)
+            )
+
+        try:
+            if mode == "overwrite":
+                return await once()
+            return await self._store._reconciled(self._key, self._token, once)
         except ObjstoreError:
             await self.abort()
             raise
-        root = ET.fromstring(data) if data.strip() else None
-        e_tag = root.findtext(f"{_ns(root)}ETag") if root is not None else None
-        return make_put_result(e_tag or response.headers.get("ETag"), _version(response.headers))
 
     async def abort(self) -> None:
         with contextlib.suppress(MultipartUploadError):

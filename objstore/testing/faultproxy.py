@@ -1,0 +1,129 @@
+"""A fault-injecting HTTP reverse proxy on 127.0.0.1, for the reliability tests.
+
+Requests are forwarded unchanged to the upstream server (the ``Host`` header too, so signatures
+stay valid). Rules pick requests by method and a path/query substring, and inject a fault:
+
+- ``"status:503"``: answer with that status without forwarding;
+- ``"reset_before"``: drop the connection without forwarding;
+- ``"reset_after"``: forward, let the upstream apply the request, then drop the connection
+  (the response is lost);
+- ``"truncate"``: forward, then send the headers and only half of the body.
+
+Each rule fires ``times`` times. ``proxy.log`` records ``(method, path_qs, fault or None)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+__all__ = ["FaultProxy", "Rule"]
+
+_HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+@dataclass
+class Rule:
+    """Inject ``fault`` into the next ``times`` requests that match."""
+
+    fault: str
+    method: str | None = None
+    contains: str = ""
+    times: int = 1
+
+    def matches(self, method: str, path_qs: str) -> bool:
+        return (
+            self.times > 0
+            and (self.method is None or self.method == method)
+            and self.contains in path_qs
+        )
+
+
+@dataclass
+class FaultProxy:
+    """The proxy; ``async with FaultProxy(upstream) as proxy`` gives ``proxy.url``."""
+
+    upstream: str
+    rules: list[Rule] = field(default_factory=list)
+    log: list[tuple[str, str, str | None]] = field(default_factory=list)
+    url: str = ""
+
+    async def __aenter__(self) -> FaultProxy:
+        self._session = aiohttp.ClientSession(auto_decompress=False)
+        app = web.Application(client_max_size=1 << 30)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._runner.cleanup()
+        await self._session.close()
+
+    def _fault(self, method: str, path_qs: str) -> str | None:
+        for rule in self.rules:
+            if rule.matches(method, path_qs):
+                rule.times -= 1
+                return rule.fault
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        fault = self._fault(request.method, request.path_qs)
+        self.log.append((request.method, request.path_qs, fault))
+        body = await request.read()
+        if fault and fault.startswith("status:"):
+            return web.Response(status=int(fault.split(":")[1]), text="injected")
+        if fault == "reset_before":
+            return await _drop(request)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        data: object = body if len(body) <= 1 << 20 else io.BytesIO(body)  # aiohttp warns on more
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, headers=headers,
+            data=data if body else None, allow_redirects=False,
+        ) as upstream:  # fmt: skip
+            payload = await upstream.read()
+            if fault == "reset_after":
+                return await _drop(request)
+            response = web.StreamResponse(status=upstream.status)
+            for name, value in upstream.headers.items():
+                if name.lower() not in _HOP_HEADERS:
+                    response.headers[name] = value
+            if fault == "truncate":
+                response.content_length = len(payload)
+                await response.prepare(request)
+                await response.write(payload[: len(payload) // 2])
+                return await _drop(request)
+            if request.method == "HEAD":  # no body: pass the object's length through
+                response.content_length = int(upstream.headers.get("Content-Length", "0"))
+            else:
+                response.content_length = len(payload)
+            await response.prepare(request)
+            await response.write(payload)
+            return response
+
+
+async def _drop(request: web.Request) -> web.StreamResponse:
+    """Abort the client's connection; aiohttp then cancels this handler."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    await asyncio.sleep(3600)
+    raise AssertionError("unreachable: the handler is cancelled when its connection drops")
+
+
+@contextlib.asynccontextmanager
+async def fault_proxy(upstream: str) -> AsyncIterator[FaultProxy]:
+    """``async with fault_proxy(url) as proxy``: a started :class:`FaultProxy`."""
+    async with FaultProxy(upstream) as proxy:
+        yield proxy
+        await asyncio.sleep(0)

@@ -1,0 +1,93 @@
+"""S3 under injected faults (a reverse proxy on 127.0.0.1 in front of SeaweedFS)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import objstore
+from objstore import AlreadyExistsError, ObjstoreConnectionError, UpdateVersion
+from objstore.backends.s3 import S3Store
+from objstore.testing.emulators import S3Server
+from objstore.testing.faultproxy import FaultProxy, Rule
+
+MiB = 1024 * 1024
+FAST_RETRIES = {"backoff_initial": "5ms", "backoff_max": "50ms", "max_retries": "5"}
+
+
+@pytest.fixture
+async def proxied(s3_server: S3Server, bucket: str) -> AsyncIterator[tuple[S3Store, FaultProxy]]:
+    async with FaultProxy(s3_server.endpoint) as proxy:
+        options = s3_server.options(aws_endpoint=proxy.url, **FAST_RETRIES)
+        store = objstore.from_url(f"s3://{bucket}", options)
+        assert isinstance(store, S3Store)
+        # A new SeaweedFS bucket allocates its volumes on the first writes (~0.2 s): do that
+        # before faults are injected, so that the fast test retry budget is not spent on it.
+        await store.put("warm-up", b"x" * 1024)
+        await store.delete("warm-up")
+        yield store, proxy
+        await store.aclose()
+
+
+async def test_transient_errors_are_retried(proxied: tuple[S3Store, FaultProxy]) -> None:
+    store, proxy = proxied
+    await store.put("k", b"value")
+    proxy.rules = [Rule("status:503", "GET", times=2), Rule("reset_before", "HEAD")]
+    assert await store.get("k") == b"value"
+    assert (await store.head("k")).size == 5
+    assert [fault for _, _, fault in proxy.log[-5:]].count("status:503") == 2
+
+
+async def test_lost_response_on_create_is_reconciled(
+    proxied: tuple[S3Store, FaultProxy], s3_admin: Any, bucket: str
+) -> None:
+    store, proxy = proxied
+    proxy.rules = [Rule("reset_after", "PUT", contains="/created")]
+    result = await store.put("created", b"mine", mode="create")
+    assert await store.get("created") == b"mine"
+    assert result.e_tag == (await store.head("created")).e_tag
+    assert "objstore-write-token" not in (await store.get_result("created")).attributes
+    with pytest.raises(AlreadyExistsError):
+        await store.put("created", b"someone else", mode="create")
+
+
+async def test_lost_response_on_update_is_reconciled(proxied: tuple[S3Store, FaultProxy]) -> None:
+    store, proxy = proxied
+    first = await store.put("counter", b"1")
+    proxy.rules = [Rule("reset_after", "PUT", contains="/counter")]
+    await store.put("counter", b"2", mode=UpdateVersion(e_tag=first.e_tag))
+    assert await store.get("counter") == b"2"
+
+
+async def test_lost_response_on_multipart_complete_is_reconciled(
+    proxied: tuple[S3Store, FaultProxy], s3_admin: Any, bucket: str
+) -> None:
+    store, proxy = proxied
+    proxy.rules = [Rule("reset_after", "POST", contains="uploadId=")]
+    data = b"z" * (6 * MiB)
+    async with store.open_writer("big", mode="create", part_size=5 * MiB) as writer:
+        await writer.write(data)
+    assert await store.get("big") == data
+    assert s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+async def test_without_a_lost_response_create_conflicts_are_reported(
+    proxied: tuple[S3Store, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    await store.put("taken", b"first", mode="create")
+    proxy.rules = [Rule("status:503", "PUT", contains="/taken")]
+    with pytest.raises(AlreadyExistsError):
+        await store.put("taken", b"second", mode="create")
+    assert await store.get("taken") == b"first"
+
+
+async def test_retries_exhausted_are_typed(proxied: tuple[S3Store, FaultProxy]) -> None:
+    store, proxy = proxied
+    proxy.rules = [Rule("reset_before", "GET", times=100)]
+    with pytest.raises(ObjstoreConnectionError) as info:
+        await store.get("anything")
+    assert info.value.attempts == 6
+    assert info.value.retryable
