@@ -91,3 +91,12 @@ async def test_retries_exhausted_are_typed(proxied: tuple[S3Store, FaultProxy]) 
         await store.get("anything")
     assert info.value.attempts == 6
     assert info.value.retryable
+
+
+async def test_truncated_body_is_retried_not_returned(proxied: tuple[S3Store, FaultProxy]) -> None:
+    store, proxy = proxied
+    data = bytes(range(256)) * 4096
+    await store.put("whole", data)
+    proxy.rules = [Rule("truncate", "GET", contains="/whole", times=2)]
+    assert await store.get("whole") == data
+    assert [fault for _, _, fault in proxy.log].count("truncate") == 2
