@@ -414,6 +414,8 @@ class S3Store(ObjectStore):
         self._copy_mode: str = config["aws_copy_if_not_exists"]
         self._fixed_headers = self._request_headers(config)
         self._sse_c = self._sse_c_headers(config)
+        self._write_static = self._static_write_headers(config)
+        self._content_type = str(config.get("default_content_type") or "application/octet-stream")
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         self._pid = os.getpid()
         url = f"s3://{self._bucket}/{prefix}" if prefix else f"s3://{self._bucket}"
@@ -473,13 +475,26 @@ class S3Store(ObjectStore):
             ).decode(),
         }
 
+    def _static_write_headers(self, config: Config) -> dict[str, str]:
+        """The write headers every PUT of this store carries (computed once)."""
+        headers: dict[str, str] = {}
+        sse = config.get("aws_server_side_encryption")
+        if sse and sse != "sse-c":
+            headers["x-amz-server-side-encryption"] = sse
+            if config.get("aws_sse_kms_key_id"):
+                headers["x-amz-server-side-encryption-aws-kms-key-id"] = str(
+                    config["aws_sse_kms_key_id"]
+                )
+            if config.get("aws_sse_bucket_key_enabled") is not None:
+                headers["x-amz-server-side-encryption-bucket-key-enabled"] = str(
+                    bool(config["aws_sse_bucket_key_enabled"])
+                ).lower()
+        headers.update(self._sse_c)
+        return headers
+
     def _write_headers(self, options: PutOptions) -> dict[str, str]:
         attributes = options.attributes
-        headers = {
-            "Content-Type": attributes.get("content_type")
-            or self.config.get("default_content_type")
-            or "application/octet-stream"
-        }
+        headers = {"Content-Type": attributes.get("content_type") or self._content_type}
         for name, value in attributes.items():
             header = _ATTRIBUTE_HEADERS.get(name)
             if header is None:
@@ -490,18 +505,7 @@ class S3Store(ObjectStore):
             from urllib.parse import urlencode
 
             headers["x-amz-tagging"] = urlencode(options.tags)
-        sse = self.config.get("aws_server_side_encryption")
-        if sse and sse != "sse-c":
-            headers["x-amz-server-side-encryption"] = sse
-            if self.config.get("aws_sse_kms_key_id"):
-                headers["x-amz-server-side-encryption-aws-kms-key-id"] = str(
-                    self.config["aws_sse_kms_key_id"]
-                )
-            if self.config.get("aws_sse_bucket_key_enabled") is not None:
-                headers["x-amz-server-side-encryption-bucket-key-enabled"] = str(
-                    bool(self.config["aws_sse_bucket_key_enabled"])
-                ).lower()
-        headers.update(self._sse_c)
+        headers.update(self._write_static)
         return headers
 
     def _mode_headers(self, mode: Any) -> dict[str, str]:
