@@ -6,7 +6,13 @@ import os
 import subprocess
 import sys
 
-MODULES = ["benchmarks.bench_overhead", "benchmarks.bench_small", "benchmarks.bench_large"]
+MODULES = [
+    "benchmarks.bench_overhead",
+    "benchmarks.bench_small",
+    "benchmarks.bench_large",
+    "benchmarks.bench_s3",
+    "benchmarks.bench_s3_large",
+]
 
 
 def main() -> None:

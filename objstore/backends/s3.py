@@ -366,7 +366,8 @@ class S3Store(ObjectStore):
     capabilities: ClassVar[Capabilities] = Capabilities(versions=True, sign=True)
     single_put_limit: ClassVar[int] = 8 * MiB
     part_size: ClassVar[int] = 8 * MiB
-    part_concurrency: ClassVar[int] = 8
+    part_concurrency: ClassVar[int] = 6
+    """6 parts in flight + 1 filling: a streamed upload holds at most 56 MiB."""
     delete_batch: ClassVar[int] = 1000
 
     def __init__(
