@@ -100,3 +100,12 @@ async def test_truncated_body_is_retried_not_returned(proxied: tuple[S3Store, Fa
     proxy.rules = [Rule("truncate", "GET", contains="/whole", times=2)]
     assert await store.get("whole") == data
     assert [fault for _, _, fault in proxy.log].count("truncate") == 2
+
+
+async def test_truncated_large_body_is_retried(proxied: tuple[S3Store, FaultProxy]) -> None:
+    store, proxy = proxied
+    data = bytes(range(256)) * (48 * 1024)  # 12 MiB: read in chunks into a presized buffer
+    await store.put("large", data)
+    proxy.rules = [Rule("truncate", "GET", contains="/large")]
+    assert await store.get("large") == data
+    assert [fault for _, _, fault in proxy.log].count("truncate") == 1
