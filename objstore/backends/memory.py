@@ -187,19 +187,12 @@ class MemoryStore(ObjectStore):
         return entry.result
 
     def _put_sync(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
-        if options.mode == "overwrite":  # the hottest path: _new_entry inlined
-            tag = next(_versions)
-            result: PutResult = _new(PutResult)
-            _set_e_tag(result, tag)
-            _set_version(result, tag)
-            entry: _Entry = _tuple_new(
-                _Entry, (data, options.attributes, options.tags, time.time(), result)
-            )
+        entry = _new_entry(data, options.attributes, options.tags)
+        if options.mode == "overwrite":
             self._acquire()
             self._objects[key] = entry
             self._release()
-            return result
-        entry = _new_entry(data, options.attributes, options.tags)
+            return entry.result
         return self._store(key, entry, options)
 
     async def _put(self, key: Path, data: bytes, options: PutOptions) -> PutResult:

@@ -15,9 +15,7 @@ Each rule fires ``times`` times. ``proxy.log`` records ``(method, path_qs, fault
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -119,11 +117,3 @@ async def _drop(request: web.Request) -> web.StreamResponse:
         transport.abort()
     await asyncio.sleep(3600)
     raise AssertionError("unreachable: the handler is cancelled when its connection drops")
-
-
-@contextlib.asynccontextmanager
-async def fault_proxy(upstream: str) -> AsyncIterator[FaultProxy]:
-    """``async with fault_proxy(url) as proxy``: a started :class:`FaultProxy`."""
-    async with FaultProxy(upstream) as proxy:
-        yield proxy
-        await asyncio.sleep(0)
