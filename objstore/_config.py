@@ -181,6 +181,9 @@ class ConfigKey:
     aliases: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     secret: bool = False
+    credential: bool = False
+    """Names a credential whose secret half is another key (an access key id): a store pickled
+    without its secrets drops it too, so the unpickled store resolves credentials afresh."""
     parse: Callable[[object], Any] = parse_str
     default: Any = None
     doc: str = ""
@@ -204,6 +207,8 @@ class Config(Mapping[str, Any]):
 
     backend: str
     entries: dict[str, ConfigValue]
+    credentials: frozenset[str] = frozenset()
+    """The keys that travel only with the secrets (see ``ConfigKey.credential``)."""
 
     def __getitem__(self, key: str) -> Any:
         return self.entries[key].value
@@ -225,15 +230,16 @@ class Config(Mapping[str, Any]):
     def explicit_options(self, *, with_secrets: bool) -> dict[str, Any]:
         """Return the values given as options or from the environment, to rebuild the store.
 
-        Secret values are revealed when ``with_secrets`` is true and dropped otherwise.
+        Secret values are revealed when ``with_secrets`` is true and dropped otherwise (with
+        the keys that name their credential).
         """
         out: dict[str, Any] = {}
         for key, cv in self.entries.items():
             if cv.source == "default":
                 continue
-            if isinstance(cv.value, Secret):
+            if isinstance(cv.value, Secret) or key in self.credentials:
                 if with_secrets:
-                    out[key] = cv.value.reveal()
+                    out[key] = cv.value.reveal() if isinstance(cv.value, Secret) else cv.value
                 continue
             out[key] = cv.value
         return out
@@ -260,6 +266,7 @@ class ConfigTable:
             self.keys[key.name] = key
             for alias in (key.name, *key.aliases):
                 self._aliases[alias.lower()] = key
+        self.credentials = frozenset(k.name for k in self.keys.values() if k.credential)
         self._env: list[tuple[str, ConfigKey]] = []
         for key in self.keys.values():
             names = key.env
@@ -345,7 +352,7 @@ class ConfigTable:
         for key in self.keys.values():
             if key.name not in values and key.default is not None:
                 values[key.name] = ConfigValue(key.default, "default")
-        return Config(self.backend, values)
+        return Config(self.backend, values, self.credentials)
 
 
 COMMON_KEYS: tuple[ConfigKey, ...] = (

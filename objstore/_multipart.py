@@ -92,8 +92,19 @@ class Writer:
             )
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Append ``data``; return its length. Full parts start uploading at once."""
+        """Append ``data``; return its length. Full parts start uploading at once.
+
+        A write that fails (or is cancelled) aborts the upload: a later ``close()`` raises
+        instead of committing an object with a gap in it.
+        """
         self._check_open()
+        try:
+            return await self._write(data)
+        except BaseException:
+            await self.abort()
+            raise
+
+    async def _write(self, data: bytes | bytearray | memoryview) -> int:
         size = len(data)
         if self._upload is None and len(self._buffer) + size >= self._part_size:
             self._upload = await self._create_upload()

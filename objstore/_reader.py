@@ -96,6 +96,17 @@ class Reader:
         offset = start - first * self._block
         return joined[offset : offset + end - start]
 
+    async def read_exact(self, start: int, end: int) -> bytes:
+        """Read bytes ``[start, end)`` (clamped) with one request, past the blocks and read-ahead.
+
+        For callers that plan their own ranges (Parquet readers coalesce theirs).
+        """
+        self._check()
+        end = min(end, self.size)
+        if start >= end:
+            return b""
+        return await self._fetch_pinned(start, end)
+
     async def _fetch_pinned(self, start: int, end: int) -> bytes:
         try:
             return await self._fetch(start, end, self.meta.e_tag)

@@ -9,6 +9,8 @@ calls run on one background event-loop thread (memory and local stores run inlin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from objstore import (
     AlreadyExistsError,
     Attributes,
@@ -63,8 +65,12 @@ from objstore import (
 from objstore_sync._io import BlockingIterator, BlockingReader, BlockingStream, BlockingWriter
 from objstore_sync._store import ObjectStore
 
+if TYPE_CHECKING:
+    from objstore_sync.arrow import ArrowFileSystemHandler
+
 __all__ = [
     "AlreadyExistsError",
+    "ArrowFileSystemHandler",
     "Attributes",
     "BlockingIterator",
     "BlockingReader",
@@ -119,3 +125,11 @@ __all__ = [
     "UnsupportedOperationError",
     "UpdateVersion",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ArrowFileSystemHandler":  # imported on first use: pyarrow is an optional extra
+        from objstore_sync.arrow import ArrowFileSystemHandler
+
+        return ArrowFileSystemHandler
+    raise AttributeError(f"module 'objstore_sync' has no attribute {name!r}")

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from objstore import PutResult, ServiceUnavailableError, Writer
+from objstore import MultipartUploadError, PutResult, ServiceUnavailableError, Writer
 from objstore._multipart import MultipartUpload
 
 
@@ -111,3 +111,17 @@ async def test_cancellation_aborts() -> None:
         await task
     assert upload.aborted
     assert not upload.completed
+
+
+async def test_failed_write_aborts_and_close_does_not_commit() -> None:
+    upload = RecordingUpload(fail_on=1)
+    writer, singles = make_writer(upload, limit=1)
+    await writer.write(b"a" * 100)
+    with pytest.raises(ServiceUnavailableError):
+        await writer.write(b"b" * 100)
+    assert upload.aborted
+    assert writer.closed
+    with pytest.raises(MultipartUploadError, match="aborted"):
+        await writer.close()
+    assert not upload.completed
+    assert singles == []

@@ -241,6 +241,21 @@ def test_store_repr_and_pickle_hide_secrets(s3_server: S3Server) -> None:
     assert clone._source._credentials.secret_key == "canary-2"
 
 
+def test_store_pickled_without_secrets_resolves_credentials_afresh(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pickle
+
+    store = objstore.from_url("s3://bucket", s3_server.options(aws_access_key_id="id-parent"))
+    payload = pickle.dumps(store)
+    assert b"id-parent" not in payload
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id-worker")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-worker")
+    clone: Any = pickle.loads(payload)
+    assert clone.config["aws_access_key_id"] == "id-worker"
+    assert clone.config["aws_endpoint"] == s3_server.endpoint
+
+
 async def test_profile_credentials_from_shared_files(
     s3_server: S3Server, bucket: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -55,7 +55,8 @@ def _key(name: str, *aliases: str, env: tuple[str, ...] = (), **kw: Any) -> Conf
 
 
 _AWS_KEYS = (
-    _key("aws_access_key_id", "access_key_id", doc="Static credentials (with the secret)."),
+    _key("aws_access_key_id", "access_key_id", credential=True,
+         doc="Static credentials (with the secret)."),
     _key("aws_secret_access_key", "secret_access_key", secret=True),
     _key("aws_session_token", "aws_token", "session_token", "token",
          env=("AWS_SESSION_TOKEN", "AWS_TOKEN"), secret=True),
