@@ -2,20 +2,53 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from objstore import Reader
 from objstore_sync._io import BlockingWriter
 
-__all__ = ["InputFile", "OutputFile"]
+__all__ = ["InputFile", "OutputFile", "touch"]
 
 MIN_FETCH = 64 * 1024
 """A random-access read smaller than this fetches this much and serves the rest from memory
 (Parquet readers ask for a footer's few bytes, then for whole column chunks)."""
 
 Runner = Callable[[Awaitable[Any]], Any]
+
+EXIT_SETTLE_SECONDS = 0.25
+EXIT_RELEASE_SECONDS = 1.0
+_last_used = [0.0]
+_live: weakref.WeakSet[InputFile | OutputFile] = weakref.WeakSet()
+
+
+def touch() -> None:
+    """Record that pyarrow just used a handler or one of its files (see ``_settle_at_exit``)."""
+    _last_used[0] = time.monotonic()
+
+
+@atexit.register
+def _settle_at_exit() -> None:
+    """Give pyarrow's worker threads a moment to drop their last references before exit.
+
+    pyarrow releases a finished dataset operation's state (its files, the ``PyFileSystem``
+    holding our handler) from its own threads, shortly after the call returns. A thread that
+    must take the GIL for that while the interpreter finalizes is ended by ``pthread_exit``
+    inside C++ code, and the process aborts ("terminate called without an active exception";
+    apache/arrow#34314, #39162, #50482). Waiting here, before finalization, lets those threads
+    finish: up to a second while files pyarrow opened are still alive, and a quarter second
+    after the last use. It costs nothing when no handler was used just before exit.
+    """
+    deadline = time.monotonic() + EXIT_RELEASE_SECONDS
+    while _live and time.monotonic() < deadline:
+        time.sleep(0.005)
+    remaining = EXIT_SETTLE_SECONDS - (time.monotonic() - _last_used[0])
+    if remaining > 0:
+        time.sleep(remaining)
 
 
 class InputFile:
@@ -33,6 +66,7 @@ class InputFile:
         self._window_start = 0
         self._window = b""
         self.closed = False
+        _live.add(self)
 
     def readable(self) -> bool:
         return True
@@ -69,6 +103,7 @@ class InputFile:
         end = min(self._reader.size, offset + nbytes)
         if offset >= end:
             return b""
+        touch()
         window_end = self._window_start + len(self._window)
         if self._window_start <= offset and end <= window_end:
             cut = offset - self._window_start
@@ -88,6 +123,7 @@ class InputFile:
             self.closed = True
             self._window = b""
             self._run(self._reader.aclose())
+            touch()
 
     def _check_open(self) -> None:
         if self.closed:
@@ -95,16 +131,16 @@ class InputFile:
 
 
 class OutputFile:
-    """A write-only file over a :class:`BlockingWriter`, gathering small writes into parts.
+    """A write-only file over a :class:`BlockingWriter`.
 
-    Pyarrow's writers emit many small pieces; they cross to the event loop one part at a time.
+    The handler puts a ``pyarrow.BufferedOutputStream`` of one part in front of it: pyarrow's
+    many small writes (page headers, footers) gather in C++, without the GIL, and reach Python
+    one part at a time.
     """
 
-    def __init__(self, writer: BlockingWriter, part_size: int) -> None:
+    def __init__(self, writer: BlockingWriter) -> None:
         self._writer = writer
-        self._part_size = part_size
-        self._pending = bytearray()
-        self._written = 0
+        _live.add(self)
 
     @property
     def closed(self) -> bool:
@@ -120,34 +156,18 @@ class OutputFile:
         return True
 
     def tell(self) -> int:
-        return self._written
+        return self._writer.tell()
 
     def write(self, data: Any) -> int:
-        size = len(data) if isinstance(data, bytes | bytearray) else memoryview(data).nbytes
         if self._writer.closed:
             raise ValueError("I/O operation on closed file")
-        self._pending += data
-        self._written += size
-        if len(self._pending) >= self._part_size:
-            self._flush_pending()
-        return size
-
-    def _flush_pending(self) -> None:
-        pending, self._pending = self._pending, bytearray()
-        self._writer.write(pending)  # a failed write aborts the upload: close() cannot commit
+        return self._writer.write(data)  # a failed write aborts: close() cannot commit
 
     def flush(self) -> None:
         """Do nothing: the object becomes visible only on ``close()``."""
 
     def close(self) -> None:
         """Upload what is left and commit the object (once)."""
-        if self._writer.closed:
-            return
-        if self._pending:
-            self._flush_pending()
-        self._writer.close()
-
-    def abort(self) -> None:
-        """Discard everything written."""
-        self._pending = bytearray()
-        self._writer.abort()
+        if not self._writer.closed:
+            self._writer.close()
+            touch()

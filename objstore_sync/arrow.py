@@ -22,7 +22,7 @@ from objstore._inline import gather_bounded
 from objstore._path import parse_prefix
 from objstore._store import ObjectStore as AsyncObjectStore
 from objstore.backends.memory import MemoryStore
-from objstore_sync._arrow_files import InputFile, OutputFile
+from objstore_sync._arrow_files import InputFile, OutputFile, touch
 from objstore_sync._store import ObjectStore
 
 __all__ = ["ArrowFileSystemHandler"]
@@ -104,6 +104,7 @@ class ArrowFileSystemHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # u
         return self == other
 
     def _run(self, coro: Awaitable[T]) -> T:
+        touch()
         return self._sync._run(coro)  # type: ignore[arg-type]
 
     # ---- names -----------------------------------------------------------------------------
@@ -316,7 +317,8 @@ class ArrowFileSystemHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # u
         writer = self._sync.open_writer(
             key, attributes=_attributes(metadata), part_size=self._part_size
         )
-        return pa.PythonFile(OutputFile(writer, self._part_size), mode="w")
+        raw = pa.PythonFile(OutputFile(writer), mode="w")
+        return pa.BufferedOutputStream(raw, buffer_size=self._part_size)
 
     def open_append_stream(
         self, path: str, metadata: Mapping[str, Any] | pa.KeyValueMetadata | None = None

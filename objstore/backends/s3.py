@@ -345,7 +345,7 @@ class _ResponseBody:
 
     async def read_all(self) -> bytes:
         try:
-            return await self._response.read()
+            return await _read_body(self._response)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(exc, None) from exc
 
