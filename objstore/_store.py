@@ -910,6 +910,20 @@ class ObjectStream:
         await self.aclose()
 
 
+async def has_objects_under(store: ObjectStore, prefix: str) -> bool:
+    """Say whether any object lies under ``prefix`` (whole segments), from one listing page.
+
+    What makes ``prefix`` a directory for the pyarrow and fsspec adapters.
+    """
+    import contextlib
+
+    async with contextlib.aclosing(store.list_pages(prefix)) as pages:  # type: ignore[type-var]
+        async for page in pages:
+            if page:
+                return True
+    return False
+
+
 async def _read_body(response: GetResponse) -> bytes:
     if response.body is None:
         return b""

@@ -9,7 +9,6 @@ processes); secrets travel only when the store allows it (``allow_pickle_secrets
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
@@ -21,6 +20,7 @@ from objstore._errors import InvalidRequestError
 from objstore._inline import gather_bounded
 from objstore._path import parse_prefix
 from objstore._store import ObjectStore as AsyncObjectStore
+from objstore._store import has_objects_under
 from objstore.backends.memory import MemoryStore
 from objstore_sync._arrow_files import InputFile, OutputFile, touch
 from objstore_sync._store import ObjectStore
@@ -136,16 +136,9 @@ class ArrowFileSystemHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # u
             return _file_info(path, await self._store.head(key))
         except NotFoundError:
             pass
-        if await self._has_children(key):
+        if await has_objects_under(self._store, key):
             return pafs.FileInfo(path, pafs.FileType.Directory)
         return pafs.FileInfo(path, pafs.FileType.NotFound)
-
-    async def _has_children(self, key: str) -> bool:
-        async with contextlib.aclosing(self._store.list_pages(key)) as pages:  # type: ignore[type-var]
-            async for page in pages:
-                if page:
-                    return True
-        return False
 
     def get_file_info_selector(self, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
         """List ``selector.base_dir`` with one listing (recursive or one level).
@@ -249,7 +242,7 @@ class ArrowFileSystemHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # u
         try:
             return await self._store.head(_file_key(key, path))
         except NotFoundError:
-            if await self._has_children(key):
+            if await has_objects_under(self._store, key):
                 raise IsADirectoryError(f"{path!r} is a directory") from None
             raise
 
@@ -304,7 +297,7 @@ class ArrowFileSystemHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # u
         try:
             return await self._store.open_reader(key, block_size=block_size, read_ahead=read_ahead)
         except NotFoundError:
-            if await self._has_children(key):
+            if await has_objects_under(self._store, key):
                 raise IsADirectoryError(f"{path!r} is a directory") from None
             raise
 

@@ -1,0 +1,513 @@
+"""fsspec filesystems over objstore stores (``pip install "objstore[fsspec]"``).
+
+- :class:`ObjstoreFileSystem` wraps one store: ``ObjstoreFileSystem("s3://bucket/prefix", opts)``;
+  paths are keys of that store.
+- :class:`S3FileSystem`, :class:`GCSFileSystem` and :class:`AzureBlobFileSystem` take
+  ``bucket/key`` paths like s3fs, gcsfs and adlfs, with objstore options as storage options.
+- :func:`register` installs them for the schemes you choose, so
+  ``pandas.read_parquet("s3://bucket/x.parquet", storage_options={...})`` and dask go through
+  objstore.
+
+Written files commit only on ``close()``; an exception inside ``with fs.open(p, "wb")`` or a
+file dropped without ``close()`` discards the upload (fsspec's default would commit it).
+Pickled filesystems carry no secret unless ``allow_pickle_secrets`` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pathlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+from fsspec.asyn import AsyncFileSystem, sync
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
+from fsspec.spec import AbstractBufferedFile
+
+from objstore._config import parse_bool
+from objstore._errors import (
+    AlreadyExistsError,
+    ConcurrentModificationError,
+    InvalidRangeError,
+    InvalidRequestError,
+    NotFoundError,
+    PreconditionFailedError,
+)
+from objstore._inline import gather_bounded
+from objstore._multipart import Writer
+from objstore._registry import SCHEMES, from_url, load_backend
+from objstore._store import ObjectStore, has_objects_under
+from objstore._types import ByteRange, ObjectMeta, OffsetRange, SuffixRange
+
+__all__ = [
+    "AzureBlobFileSystem",
+    "GCSFileSystem",
+    "ObjstoreFileSystem",
+    "S3FileSystem",
+    "register",
+]
+
+MiB = 1024 * 1024
+CONCURRENCY = 16
+CHUNK = 4 * MiB
+
+
+class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
+    """An fsspec ``AsyncFileSystem`` over one objstore store; paths are its keys.
+
+    Args:
+        store: an :class:`objstore.ObjectStore`, or a URL to build one from.
+        options: the store's options when ``store`` is a URL.
+    """
+
+    protocol: ClassVar[str | tuple[str, ...]] = "objstore"
+    root_marker = ""
+    cachable = False  # two stores with one URL (two memory stores) must not share an instance
+    async_impl = True
+
+    def __init__(
+        self,
+        store: ObjectStore | str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        asynchronous: bool = False,
+        loop: Any = None,
+        block_size: int | None = None,
+    ) -> None:
+        super().__init__(asynchronous=asynchronous, loop=loop)
+        self.store = store if isinstance(store, ObjectStore) else from_url(store, options)
+        self.blocksize = block_size or CHUNK
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.store,), {"blocksize": self.blocksize})
+
+    # ---- paths -------------------------------------------------------------------------------
+
+    def _locate(self, path: str) -> tuple[ObjectStore, str, str]:
+        """Return the store, the key in it and the prefix that turns keys back into paths."""
+        return self.store, _clean(self._strip_protocol(path)), ""
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        text = str(path)
+        for protocol in [cls.protocol] if isinstance(cls.protocol, str) else cls.protocol:
+            if text.startswith(f"{protocol}://"):
+                text = text[len(protocol) + 3 :]
+        return text.strip("/")
+
+    # ---- metadata ----------------------------------------------------------------------------
+
+    async def _info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        store, key, base = self._locate(path)
+        name = _join(base, key)
+        if not key:
+            return _dir_entry(name)
+        try:
+            return _file_entry(name, await store.head(key))
+        except NotFoundError:
+            pass
+        if await has_objects_under(store, key):
+            return _dir_entry(name)
+        raise FileNotFoundError(f"no such file or directory: {path!r}")
+
+    async def _ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        store, key, base = self._locate(path)
+        level = await store.list_with_delimiter(key or None)
+        entries = [_dir_entry(_join(base, p)) for p in level.common_prefixes]
+        entries += [_file_entry(_join(base, m.location), m) for m in level.objects]
+        if not entries and key:
+            entries = [await self._info(path)]  # a file lists as itself; else FileNotFoundError
+        entries.sort(key=lambda e: e["name"])
+        return entries if detail else [e["name"] for e in entries]
+
+    async def _find(
+        self,
+        path: str,
+        maxdepth: int | None = None,
+        withdirs: bool = False,
+        detail: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        if maxdepth is not None:
+            return await super()._find(
+                path, maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs
+            )
+        store, key, base = self._locate(path)
+        found: dict[str, dict[str, Any]] = {}
+        depth = key.count("/") + 1 if key else 0
+        async for meta in store.list_iter(key or None):
+            parts = meta.location.split("/")
+            if withdirs:
+                for end in range(depth + 1, len(parts)):
+                    name = _join(base, "/".join(parts[:end]))
+                    found.setdefault(name, _dir_entry(name))
+            name = _join(base, meta.location)
+            found[name] = _file_entry(name, meta)
+        if key:
+            with contextlib.suppress(FileNotFoundError):
+                info = await self._info(path)
+                if info["type"] == "file" or (withdirs and found):
+                    found[info["name"]] = info
+        names = sorted(found)
+        return {n: found[n] for n in names} if detail else names
+
+    async def _modified(self, path: str) -> datetime:
+        store, key, _ = self._locate(path)
+        return (await store.head(key)).last_modified
+
+    def modified(self, path: str) -> datetime:
+        """The object's last-modified time (timezone-aware, UTC)."""
+        result: datetime = sync(self.loop, self._modified, path)
+        return result
+
+    # ---- reads and writes --------------------------------------------------------------------
+
+    async def _cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        store, key, _ = self._locate(path)
+        if start is None and end is None:
+            return await store.get(key)
+        start = start or 0
+        if (end is not None and end < 0) or (start < 0 and end is not None):
+            size = (await store.head(key)).size
+            start = max(0, size + start) if start < 0 else start
+            end = size + end if end < 0 else end
+        if start < 0:
+            request: ByteRange | OffsetRange | SuffixRange = SuffixRange(-start)
+        elif end is None:
+            request = OffsetRange(start)
+        elif end <= start:
+            return b""
+        else:
+            request = ByteRange(start, end)
+        try:
+            return (await store.get_result(key, range=request)).data
+        except InvalidRangeError:
+            return b""  # fsspec reads past the end as empty
+
+    async def _pipe_file(
+        self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any
+    ) -> None:
+        store, key, _ = self._locate(path)
+        await store.put(key, value, mode="create" if mode == "create" else "overwrite")
+
+    async def _put_file(
+        self,
+        lpath: str,
+        rpath: str,
+        callback: Callback = DEFAULT_CALLBACK,
+        mode: str = "overwrite",
+        **kwargs: Any,
+    ) -> None:
+        if os.path.isdir(lpath):
+            return  # directories are implied by keys
+        store, key, _ = self._locate(rpath)
+        size = os.path.getsize(lpath)
+        callback.set_size(size)
+        await store.put(
+            key,
+            pathlib.Path(lpath),
+            mode="create" if mode == "create" else "overwrite",
+            progress=lambda done, _total: callback.absolute_update(done),
+        )
+        callback.absolute_update(size)
+
+    async def _get_file(
+        self, rpath: str, lpath: str, callback: Callback = DEFAULT_CALLBACK, **kwargs: Any
+    ) -> None:
+        if os.path.isdir(lpath):
+            return
+        store, key, _ = self._locate(rpath)
+        partial = f"{lpath}.objstore-partial"
+        try:
+            async with store.stream(key, chunk_size=CHUNK) as stream:
+                callback.set_size(stream.meta.size)
+                with open(partial, "wb") as handle:
+                    async for chunk in stream:
+                        handle.write(chunk)
+                        callback.relative_update(len(chunk))
+            os.replace(partial, lpath)  # the local file appears whole or not at all
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+
+    async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        source, src, _ = self._locate(path1)
+        target, dst, _ = self._locate(path2)
+        if source is target:
+            await source.copy(src, dst)
+        else:
+            await target.put(dst, await source.get(src))
+
+    async def _rm_file(self, path: str, **kwargs: Any) -> None:
+        store, key, _ = self._locate(path)
+        await store.delete(key)
+
+    async def _rm(
+        self,
+        path: str | list[str],
+        recursive: bool = False,
+        maxdepth: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        paths = await self._expand_path(path, recursive=recursive, maxdepth=maxdepth)
+        groups: dict[int, tuple[ObjectStore, list[str]]] = {}
+        for each in paths:
+            store, key, _ = self._locate(each)
+            if key:
+                groups.setdefault(id(store), (store, []))[1].append(key)
+        await gather_bounded([s.delete_many(keys) for s, keys in groups.values()], CONCURRENCY)
+
+    async def _makedirs(self, path: str, exist_ok: bool = False) -> None:
+        """Nothing to do: directories are implied by keys."""
+
+    async def _mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        """Nothing to do: directories are implied by keys."""
+
+    async def _rmdir(self, path: str) -> None:
+        """Nothing to do: a directory goes when its last object does."""
+
+    async def _sign(self, path: str, expiration: int = 100, **kwargs: Any) -> str:
+        store, key, _ = self._locate(path)
+        return await store.sign(kwargs.get("method", "GET"), key, expires_in=expiration)
+
+    def sign(self, path: str, expiration: int = 100, **kwargs: Any) -> str:
+        """A pre-signed URL for ``path`` (``method="PUT"`` for uploads)."""
+        url: str = sync(self.loop, self._sign, path, expiration, **kwargs)
+        return url
+
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> ObjstoreFile:
+        return ObjstoreFile(
+            self, path, mode, block_size=block_size or self.blocksize,
+            autocommit=autocommit, cache_options=cache_options, **kwargs,
+        )  # fmt: skip
+
+    async def _aclose(self) -> None:
+        await self.store.aclose()
+
+    def close(self) -> None:
+        """Release the store's clients and connections."""
+        sync(self.loop, self._aclose)
+
+
+class _BucketFileSystem(ObjstoreFileSystem):
+    """``bucket/key`` paths over one objstore store per bucket, built from storage options."""
+
+    cachable = True
+    scheme: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        asynchronous: bool = False,
+        loop: Any = None,
+        block_size: int | None = None,
+        **storage_options: Any,
+    ) -> None:
+        AsyncFileSystem.__init__(self, asynchronous=asynchronous, loop=loop)
+        table = load_backend(SCHEMES[self.scheme]).config_table
+        self._table_keys = {name: table.lookup(name) for name in storage_options}  # typos fail
+        self._options = dict(storage_options)
+        self._stores: dict[str, ObjectStore] = {}
+        self.blocksize = block_size or CHUNK
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        keys = self._table_keys
+        allowed = [v for n, v in self._options.items() if keys[n].name == "allow_pickle_secrets"]
+        keep = bool(allowed) and parse_bool(allowed[0])
+        secret = {n for n, k in keys.items() if k.secret or k.credential}
+        options = {n: v for n, v in self._options.items() if keep or n not in secret}
+        return (_rebuild_bucket_fs, (type(self), self.blocksize, options))
+
+    def __repr__(self) -> str:
+        return f"objstore.fsspec.{type(self).__name__}()"
+
+    def _locate(self, path: str) -> tuple[ObjectStore, str, str]:
+        bucket, _, key = self._strip_protocol(path).partition("/")
+        if not bucket:
+            raise InvalidRequestError(
+                f"{path!r} names no bucket: objstore's {self.scheme} filesystem does not list "
+                "buckets; use '<bucket>/<key>' paths"
+            )
+        store = self._stores.get(bucket)
+        if store is None:
+            store = self._stores.setdefault(
+                bucket, from_url(f"{self.scheme}://{bucket}", self._options)
+            )
+        return store, _clean(key), bucket
+
+    async def _aclose(self) -> None:
+        stores = list(self._stores.values())
+        self._stores.clear()
+        for store in stores:
+            await store.aclose()
+
+
+class S3FileSystem(_BucketFileSystem):
+    """s3fs's paths (``bucket/key``) over objstore's S3 store."""
+
+    protocol = ("s3", "s3a")
+    scheme = "s3"
+
+
+class GCSFileSystem(_BucketFileSystem):
+    """gcsfs's paths (``bucket/key``) over objstore's GCS store."""
+
+    protocol = ("gs", "gcs")
+    scheme = "gs"
+
+
+class AzureBlobFileSystem(_BucketFileSystem):
+    """adlfs's paths (``container/key``) over objstore's Azure store."""
+
+    protocol = ("az", "abfs", "abfss")
+    scheme = "az"
+
+
+_BY_SCHEME: dict[str, type[ObjstoreFileSystem]] = {
+    scheme: cls
+    for cls in (S3FileSystem, GCSFileSystem, AzureBlobFileSystem)
+    for scheme in cls.protocol
+}
+
+
+def register(*schemes: str, clobber: bool = True) -> None:
+    """Make fsspec (and pandas, dask, xarray...) use objstore for ``schemes``.
+
+    ``register("s3")``; with no argument, every scheme objstore serves (s3, s3a, gs, gcs, az,
+    abfs, abfss).
+
+    Raises:
+        InvalidRequestError: a scheme objstore does not serve.
+    """
+    import fsspec
+
+    for scheme in schemes or tuple(_BY_SCHEME):
+        cls = _BY_SCHEME.get(scheme)
+        if cls is None:
+            raise InvalidRequestError(
+                f"objstore has no fsspec filesystem for {scheme!r}; choose from "
+                f"{sorted(_BY_SCHEME)}"
+            )
+        fsspec.register_implementation(scheme, cls, clobber=clobber)
+
+
+class ObjstoreFile(AbstractBufferedFile):  # type: ignore[misc]  # untyped base
+    """A buffered fsspec file: reads pinned to the ETag seen at open, writes through a
+    multipart writer that commits on ``close()`` and aborts on error or when dropped."""
+
+    fs: ObjstoreFileSystem
+    closed: bool
+
+    def __init__(self, fs: ObjstoreFileSystem, path: str, mode: str = "rb", **kwargs: Any):
+        if mode not in ("rb", "wb", "xb"):
+            raise InvalidRequestError(f"objstore files open as 'rb', 'wb' or 'xb', not {mode!r}")
+        self._writer: Writer | None = None
+        self._create = mode == "xb"
+        if self._create and fs.exists(path):  # checked again, atomically, on commit
+            raise AlreadyExistsError(f"{path!r} exists", path=path, operation="open")
+        super().__init__(fs, path, "wb" if mode == "xb" else mode, **kwargs)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        store, key, _ = self.fs._locate(self.path)
+        e_tag = self.details.get("ETag")
+
+        async def fetch() -> bytes:
+            if start >= end:
+                return b""
+            try:
+                result = await store.get_result(key, range=ByteRange(start, end), if_match=e_tag)
+            except PreconditionFailedError as exc:
+                raise ConcurrentModificationError(
+                    f"{self.path!r} changed while it was being read",
+                    path=self.path,
+                    operation="read",
+                ) from exc
+            return result.data
+
+        data: bytes = sync(self.fs.loop, fetch)
+        return data
+
+    def _initiate_upload(self) -> None:
+        store, key, _ = self.fs._locate(self.path)
+        self._writer = store.open_writer(key, mode="create" if self._create else "overwrite")
+
+    def _upload_chunk(self, final: bool = False) -> bool:
+        if self._writer is None:
+            self._initiate_upload()
+        assert self._writer is not None
+        writer = self._writer
+        data = self.buffer.getvalue()
+
+        async def upload() -> None:
+            if data:
+                await writer.write(data)
+            if final:
+                await writer.close()
+
+        sync(self.fs.loop, upload)
+        return True
+
+    def discard(self) -> None:
+        """Drop everything written: the object is left as it was."""
+        writer, self._writer = self._writer, None
+        self.buffer = io.BytesIO()
+        if writer is not None and not writer.closed:
+            sync(self.fs.loop, writer.abort)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None and self.mode == "wb" and not self.closed:
+            self.discard()
+            self.closed = True
+            return
+        self.close()
+
+    def __del__(self) -> None:
+        if not self.closed and self.mode == "wb":
+            with contextlib.suppress(Exception):  # best effort; never commit from a finalizer
+                self.discard()
+            self.closed = True
+
+
+def _rebuild_bucket_fs(
+    cls: type[_BucketFileSystem], block_size: int, options: dict[str, Any]
+) -> _BucketFileSystem:
+    return cls(block_size=block_size, **options)
+
+
+def _clean(key: str) -> str:
+    return key.strip("/")
+
+
+def _join(base: str, key: str) -> str:
+    return f"{base}/{key}" if base and key else base or key
+
+
+def _dir_entry(name: str) -> dict[str, Any]:
+    return {"name": name, "size": 0, "type": "directory"}
+
+
+def _file_entry(name: str, meta: ObjectMeta) -> dict[str, Any]:
+    return {
+        "name": name,
+        "size": meta.size,
+        "type": "file",
+        "mtime": meta.last_modified.timestamp(),
+        "LastModified": meta.last_modified,
+        "ETag": meta.e_tag,
+        "version": meta.version,
+    }

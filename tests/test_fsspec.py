@@ -1,0 +1,279 @@
+"""objstore.fsspec: the AsyncFileSystem on every backend, registration, pandas, pickling."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import fsspec
+import pytest
+from fsspec.callbacks import Callback
+
+import objstore
+from objstore import AlreadyExistsError, ConcurrentModificationError, UnknownOptionError
+from objstore.fsspec import ObjstoreFileSystem, S3FileSystem, register
+from objstore.testing.emulators import S3Server
+
+BACKENDS = ["memory", "local", "s3"]
+MiB = 1024 * 1024
+
+
+@pytest.fixture(params=BACKENDS)
+def fs(request: pytest.FixtureRequest) -> Iterator[ObjstoreFileSystem]:
+    if request.param == "memory":
+        made = ObjstoreFileSystem("memory://")
+    elif request.param == "local":
+        made = ObjstoreFileSystem(str(request.getfixturevalue("tmp_path")))
+    else:
+        server: S3Server = request.getfixturevalue("s3_server")
+        bucket = request.getfixturevalue("bucket")
+        made = ObjstoreFileSystem(f"s3://{bucket}/root", server.options())
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def registry() -> Iterator[None]:
+    """Restore fsspec's registry and instance caches after a test registers objstore."""
+    table = sys.modules["fsspec.registry"]._registry  # the mutable dict behind fsspec.registry
+    saved = dict(table)
+    yield
+    table.clear()
+    table.update(saved)
+    S3FileSystem.clear_instance_cache()
+
+
+class Recorder(Callback):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int | None] = []
+        self.values: list[int] = []
+
+    def set_size(self, size: int | None) -> None:
+        self.sizes.append(size)
+        super().set_size(size)
+
+    def call(self, *args: Any, **kwargs: Any) -> None:
+        self.values.append(self.value)
+
+
+# ---- bytes in and out ---------------------------------------------------------------------
+
+
+def test_pipe_and_cat_with_fsspec_ranges(fs: ObjstoreFileSystem) -> None:
+    fs.pipe_file("r/text", b"hello world")
+    assert fs.cat_file("r/text") == b"hello world"
+    assert fs.cat_file("r/text", start=6) == b"world"
+    assert fs.cat_file("r/text", start=-5) == b"world"
+    assert fs.cat_file("r/text", start=0, end=-6) == b"hello"
+    assert fs.cat_file("r/text", start=2, end=4) == b"ll"
+    assert fs.cat_file("r/text", start=20) == b""
+    assert fs.cat_file("r/text", start=4, end=2) == b""
+    assert fs.cat(["r/text"]) == {"r/text": b"hello world"}
+    with pytest.raises(FileNotFoundError):
+        fs.cat_file("r/missing")
+
+
+def test_pipe_create_mode(fs: ObjstoreFileSystem) -> None:
+    fs.pipe_file("c/once", b"1", mode="create")
+    with pytest.raises(AlreadyExistsError):
+        fs.pipe_file("c/once", b"2", mode="create")
+    assert fs.cat_file("c/once") == b"1"
+
+
+def test_info_ls_find(fs: ObjstoreFileSystem) -> None:
+    for path in ("t/a.txt", "t/x/b.txt", "t/x/y/c.txt", "tt/d.txt"):
+        fs.pipe_file(path, path.encode())
+    info = fs.info("t/a.txt")
+    assert (info["name"], info["size"], info["type"]) == ("t/a.txt", 7, "file")
+    assert info["ETag"]
+    assert fs.info("t/x")["type"] == "directory"
+    assert fs.isdir("t")
+    assert fs.isfile("t/a.txt")
+    assert not fs.exists("t/nope")
+    with pytest.raises(FileNotFoundError):
+        fs.info("t/nope")
+    assert fs.ls("t", detail=False) == ["t/a.txt", "t/x"]
+    assert fs.ls("t/a.txt", detail=False) == ["t/a.txt"]
+    with pytest.raises(FileNotFoundError):
+        fs.ls("nothing")
+    assert fs.find("t") == ["t/a.txt", "t/x/b.txt", "t/x/y/c.txt"]
+    assert fs.find("t", withdirs=True) == [
+        "t", "t/a.txt", "t/x", "t/x/b.txt", "t/x/y", "t/x/y/c.txt",
+    ]  # fmt: skip
+    assert fs.find("t", maxdepth=1) == ["t/a.txt"]
+    assert fs.find("t/a.txt") == ["t/a.txt"]
+    assert set(fs.find("t", detail=True)) == {"t/a.txt", "t/x/b.txt", "t/x/y/c.txt"}
+    assert sorted(fs.glob("t/x/*.txt")) == ["t/x/b.txt"]
+    assert fs.du("t") == 7 + 9 + 11
+    assert fs.modified("t/a.txt").tzinfo is not None
+
+
+def test_rm_and_copy(fs: ObjstoreFileSystem) -> None:
+    for i in range(5):
+        fs.pipe_file(f"d/{i}", b"x")
+    fs.pipe_file("dd/keep", b"k")
+    fs.cp_file("d/0", "copy/0")
+    assert fs.cat_file("copy/0") == b"x"
+    fs.rm("d", recursive=True)
+    assert not fs.exists("d")
+    assert fs.exists("dd/keep")  # whole segments only
+    fs.rm_file("copy/0")
+    assert not fs.exists("copy/0")
+    fs.pipe({"m/1": b"1", "m/2": b"2"})
+    fs.rm(["m/1", "m/2"])
+    assert not fs.exists("m")
+
+
+def test_put_and_get_files_with_progress(fs: ObjstoreFileSystem, tmp_path: Any) -> None:
+    source = tmp_path / "source.bin"
+    payload = os.urandom(3 * MiB + 17)
+    source.write_bytes(payload)
+    up = Recorder()
+    fs.put_file(str(source), "files/big.bin", callback=up)
+    assert up.sizes == [len(payload)]
+    assert up.values
+    assert up.values[-1] == len(payload)
+    down = Recorder()
+    target = tmp_path / "target.bin"
+    fs.get_file("files/big.bin", str(target), callback=down)
+    assert target.read_bytes() == payload
+    assert down.sizes == [len(payload)]
+    assert down.values[-1] == len(payload)
+    assert not list(tmp_path.glob("*.objstore-partial"))
+    with pytest.raises(FileNotFoundError):
+        fs.get_file("files/missing", str(tmp_path / "missing.bin"))
+    assert not (tmp_path / "missing.bin").exists()
+
+
+# ---- files --------------------------------------------------------------------------------
+
+
+def test_open_read_seek(fs: ObjstoreFileSystem) -> None:
+    data = bytes(range(256)) * 4096
+    fs.pipe_file("o/data", data)
+    with fs.open("o/data", "rb", block_size=64 * 1024) as handle:
+        handle.seek(100_000)
+        assert handle.read(10) == data[100_000:100_010]
+        handle.seek(-5, os.SEEK_END)
+        assert handle.read() == data[-5:]
+        assert handle.size == len(data)
+
+
+def test_open_read_is_pinned_to_the_version_opened(fs: ObjstoreFileSystem) -> None:
+    fs.pipe_file("o/pinned", b"a" * 100)
+    with fs.open("o/pinned", "rb", block_size=10, cache_type="none") as handle:
+        assert handle.read(10) == b"a" * 10
+        fs.pipe_file("o/pinned", b"b" * 100)
+        with pytest.raises(ConcurrentModificationError):
+            handle.read(10)
+
+
+def test_written_file_visible_only_on_close(fs: ObjstoreFileSystem) -> None:
+    handle = fs.open("w/file", "wb", block_size=5 * MiB)
+    for _ in range(3):
+        handle.write(os.urandom(2 * MiB))
+    assert not fs.exists("w/file")
+    handle.close()
+    assert fs.size("w/file") == 6 * MiB
+
+
+def test_exception_or_drop_discards_the_write(fs: ObjstoreFileSystem) -> None:
+    def produce() -> None:
+        with fs.open("w/failed", "wb", block_size=5 * MiB) as handle:
+            handle.write(os.urandom(6 * MiB))  # one part already uploaded
+            raise RuntimeError("the producer failed")
+
+    with pytest.raises(RuntimeError):
+        produce()
+    assert not fs.exists("w/failed")
+    dropped = fs.open("w/dropped", "wb")
+    dropped.write(b"never committed")
+    del dropped
+    assert not fs.exists("w/dropped")
+
+
+def test_exclusive_create_mode(fs: ObjstoreFileSystem) -> None:
+    with fs.open("x/once", "xb") as handle:
+        handle.write(b"1")
+    with pytest.raises(AlreadyExistsError), fs.open("x/once", "xb") as again:
+        again.write(b"2")
+    assert fs.cat_file("x/once") == b"1"
+
+
+def test_pickle_keeps_the_store(fs: ObjstoreFileSystem) -> None:
+    fs.pipe_file("p/f", b"pickled")
+    clone = pickle.loads(pickle.dumps(fs))
+    if fs.store.backend == "memory":  # a memory store pickles a snapshot
+        assert clone.cat_file("p/f") == b"pickled"
+    assert clone.store.url == fs.store.url
+    clone.close()
+
+
+# ---- bucket filesystems and registration ----------------------------------------------------
+
+
+def test_register_routes_s3_urls_through_objstore(
+    registry: None, s3_server: S3Server, bucket: str
+) -> None:
+    register("s3")
+    options = s3_server.options()
+    fs = fsspec.filesystem("s3", **options)
+    assert isinstance(fs, S3FileSystem)
+    fs.pipe_file(f"{bucket}/reg/x", b"via fsspec")
+    with fsspec.open(f"s3://{bucket}/reg/x", "rb", **options) as handle:
+        assert handle.read() == b"via fsspec"
+    assert fs.ls(f"{bucket}/reg", detail=False) == [f"{bucket}/reg/x"]
+    with pytest.raises(objstore.InvalidRequestError, match="names no bucket"):
+        fs.ls("")
+    fs.close()
+
+
+def test_unknown_storage_option_fails_at_construction(registry: None) -> None:
+    with pytest.raises(UnknownOptionError, match="did you mean 'aws_region'"):
+        S3FileSystem(aws_regoin="eu-west-1", skip_instance_cache=True)
+    with pytest.raises(objstore.InvalidRequestError, match="ftp"):
+        register("ftp")
+
+
+def test_bucket_filesystem_pickles_without_secrets(
+    registry: None, s3_server: S3Server, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options: dict[str, Any] = s3_server.options()
+    fs = S3FileSystem(**options)
+    fs.pipe_file(f"{bucket}/s/x", b"1")
+    payload = pickle.dumps(fs)
+    assert s3_server.secret_key.encode() not in payload
+    assert s3_server.access_key.encode() not in payload
+    S3FileSystem.clear_instance_cache()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    clone = pickle.loads(payload)
+    assert clone.cat_file(f"{bucket}/s/x") == b"1"
+    allowed = S3FileSystem(**{**options, "allow_pickle_secrets": "true"})
+    assert s3_server.secret_key.encode() in pickle.dumps(allowed)
+    for each in (fs, clone, allowed):
+        each.close()
+
+
+def test_pandas_reads_and_writes_s3_through_objstore(
+    registry: None, s3_server: S3Server, bucket: str
+) -> None:
+    import pandas as pd
+
+    register("s3")
+    options = s3_server.options()
+    frame = pd.DataFrame({"city": ["Oslo", "Lima", "Pune"], "rain_mm": [763.0, 16.0, 722.0]})
+    frame.to_parquet(f"s3://{bucket}/pd/weather.parquet", storage_options=options)
+    frame.to_csv(f"s3://{bucket}/pd/weather.csv", index=False, storage_options=options)
+    back = pd.read_parquet(f"s3://{bucket}/pd/weather.parquet", storage_options=options)
+    pd.testing.assert_frame_equal(back, frame)
+    csv = pd.read_csv(f"s3://{bucket}/pd/weather.csv", storage_options=options)
+    pd.testing.assert_frame_equal(csv, frame)
+    fs = fsspec.filesystem("s3", **options)
+    assert isinstance(fs, S3FileSystem)
+    assert fs.info(f"{bucket}/pd/weather.parquet")["size"] > 0
+    fs.close()
