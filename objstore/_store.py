@@ -178,6 +178,12 @@ class ObjectStore(abc.ABC):
     async def _get_bytes(self, key: Path) -> bytes:
         return await _read_body(await self._get(key, DEFAULT_GET))
 
+    async def _get_buffered(self, key: Path, options: GetOptions) -> tuple[GetResponse, bytes]:
+        """Read an object (or a range) whole; a network backend reads the body inside its
+        retries, so a truncated body is fetched again rather than raised."""
+        response = await self._get(key, options)
+        return response, await _read_body(response)
+
     async def _list_with_delimiter(self, prefix: Path) -> ListResult:
         prefixes: list[str] = []
         objects: list[ObjectMeta] = []
@@ -518,8 +524,7 @@ class ObjectStore(abc.ABC):
                 if_unmodified_since=if_unmodified_since,
                 version=version,
             )
-            response = await self._get(self._key(path), options)
-            data = await _read_body(response)
+            response, data = await self._get_buffered(self._key(path), options)
             return GetResult(
                 data=data,
                 meta=self._rel_meta(response.meta),
@@ -571,8 +576,8 @@ class ObjectStore(abc.ABC):
         """
         try:
             request = _range_request(start, end, length)
-            response = await self._get(self._key(path), GetOptions(range=request))
-            return await _read_body(response)
+            _, data = await self._get_buffered(self._key(path), GetOptions(range=request))
+            return data
         except ObjstoreError as exc:
             self._annotate(exc, "get_range")
             raise
@@ -605,8 +610,9 @@ class ObjectStore(abc.ABC):
 
             async def fetch(start: int, end: int) -> tuple[bytes, ObjectMeta]:
                 nonlocal done
-                response = await self._get(key, GetOptions(range=ByteRange(start, end)))
-                data = await _read_body(response)
+                response, data = await self._get_buffered(
+                    key, GetOptions(range=ByteRange(start, end))
+                )
                 done += end - start
                 if progress is not None:
                     progress(done, total)
@@ -652,7 +658,7 @@ class ObjectStore(abc.ABC):
 
         async def fetch(start: int, end: int, e_tag: str | None) -> bytes:
             options = GetOptions(range=ByteRange(start, end), if_match=e_tag, version=version)
-            return await _read_body(await self._get(key, options))
+            return (await self._get_buffered(key, options))[1]
 
         return Reader(self._rel_meta(meta), fetch, block_size=block_size, read_ahead=read_ahead)
 

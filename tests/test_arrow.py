@@ -22,6 +22,7 @@ from objstore._path import Path
 from objstore._types import GetOptions, GetResponse
 from objstore.backends.memory import MemoryStore
 from objstore.testing.emulators import S3Server
+from objstore.testing.faultproxy import FaultProxy, Rule, serve_in_thread
 from objstore_sync import ArrowFileSystemHandler
 
 BACKENDS = ["memory", "local", "s3"]
@@ -482,3 +483,35 @@ def test_projection_and_row_group_filter_read_only_needed_ranges() -> None:
     filtered = dataset.to_table(columns=["c0", "c1"], filter=ds.field("c0") < 40_000)
     assert filtered.column("c1").to_pylist() == list(range(1, 40_001))
     assert store.fetched < size * 0.1  # two columns of one row group of four
+
+
+def test_datasets_survive_injected_faults(s3_server: S3Server, bucket: str) -> None:
+    """RELIABILITY.md B14: many Parquet files written and read back through faults."""
+    rules = [
+        Rule("status:503", method="GET", every=7),
+        Rule("truncate", method="GET", every=11),
+        Rule("status:500", method="PUT", every=9),
+        Rule("reset_before", method="PUT", every=13),
+        Rule("status:503", method="HEAD", every=10),
+        Rule("reset_before", method="GET", contains="list-type", every=5),
+    ]
+    with serve_in_thread(FaultProxy(s3_server.endpoint, rules)) as proxy:
+        options = s3_server.options(
+            aws_endpoint=proxy.url, backoff_initial="5ms", backoff_max="50ms"
+        )
+        handler = ArrowFileSystemHandler(f"s3://{bucket}", options)
+        fs = pafs.PyFileSystem(handler)
+        table = sample(24_000)
+        ds.write_dataset(
+            table, "faults", format="parquet", filesystem=fs, partitioning=["region", "year"],
+            partitioning_flavor="hive", max_rows_per_file=250, max_rows_per_group=250,
+        )  # fmt: skip
+        files = [i for i in fs.get_file_info(pafs.FileSelector("faults", recursive=True))
+                 if i.type == pafs.FileType.File]  # fmt: skip
+        back = ds.dataset("faults", format="parquet", filesystem=fs, partitioning="hive")
+        got = back.to_table().select(["id", "name", "value", "region", "year"]).sort_by("id")
+        handler.store.close()
+    assert len(files) >= 96
+    assert got.to_pylist() == table.sort_by("id").to_pylist()
+    injected = [fault for _, _, fault in proxy.log if fault]
+    assert len(injected) >= 20, len(injected)

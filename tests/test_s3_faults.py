@@ -109,3 +109,16 @@ async def test_truncated_large_body_is_retried(proxied: tuple[S3Store, FaultProx
     proxy.rules = [Rule("truncate", "GET", contains="/large")]
     assert await store.get("large") == data
     assert [fault for _, _, fault in proxy.log].count("truncate") == 1
+
+
+async def test_truncated_ranged_reads_are_retried(proxied: tuple[S3Store, FaultProxy]) -> None:
+    store, proxy = proxied
+    data = bytes(range(256)) * (24 * 1024)  # 6 MiB
+    await store.put("ranged", data)
+    proxy.rules = [Rule("truncate", "GET", contains="/ranged", times=4)]
+    assert await store.get_range("ranged", 1000, 5 * 1024 * 1024) == data[1000 : 5 * 1024 * 1024]
+    assert (await store.get_result("ranged")).data == data
+    assert await store.get_ranges("ranged", [(0, 10), (6000, 6100)]) == [data[:10], data[6000:6100]]
+    async with await store.open_reader("ranged", block_size=1024 * 1024) as reader:
+        assert await reader.read_exact(10, 3 * 1024 * 1024) == data[10 : 3 * 1024 * 1024]
+    assert [fault for _, _, fault in proxy.log].count("truncate") == 4

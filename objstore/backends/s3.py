@@ -688,6 +688,17 @@ class S3Store(ObjectStore):
         return headers
 
     async def _get(self, key: Path, options: GetOptions) -> GetResponse:
+        response, _ = await self._fetch(key, options, buffered=False)
+        return response
+
+    async def _get_buffered(self, key: Path, options: GetOptions) -> tuple[GetResponse, bytes]:
+        return await self._fetch(key, options, buffered=True)
+
+    async def _fetch(
+        self, key: Path, options: GetOptions, *, buffered: bool
+    ) -> tuple[GetResponse, bytes]:
+        """GET or HEAD; ``buffered`` reads the body inside the retries (a truncated body is
+        fetched again), otherwise the body streams."""
         params = [("versionId", options.version)] if options.version else []
         request = options.range
         if options.head or (isinstance(request, ByteRange) and request.end == request.start):
@@ -702,31 +713,33 @@ class S3Store(ObjectStore):
             )
             meta = _meta_from_headers(key, response.status, response.headers)
             if options.head:
-                return GetResponse(
+                head = GetResponse(
                     meta=meta,
                     range=(0, meta.size),
                     attributes=_attributes(response.headers),
                     body=None,
                 )
+                return head, b""
             assert isinstance(request, ByteRange)
             if request.start >= meta.size and not (request.start == 0 == meta.size):
                 raise InvalidRangeError(
                     f"range starts at {request.start}, past the end of a {meta.size}-byte object",
                     path=key,
                 )
-            return GetResponse(
+            empty = GetResponse(
                 meta=meta,
                 range=(request.start, request.start),
                 attributes=_attributes(response.headers),
                 body=BytesBody(b""),
             )
+            return empty, b""
         try:
-            response, _ = await self._send(
+            response, data = await self._send(
                 "GET",
                 key,
                 params=params,
                 ok=(200, 206),
-                read=False,
+                read=buffered,
                 headers=self._read_headers(options),
             )
         except InvalidRangeError:
@@ -735,17 +748,19 @@ class S3Store(ObjectStore):
                 request.offset if isinstance(request, OffsetRange) else getattr(request, "start", 0)
             )
             if head.meta.size == 0 and start == 0:
-                return GetResponse(
+                nothing = GetResponse(
                     meta=head.meta, range=(0, 0), attributes=head.attributes, body=BytesBody(b"")
                 )
+                return nothing, b""
             raise
         meta = _meta_from_headers(key, response.status, response.headers)
-        return GetResponse(
+        result = GetResponse(
             meta=meta,
             range=_served_range(response.status, response.headers, meta.size),
             attributes=_attributes(response.headers),
-            body=_ResponseBody(response),
+            body=BytesBody(data) if buffered else _ResponseBody(response),
         )
+        return result, data
 
     async def _get_bytes(self, key: Path) -> bytes:
         _, data = await self._send("GET", key, headers=self._sse_c or None)

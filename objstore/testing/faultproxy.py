@@ -9,19 +9,24 @@ stay valid). Rules pick requests by method and a path/query substring, and injec
   (the response is lost);
 - ``"truncate"``: forward, then send the headers and only half of the body.
 
-Each rule fires ``times`` times. ``proxy.log`` records ``(method, path_qs, fault or None)``.
+Each rule fires ``times`` times, or with ``every=N`` on every N-th matching request for as long
+as the proxy runs. ``proxy.log`` records ``(method, path_qs, fault or None)``.
+:func:`serve_in_thread` runs a proxy on a thread of its own, for blocking callers (pyarrow).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
 
-__all__ = ["FaultProxy", "Rule"]
+__all__ = ["FaultProxy", "Rule", "serve_in_thread"]
 
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
@@ -34,13 +39,17 @@ class Rule:
     method: str | None = None
     contains: str = ""
     times: int = 1
+    every: int = 0
+    """When positive: fire on every ``every``-th matching request, without a limit."""
+    seen: int = 0
 
     def matches(self, method: str, path_qs: str) -> bool:
-        return (
-            self.times > 0
-            and (self.method is None or self.method == method)
-            and self.contains in path_qs
-        )
+        if (self.method is not None and self.method != method) or self.contains not in path_qs:
+            return False
+        if self.every > 0:
+            self.seen += 1
+            return self.seen % self.every == 0
+        return self.times > 0
 
 
 @dataclass
@@ -71,7 +80,8 @@ class FaultProxy:
     def _fault(self, method: str, path_qs: str) -> str | None:
         for rule in self.rules:
             if rule.matches(method, path_qs):
-                rule.times -= 1
+                if rule.every <= 0:
+                    rule.times -= 1
                 return rule.fault
         return None
 
@@ -117,3 +127,21 @@ async def _drop(request: web.Request) -> web.StreamResponse:
         transport.abort()
     await asyncio.sleep(3600)
     raise AssertionError("unreachable: the handler is cancelled when its connection drops")
+
+
+@contextlib.contextmanager
+def serve_in_thread(proxy: FaultProxy) -> Iterator[FaultProxy]:
+    """Run ``proxy`` on an event loop in a background thread while the block runs."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="faultproxy", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(proxy.__aenter__(), loop).result(30)
+        try:
+            yield proxy
+        finally:
+            asyncio.run_coroutine_threadsafe(proxy.__aexit__(), loop).result(30)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
