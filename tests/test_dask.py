@@ -47,8 +47,8 @@ def worker_clients() -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "stores": len(stores),
-        "built_here": all(s._pid == os.getpid() for s in stores),
-        "sessions": sum(len(s._sessions) for s in stores),
+        "built_here": all(s._http.pid == os.getpid() for s in stores),
+        "sessions": sum(len(s._http) for s in stores),
     }
 
 

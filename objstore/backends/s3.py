@@ -22,7 +22,6 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, ClassVar
 from urllib.parse import SplitResult, urlsplit
 from xml.sax.saxutils import escape
@@ -79,6 +78,13 @@ from objstore.backends._aws_credentials import (
     CredentialSource,
     StaticSource,
 )
+from objstore.backends._http import (
+    SessionPool,
+    client_session,
+    http_date,
+    parse_http_date,
+    read_body,
+)
 from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
 from objstore.backends._sigv4 import (
     EMPTY_SHA256,
@@ -94,8 +100,6 @@ __all__ = ["S3Store"]
 logger = logging.getLogger("objstore.s3")
 
 MiB = 1024 * 1024
-READ_BUFFER = 4 * MiB
-"""aiohttp's read buffer: its 64 KiB default pauses the socket thousands of times per large GET."""
 _ATTRIBUTE_HEADERS = {
     "content_type": "Content-Type",
     "content_encoding": "Content-Encoding",
@@ -192,35 +196,6 @@ def _transport_error(exc: BaseException, key: str | None) -> ObjstoreError:
     )
 
 
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
-
-
-def _parse_http_date(text: str) -> datetime:
-    """Parse an IMF-fixdate (``Wed, 26 Nov 2026 06:00:00 GMT``) fast; other forms via email."""
-    parts = text.split()
-    if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
-        hour, minute, second = parts[4].split(":")
-        return datetime(
-            int(parts[3]),
-            _MONTHS[parts[2]],
-            int(parts[1]),
-            int(hour),
-            int(minute),
-            int(second),
-            tzinfo=UTC,
-        )
-    return parsedate_to_datetime(text)
-
-
-def _http_date(value: datetime) -> str:
-    return format_datetime(value.astimezone(UTC), usegmt=True)
-
-
 def _version(headers: Mapping[str, str]) -> str | None:
     version = headers.get("x-amz-version-id")
     return None if version in (None, "", "null") else version
@@ -233,7 +208,7 @@ def _meta_from_headers(key: str, status: int, headers: Mapping[str, str]) -> Obj
     else:
         size = int(headers.get("Content-Length", "0"))
     modified = headers.get("Last-Modified")
-    when = _parse_http_date(modified) if modified else datetime.now(UTC)
+    when = parse_http_date(modified) if modified else datetime.now(UTC)
     return make_meta(key, size, when, headers.get("ETag"), _version(headers))
 
 
@@ -345,7 +320,7 @@ class _ResponseBody:
 
     async def read_all(self) -> bytes:
         try:
-            return await _read_body(self._response)
+            return await read_body(self._response)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(exc, None) from exc
 
@@ -354,28 +329,6 @@ class _ResponseBody:
             self._response.release()
         else:
             self._response.close()
-
-
-async def _read_body(response: aiohttp.ClientResponse) -> bytes:
-    """Read a whole body; large ones in chunks into a buffer sized from Content-Length.
-
-    aiohttp's ``read()`` gathers a large body 2-3x slower than chunked reads and holds it twice
-    at the end. Here the chunks are written into a ``BytesIO`` presized to the announced length,
-    whose ``getvalue()`` then hands over its buffer without a copy (CPython), so the peak stays
-    near the object's size.
-    """
-    length = response.content_length
-    if response.method == "HEAD" or length is None or length <= READ_BUFFER:
-        return await response.read()
-    buffer = io.BytesIO()
-    buffer.seek(length - 1)
-    buffer.write(b"\0")
-    buffer.seek(0)
-    async for chunk in response.content.iter_chunked(READ_BUFFER):
-        buffer.write(chunk)
-    if buffer.tell() != length:
-        raise IntegrityError(f"body ended at {buffer.tell()} of {length} bytes")
-    return buffer.getvalue()
 
 
 class S3Store(ObjectStore):
@@ -441,8 +394,7 @@ class S3Store(ObjectStore):
         self._sse_c = self._sse_c_headers(config)
         self._write_static = self._static_write_headers(config)
         self._content_type = str(config.get("default_content_type") or "application/octet-stream")
-        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
-        self._pid = os.getpid()
+        self._http = SessionPool(self._make_session)
         url = f"s3://{self._bucket}/{prefix}" if prefix else f"s3://{self._bucket}"
         super().__init__(url=url, config=config, prefix=prefix)
 
@@ -547,41 +499,16 @@ class S3Store(ObjectStore):
 
     # ---- the HTTP layer -------------------------------------------------------------------
 
-    def _session(self) -> aiohttp.ClientSession:
-        """This event loop's session (made on first use, inside a coroutine)."""
-        loop = asyncio.get_running_loop()
-        if self._pid != os.getpid():
-            for session in self._sessions.values():
-                session.detach()
-            self._sessions, self._pid = {}, os.getpid()
-        existing = self._sessions.get(loop)
-        if existing is not None and not existing.closed:
-            return existing
-        for old_loop in [old for old in self._sessions if old.is_closed()]:
-            self._sessions.pop(old_loop).detach()
-        connector = aiohttp.TCPConnector(
-            limit=int(self.config.get("pool_max_idle_per_host") or 0) or 100,
-            ssl=not self.config["allow_invalid_certificates"],
+    def _make_session(self) -> aiohttp.ClientSession:
+        return client_session(
+            self.config,
+            self._timeout,
+            pool_limit=int(self.config.get("pool_max_idle_per_host") or 0),
         )
-        session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            timeout=self._timeout,
-            cookie_jar=aiohttp.DummyCookieJar(),  # S3 sets no cookies: skip the jar's work
-            read_bufsize=READ_BUFFER,
-        )
-        self._sessions[loop] = session
-        return session
 
     async def aclose(self) -> None:
         """Close this event loop's connections (the store reopens them when used again)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        session = self._sessions.pop(loop, None)
-        if session is not None:
-            await session.close()
+        await self._http.close()
 
     def _path(self, key: str | None) -> str:
         if key is None:
@@ -630,7 +557,7 @@ class S3Store(ObjectStore):
                         credentials=credentials,
                     )
                 )
-            session = self._session()
+            session = self._http.session()
             started = time.monotonic()
             try:
                 data_arg: Any = None
@@ -641,7 +568,7 @@ class S3Store(ObjectStore):
                 )
                 try:
                     if response.status in ok:
-                        data = await _read_body(response) if read else b""
+                        data = await read_body(response) if read else b""
                     else:
                         data = await response.read()
                         response.release()
@@ -675,9 +602,9 @@ class S3Store(ObjectStore):
         if options.if_none_match is not None:
             headers["If-None-Match"] = options.if_none_match
         if options.if_modified_since is not None:
-            headers["If-Modified-Since"] = _http_date(options.if_modified_since)
+            headers["If-Modified-Since"] = http_date(options.if_modified_since)
         if options.if_unmodified_since is not None:
-            headers["If-Unmodified-Since"] = _http_date(options.if_unmodified_since)
+            headers["If-Unmodified-Since"] = http_date(options.if_unmodified_since)
         request = options.range
         if isinstance(request, ByteRange):
             headers["Range"] = f"bytes={request.start}-{request.end - 1}"
