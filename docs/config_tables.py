@@ -10,6 +10,7 @@ import pathlib
 import re
 
 from objstore._config import CLIENT_KEYS, COMMON_KEYS, ConfigTable
+from objstore.backends._gcs_config import GCS_TABLE
 from objstore.backends._s3_config import S3_TABLE
 from objstore.backends.local import LocalStore
 
@@ -29,6 +30,14 @@ def tables() -> dict[str, str]:
             [
                 k
                 for k in S3_TABLE.keys.values()
+                if k not in COMMON_KEYS and k.name != "allow_http" and k not in CLIENT_KEYS
+            ],
+        ).markdown(),
+        "gcs": ConfigTable(
+            "gcs",
+            [
+                k
+                for k in GCS_TABLE.keys.values()
                 if k not in COMMON_KEYS and k.name != "allow_http" and k not in CLIENT_KEYS
             ],
         ).markdown(),

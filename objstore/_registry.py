@@ -35,7 +35,7 @@ BACKENDS: dict[str, Backend] = {
     "local": Backend("local", "objstore.backends.local", "LocalStore"),
     "s3": Backend("s3", "objstore.backends.s3", "S3Store", "s3", ("aiobotocore", "aiohttp")),
     "gcs": Backend(
-        "gcs", "objstore.backends.gcs", "GCSStore", "gcs", ("gcloud.aio.storage", "aiohttp")
+        "gcs", "objstore.backends.gcs", "GCSStore", "gcs", ("gcloud.aio.auth", "aiohttp")
     ),
     "azure": Backend(
         "azure",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from objstore.testing.emulators import S3Server, seaweedfs
+from objstore.testing.emulators import GCSServer, S3Server, fake_gcs, seaweedfs
 
 _PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "OBJSTORE_")
 
@@ -20,6 +20,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name)
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
     # botocore's chain must never dial the instance-metadata address from a test
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
@@ -59,3 +60,19 @@ def bucket(s3_admin: Any) -> Iterator[str]:
     for upload in s3_admin.list_multipart_uploads(Bucket=name).get("Uploads", []):
         s3_admin.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
     s3_admin.delete_bucket(Bucket=name)
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCSServer]:
+    """One fake-gcs-server for the whole session (see objstore.testing.emulators)."""
+    with fake_gcs(str(tmp_path_factory.mktemp("fake-gcs"))) as server:
+        yield server
+
+
+@pytest.fixture
+def gcs_bucket(gcs_server: GCSServer) -> Iterator[str]:
+    """A fresh GCS bucket, emptied and removed after the test."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    gcs_server.create_bucket(name)
+    yield name
+    gcs_server.delete_bucket(name)

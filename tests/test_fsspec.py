@@ -15,9 +15,9 @@ from fsspec.callbacks import Callback
 import objstore
 from objstore import AlreadyExistsError, ConcurrentModificationError, UnknownOptionError
 from objstore.fsspec import ObjstoreFileSystem, S3FileSystem, register
-from objstore.testing.emulators import S3Server
+from objstore.testing.emulators import GCSServer, S3Server
 
-BACKENDS = ["memory", "local", "s3"]
+BACKENDS = ["memory", "local", "s3", "gcs"]
 MiB = 1024 * 1024
 
 
@@ -27,6 +27,10 @@ def fs(request: pytest.FixtureRequest) -> Iterator[ObjstoreFileSystem]:
         made = ObjstoreFileSystem("memory://")
     elif request.param == "local":
         made = ObjstoreFileSystem(str(request.getfixturevalue("tmp_path")))
+    elif request.param == "gcs":
+        gcs: GCSServer = request.getfixturevalue("gcs_server")
+        gcs_bucket = request.getfixturevalue("gcs_bucket")
+        made = ObjstoreFileSystem(f"gs://{gcs_bucket}/root", gcs.options())
     else:
         server: S3Server = request.getfixturevalue("s3_server")
         bucket = request.getfixturevalue("bucket")

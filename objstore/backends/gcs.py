@@ -1,0 +1,778 @@
+"""The Google Cloud Storage backend, over the JSON API.
+
+Requests go over one aiohttp session per (process, event loop) (:mod:`objstore.backends._http`),
+under the core's retry policy: gcloud-aio-storage retries nothing (RELIABILITY.md #13), and its
+per-call overhead is what this backend avoids on the data plane. gcloud-aio-auth supplies OAuth
+tokens for service accounts, application-default credentials and the metadata server.
+
+Mappings: an object's ``version`` is its generation, its ``e_tag`` the JSON API's ``etag``.
+Writes go as ``uploadType=multipart`` (conditions included: ``ifGenerationMatch=0`` to create,
+``=<generation>`` to update), large streams as resumable uploads. Read conditions are sent to
+the service and also checked against the response headers, so they hold on servers that ignore
+them (fake-gcs-server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import SplitResult, quote
+
+import aiohttp
+from yarl import URL
+
+from objstore._config import Config
+from objstore._errors import (
+    AlreadyExistsError,
+    BucketNotFoundError,
+    ConfigError,
+    InvalidPathError,
+    InvalidRangeError,
+    InvalidRequestError,
+    NotFoundError,
+    NotSupportedError,
+    ObjstoreConnectionError,
+    ObjstoreError,
+    ObjstoreTimeoutError,
+    PreconditionFailedError,
+    TransientError,
+    error_for_status,
+)
+from objstore._inline import gather_bounded
+from objstore._multipart import MultipartUpload
+from objstore._path import Path, parse_path
+from objstore._retry import RetryPolicy
+from objstore._store import Capabilities, ObjectStore
+from objstore._types import (
+    ByteRange,
+    BytesBody,
+    GetOptions,
+    GetResponse,
+    ListResult,
+    ObjectMeta,
+    OffsetRange,
+    PutOptions,
+    PutResult,
+    SuffixRange,
+    UpdateVersion,
+    make_meta,
+)
+from objstore.backends._conditions import check_read_conditions
+from objstore.backends._gcs_config import (
+    DEFAULT_BASE_URL,
+    GCS_TABLE,
+    parse_gcs_url,
+    resolve_base_url,
+)
+from objstore.backends._http import (
+    SessionPool,
+    client_session,
+    http_date,
+    parse_http_date,
+    read_body,
+)
+from objstore.backends._reconcile import reconciled
+
+__all__ = ["GCSStore"]
+
+logger = logging.getLogger("objstore.gcs")
+
+MiB = 1024 * 1024
+SCOPE = "https://www.googleapis.com/auth/devstorage.full_control"
+WRITE_TOKEN = "objstore-write-token"
+"""User-metadata key of the per-write token that reconciles a retried conditional write."""
+DELETE_CONCURRENCY = 16
+_ATTRIBUTE_FIELDS = {
+    "content_type": "contentType",
+    "content_encoding": "contentEncoding",
+    "content_disposition": "contentDisposition",
+    "content_language": "contentLanguage",
+    "cache_control": "cacheControl",
+}
+_ATTRIBUTE_HEADERS = {
+    "content_type": "Content-Type",
+    "content_encoding": "Content-Encoding",
+    "content_disposition": "Content-Disposition",
+    "content_language": "Content-Language",
+    "cache_control": "Cache-Control",
+}
+_META_PREFIX = "x-goog-meta-"
+_LIST_FIELDS = "items(name,size,updated,etag,generation),prefixes,nextPageToken"
+
+
+def _error(
+    status: int, body: bytes, key: str | None, *, create_mode: bool = False
+) -> ObjstoreError:
+    """Translate a GCS error response (the one translation point of this backend)."""
+    reason = message = None
+    with contextlib.suppress(ValueError, KeyError, AttributeError, TypeError, IndexError):
+        error = json.loads(body)["error"]
+        message = error.get("message")
+        reason = (error.get("errors") or [{}])[0].get("reason")
+    cls = error_for_status(status, create_mode=create_mode)
+    lowered = (message or "").lower()
+    if status == 404 and (key is None or ("bucket" in lowered and "object" not in lowered)):
+        cls = BucketNotFoundError  # a listing's 404 can only be the bucket's
+    what = f"{key!r}" if key else "the bucket"
+    if cls is AlreadyExistsError:
+        text = f"{what} already exists"
+    elif cls is BucketNotFoundError:
+        text = "the bucket does not exist"
+    elif cls is NotFoundError:
+        text = f"object {what} not found"
+    else:
+        text = f"GCS {reason or status} on {what}" + (f": {message}" if message else "")
+    return cls(text, path=key, status=status, code=reason)
+
+
+def _transport_error(exc: BaseException, key: str | None) -> ObjstoreError:
+    what = f"{key!r}" if key else "the bucket"
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return ObjstoreTimeoutError(f"GCS request on {what} timed out", path=key)
+    return ObjstoreConnectionError(
+        f"GCS request on {what} failed: {type(exc).__name__}: {exc}", path=key
+    )
+
+
+def _bare(e_tag: str | None) -> str | None:
+    return e_tag.strip('"') if e_tag else None
+
+
+def _parse_time(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _meta_from_json(key: str, item: Mapping[str, Any]) -> ObjectMeta:
+    return make_meta(
+        key,
+        int(item.get("size", 0)),
+        _parse_time(item.get("updated")),
+        _bare(item.get("etag")),
+        str(item["generation"]) if item.get("generation") else None,
+    )
+
+
+def _attributes_from_json(item: Mapping[str, Any]) -> dict[str, str]:
+    out = {name: item[field] for name, field in _ATTRIBUTE_FIELDS.items() if item.get(field)}
+    for name, value in (item.get("metadata") or {}).items():
+        if name != WRITE_TOKEN:
+            out[name] = value
+    return out
+
+
+def _meta_from_headers(key: str, status: int, headers: Mapping[str, str]) -> ObjectMeta:
+    content_range = headers.get("Content-Range", "")
+    if "/" in content_range and not content_range.endswith("/*"):
+        size = int(content_range.rpartition("/")[2])
+    else:
+        stored = headers.get("x-goog-stored-content-length")
+        size = int(
+            stored if stored is not None and status == 200 else headers.get("Content-Length", "0")
+        )
+    modified = headers.get("Last-Modified")
+    return make_meta(
+        key,
+        size,
+        parse_http_date(modified) if modified else datetime.now(UTC),
+        _bare(headers.get("ETag")),
+        headers.get("x-goog-generation"),
+    )
+
+
+def _attributes_from_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    out = {n: headers[h] for n, h in _ATTRIBUTE_HEADERS.items() if headers.get(h)}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower.startswith(_META_PREFIX) and lower != _META_PREFIX + WRITE_TOKEN:
+            out[lower[len(_META_PREFIX) :]] = value
+    return out
+
+
+def _served_range(headers: Mapping[str, str], size: int) -> tuple[int, int]:
+    content_range = headers.get("Content-Range", "")
+    if content_range.startswith("bytes ") and "-" in content_range:
+        first, _, last = content_range[6:].partition("/")[0].partition("-")
+        return int(first), int(last) + 1
+    return 0, size
+
+
+def _range_header(request: Any) -> dict[str, str]:
+    if isinstance(request, ByteRange):
+        return {"Range": f"bytes={request.start}-{request.end - 1}"}
+    if isinstance(request, OffsetRange):
+        return {"Range": f"bytes={request.offset}-"}
+    if isinstance(request, SuffixRange):
+        return {"Range": f"bytes=-{request.suffix}"}
+    return {}
+
+
+class _ResponseBody:
+    """A streaming GCS media body."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(chunk_size):
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_error(exc, None) from exc
+
+    async def read_all(self) -> bytes:
+        try:
+            return await read_body(self._response)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_error(exc, None) from exc
+
+    async def aclose(self) -> None:
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+class _TokenSource:
+    """Where the ``Authorization`` header comes from."""
+
+    description: str = "anonymous"
+
+    async def headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
+        return {}
+
+
+class _BearerSource(_TokenSource):
+    description = "static bearer token"
+
+    def __init__(self, token: str) -> None:
+        self._header = {"Authorization": f"Bearer {token}"}
+
+    async def headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
+        return self._header
+
+
+class _GcloudAuthSource(_TokenSource):
+    """OAuth tokens from gcloud-aio-auth: a service-account file or JSON, application-default
+    credentials, or the metadata server (refreshed before they expire)."""
+
+    def __init__(self, service_file: str | None, service_json: str | None) -> None:
+        self.description = "service account" if service_file or service_json else "gcloud-aio-auth"
+        self._file = service_file
+        self._json = service_json
+        self._tokens: dict[int, Any] = {}
+
+    async def headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
+        token = self._tokens.get(id(session))
+        if token is None:
+            from gcloud.aio.auth import Token
+
+            source: Any = io.StringIO(self._json) if self._json else self._file
+            token = Token(service_file=source, session=session, scopes=[SCOPE])  # type: ignore[arg-type]
+            self._tokens = {id(session): token}
+        return {"Authorization": f"Bearer {await token.get()}"}
+
+
+class GCSStore(ObjectStore):
+    """A bucket (and prefix) of Google Cloud Storage, or of a JSON-API emulator.
+
+    ``GCSStore("bucket", {...})``, or through ``objstore.from_url`` with ``gs://bucket/prefix``,
+    ``gcs://``, or ``https://storage.googleapis.com/bucket/prefix``. Options: the README's
+    Google table.
+    """
+
+    backend: ClassVar[str] = "gcs"
+    config_table = GCS_TABLE
+    capabilities: ClassVar[Capabilities] = Capabilities(tags=False, versions=True)
+    single_put_limit: ClassVar[int] = 8 * MiB
+    part_size: ClassVar[int] = 8 * MiB
+    part_concurrency: ClassVar[int] = 1
+    """A resumable upload takes its chunks in order."""
+    delete_batch: ClassVar[int] = 1000
+
+    def __init__(
+        self,
+        bucket: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        prefix: str = "",
+        url_values: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        values = dict(url_values or {})
+        if bucket:
+            values.setdefault("google_bucket", bucket)
+        env = os.environ if environ is None else environ
+        config = GCS_TABLE.resolve({**(options or {}), **kwargs}, values, env)
+        bucket = config.get("google_bucket")
+        if not bucket:
+            raise ConfigError("the GCS store needs a bucket: gs://<bucket> or 'google_bucket'")
+        self._bucket = str(bucket)
+        self._base = resolve_base_url(config, env)
+        self._source = self._token_source(config, self._base)
+        self._retry = RetryPolicy.from_config(config)
+        self._timeout = aiohttp.ClientTimeout(
+            total=config["timeout"],
+            connect=config["connect_timeout"],
+            sock_read=config.get("read_timeout"),
+        )
+        self._content_type = str(config.get("default_content_type") or "application/octet-stream")
+        self._user_agent = (
+            {"User-Agent": str(config["user_agent"])} if config.get("user_agent") else {}
+        )
+        bucket_path = quote(self._bucket, safe="")
+        self._objects = f"{self._base}/storage/v1/b/{bucket_path}/o"
+        self._media = f"{self._base}/download/storage/v1/b/{bucket_path}/o"
+        self._uploads = f"{self._base}/upload/storage/v1/b/{bucket_path}/o"
+        self._http = SessionPool(self._make_session)
+        url = f"gs://{self._bucket}/{prefix}" if prefix else f"gs://{self._bucket}"
+        super().__init__(url=url, config=config, prefix=prefix)
+
+    @classmethod
+    def _from_url(
+        cls, url: SplitResult, options: Mapping[str, Any] | None, environ: Mapping[str, str]
+    ) -> GCSStore:
+        bucket, prefix, values = parse_gcs_url(url)
+        return cls(bucket, options, prefix=prefix, url_values=values, environ=environ)
+
+    @staticmethod
+    def _token_source(config: Config, base: str) -> _TokenSource:
+        if config["google_skip_signature"]:
+            return _TokenSource()
+        bearer = config.get("google_bearer_token")
+        if bearer:
+            return _BearerSource(bearer.reveal())
+        path, key = config.get("google_service_account"), config.get("google_service_account_key")
+        if path and key:
+            raise ConfigError(
+                "give 'google_service_account' (a path) or 'google_service_account_key', not both"
+            )
+        adc = config.get("google_application_credentials")
+        if path or key or adc:
+            return _GcloudAuthSource(str(path or adc) if path or adc else None,
+                                     key.reveal() if key else None)  # fmt: skip
+        if base != DEFAULT_BASE_URL:
+            return _TokenSource()  # an emulator or a proxy without credentials
+        return _GcloudAuthSource(None, None)
+
+    @property
+    def credential_source(self) -> str:
+        """Which credential source authorizes this store's requests (no secrets)."""
+        return self._source.description
+
+    def _make_session(self) -> aiohttp.ClientSession:
+        limit = int(self.config.get("pool_max_idle_per_host") or 0)
+        return client_session(self.config, self._timeout, pool_limit=limit)
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections (the store reopens them when used again)."""
+        await self._http.close()
+
+    # ---- the HTTP layer -------------------------------------------------------------------
+
+    def _object_url(self, base: str, key: str) -> str:
+        return f"{base}/{quote(key, safe='')}"
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        key: str | None,
+        *,
+        params: Sequence[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        ok: tuple[int, ...] = (200,),
+        read: bool = True,
+        idempotent: bool = True,
+        create_mode: bool = False,
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """Send a request; return the response and (when ``read``) its body."""
+        target = URL(url, encoded=True)
+        if params:
+            target = target.update_query(list(params))
+
+        async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
+            session = self._http.session()
+            request_headers = {**self._user_agent, **(headers or {})}
+            request_headers.update(await self._source.headers(session))
+            started = time.monotonic()
+            try:
+                data_arg: Any = None
+                if body:
+                    # a file object: aiohttp warns on more than 1 MiB of raw bytes
+                    data_arg = body if len(body) <= MiB else io.BytesIO(body)
+                response = await session.request(
+                    method, target, headers=request_headers, data=data_arg, allow_redirects=False
+                )
+                try:
+                    if response.status in ok:
+                        data = await read_body(response) if read else b""
+                    else:
+                        data = await response.read()
+                        response.release()
+                except BaseException:
+                    response.close()
+                    raise
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise _transport_error(exc, key) from exc
+            if logger.isEnabledFor(logging.DEBUG):
+                elapsed = (time.monotonic() - started) * 1000
+                logger.debug("%s %s -> %d (%.1f ms)", method, key, response.status, elapsed)
+            if response.status not in ok:
+                raise _error(response.status, data, key, create_mode=create_mode)
+            return response, data
+
+        return await self._retry.call(attempt, idempotent=idempotent)
+
+    # ---- reads ----------------------------------------------------------------------------
+
+    async def _metadata(self, key: str, version: str | None = None) -> dict[str, Any]:
+        params = [("generation", version)] if version else []
+        _, body = await self._send("GET", self._object_url(self._objects, key), key, params=params)
+        item: dict[str, Any] = json.loads(body)
+        return item
+
+    async def _head(self, key: Path) -> ObjectMeta:
+        return _meta_from_json(key, await self._metadata(key))
+
+    async def _get(self, key: Path, options: GetOptions) -> GetResponse:
+        response, _ = await self._fetch(key, options, buffered=False)
+        return response
+
+    async def _get_buffered(self, key: Path, options: GetOptions) -> tuple[GetResponse, bytes]:
+        return await self._fetch(key, options, buffered=True)
+
+    async def _get_bytes(self, key: Path) -> bytes:
+        _, data = await self._send(
+            "GET", self._object_url(self._media, key), key, params=[("alt", "media")]
+        )
+        return data
+
+    def _read_headers(self, options: GetOptions) -> dict[str, str]:
+        headers = _range_header(options.range)
+        if options.if_match is not None:
+            headers["If-Match"] = options.if_match
+        if options.if_none_match is not None:
+            headers["If-None-Match"] = options.if_none_match
+        if options.if_modified_since is not None:
+            headers["If-Modified-Since"] = http_date(options.if_modified_since)
+        if options.if_unmodified_since is not None:
+            headers["If-Unmodified-Since"] = http_date(options.if_unmodified_since)
+        return headers
+
+    async def _fetch(
+        self, key: Path, options: GetOptions, *, buffered: bool
+    ) -> tuple[GetResponse, bytes]:
+        request = options.range
+        if options.head or (isinstance(request, ByteRange) and request.end == request.start):
+            item = await self._metadata(key, options.version)
+            meta = _meta_from_json(key, item)
+            check_read_conditions(meta, options)
+            attributes = _attributes_from_json(item)
+            if options.head:
+                described = GetResponse(
+                    meta=meta, range=(0, meta.size), attributes=attributes, body=None
+                )
+                return described, b""
+            assert isinstance(request, ByteRange)
+            if request.start >= meta.size and not (request.start == 0 == meta.size):
+                raise InvalidRangeError(
+                    f"range starts at {request.start}, past the end of a {meta.size}-byte object",
+                    path=key,
+                )
+            empty = GetResponse(
+                meta=meta, range=(request.start, request.start), attributes=attributes,
+                body=BytesBody(b""),
+            )  # fmt: skip
+            return empty, b""
+        params = [("alt", "media")]
+        if options.version:
+            params.append(("generation", options.version))
+        try:
+            response, data = await self._send(
+                "GET", self._object_url(self._media, key), key, params=params,
+                headers=self._read_headers(options), ok=(200, 206), read=buffered,
+            )  # fmt: skip
+        except InvalidRangeError:
+            head = await self._fetch(key, GetOptions(head=True, version=options.version),
+                                     buffered=True)  # fmt: skip
+            start = (
+                request.offset if isinstance(request, OffsetRange) else getattr(request, "start", 0)
+            )
+            described = head[0]
+            if described.meta.size == 0 and start == 0:
+                nothing = GetResponse(
+                    meta=described.meta, range=(0, 0), attributes=described.attributes,
+                    body=BytesBody(b""),
+                )  # fmt: skip
+                return nothing, b""
+            raise
+        meta = _meta_from_headers(key, response.status, response.headers)
+        try:
+            check_read_conditions(meta, options)  # for servers that ignore the headers
+        except ObjstoreError:
+            if not buffered:
+                response.close()
+            raise
+        result = GetResponse(
+            meta=meta,
+            range=_served_range(response.headers, meta.size),
+            attributes=_attributes_from_headers(response.headers),
+            body=BytesBody(data) if buffered else _ResponseBody(response),
+        )
+        return result, data
+
+    # ---- listings -------------------------------------------------------------------------
+
+    async def _list_page(
+        self, prefix: str, token: str | None, *, delimiter: bool = False, offset: str | None = None
+    ) -> dict[str, Any]:
+        params = [("maxResults", "1000"), ("fields", _LIST_FIELDS)]
+        if prefix:
+            params.append(("prefix", prefix + "/"))
+        if delimiter:
+            params.append(("delimiter", "/"))
+        if offset is not None:
+            params.append(("startOffset", offset))
+        if token:
+            params.append(("pageToken", token))
+        _, body = await self._send("GET", self._objects, None, params=params)
+        page: dict[str, Any] = json.loads(body)
+        return page
+
+    async def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
+        token: str | None = None
+        while True:
+            page = await self._list_page(prefix, token, offset=offset)
+            metas = []
+            for item in page.get("items", []):
+                name = item["name"]
+                if offset is not None and name <= offset:
+                    continue  # startOffset is inclusive; ours is not
+                try:
+                    parse_path(name)
+                except InvalidPathError:
+                    logger.debug("listing skips %r: not a valid object key", name)
+                    continue
+                metas.append(_meta_from_json(name, item))
+            if metas:
+                yield metas
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    async def _list_with_delimiter(self, prefix: Path) -> ListResult:
+        prefixes: list[str] = []
+        objects: list[ObjectMeta] = []
+        token: str | None = None
+        while True:
+            page = await self._list_page(prefix, token, delimiter=True)
+            prefixes.extend(p.rstrip("/") for p in page.get("prefixes", []))
+            for item in page.get("items", []):
+                with contextlib.suppress(InvalidPathError):
+                    parse_path(item["name"])
+                    objects.append(_meta_from_json(item["name"], item))
+            token = page.get("nextPageToken")
+            if not token:
+                return ListResult(common_prefixes=sorted(set(prefixes)), objects=objects)
+
+    # ---- writes ---------------------------------------------------------------------------
+
+    def _resource(self, key: str, options: PutOptions, token: str | None) -> dict[str, Any]:
+        if options.tags:
+            raise NotSupportedError("GCS objects have no tags", path=key, operation="put")
+        resource: dict[str, Any] = {"name": key}
+        metadata: dict[str, str] = {}
+        for name, value in options.attributes.items():
+            field = _ATTRIBUTE_FIELDS.get(name)
+            if field is None:
+                metadata[name] = value
+            else:
+                resource[field] = value
+        resource.setdefault("contentType", self._content_type)
+        if token is not None:
+            metadata[WRITE_TOKEN] = token
+        if metadata:
+            resource["metadata"] = metadata
+        return resource
+
+    async def _generation_for(self, key: str, mode: UpdateVersion) -> str:
+        """The generation an update must match: the given version, or the one whose etag is
+        ``mode.e_tag`` (checked now; the write is then conditioned on that generation)."""
+        if mode.version is not None:
+            return mode.version
+        if mode.e_tag is None:
+            raise InvalidRequestError("a GCS update needs the object's e_tag or version")
+        try:
+            meta = await self._head(Path(key))
+        except NotFoundError:
+            raise PreconditionFailedError(
+                f"{key!r} does not exist, so it cannot be updated", path=key, status=412
+            ) from None
+        if _bare(mode.e_tag) != meta.e_tag or meta.version is None:
+            raise PreconditionFailedError(
+                f"{key!r} changed: it no longer has ETag {mode.e_tag!r}", path=key, status=412
+            )
+        return meta.version
+
+    async def _mode_params(self, key: str, mode: Any) -> list[tuple[str, str]]:
+        if mode == "overwrite":
+            return []
+        if mode == "create":
+            return [("ifGenerationMatch", "0")]
+        return [("ifGenerationMatch", await self._generation_for(key, mode))]
+
+    async def _put(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
+        conditional = options.mode != "overwrite"
+        token = secrets.token_hex(12) if conditional else None
+        resource = self._resource(key, options, token)
+        params = [("uploadType", "multipart"), *await self._mode_params(key, options.mode)]
+        boundary = secrets.token_hex(16)
+        body = b"".join((
+            f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
+            json.dumps(resource).encode(),
+            f"\r\n--{boundary}\r\nContent-Type: {resource['contentType']}\r\n\r\n".encode(),
+            data,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ))  # fmt: skip
+        headers = {"Content-Type": f"multipart/related; boundary={boundary}"}
+
+        async def once() -> PutResult:
+            _, reply = await self._send(
+                "POST", self._uploads, key, params=params, headers=headers, body=body,
+                idempotent=not conditional, create_mode=options.mode == "create",
+            )  # fmt: skip
+            return _put_result(reply)
+
+        if token is None:
+            return await once()
+        return await reconciled(self._retry, once, lambda: self._written_by(key, token))
+
+    async def _written_by(self, key: str, token: str) -> PutResult | None:
+        """Return the object's identity if the write with ``token`` made it, else ``None``."""
+        try:
+            item = await self._metadata(key)
+        except (NotFoundError, TransientError):
+            return None
+        if (item.get("metadata") or {}).get(WRITE_TOKEN) != token:
+            return None
+        return _put_result_from(item)
+
+    async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
+        failures: dict[Path, ObjstoreError] = {}
+
+        async def delete(key: Path) -> None:
+            try:
+                await self._send(
+                    "DELETE", self._object_url(self._objects, key), key, ok=(200, 204, 404)
+                )
+            except ObjstoreError as exc:
+                failures[key] = exc
+
+        await gather_bounded([delete(k) for k in keys], DELETE_CONCURRENCY)
+        return failures
+
+    async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
+        url = (
+            f"{self._object_url(self._objects, src)}/rewriteTo/b/"
+            f"{quote(self._bucket, safe='')}/o/{quote(dst, safe='')}"
+        )
+        base = [] if overwrite else [("ifGenerationMatch", "0")]
+        token: str | None = None
+        while True:
+            params = [*base, ("rewriteToken", token)] if token else base
+            _, body = await self._send(
+                "POST", url, src, params=params, create_mode=not overwrite,
+                idempotent=overwrite,
+            )  # fmt: skip
+            reply = json.loads(body)
+            if reply.get("done", True):
+                return
+            token = reply.get("rewriteToken")
+
+    async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
+        conditional = options.mode != "overwrite"
+        token = secrets.token_hex(12) if conditional else None
+        resource = self._resource(key, options, token)
+        params = [("uploadType", "resumable"), *await self._mode_params(key, options.mode)]
+        response, _ = await self._send(
+            "POST", self._uploads, key, params=params,
+            headers={"Content-Type": "application/json; charset=UTF-8",
+                     "X-Upload-Content-Type": resource["contentType"]},
+            body=json.dumps(resource).encode(), idempotent=False,
+            create_mode=options.mode == "create",
+        )  # fmt: skip
+        session_url = response.headers.get("Location")
+        if not session_url:
+            raise InvalidRequestError("GCS started no resumable upload (no Location header)")
+        return _ResumableUpload(self, key, session_url, token, options.mode == "create")
+
+
+def _put_result(reply: bytes) -> PutResult:
+    return _put_result_from(json.loads(reply))
+
+
+def _put_result_from(item: Mapping[str, Any]) -> PutResult:
+    generation = item.get("generation")
+    return PutResult(e_tag=_bare(item.get("etag")), version=str(generation) if generation else None)
+
+
+class _ResumableUpload(MultipartUpload):
+    """A resumable upload: chunks in order, the last one held back to send with the total."""
+
+    def __init__(
+        self, store: GCSStore, key: str, url: str, token: str | None, create: bool
+    ) -> None:
+        self._store = store
+        self._key = key
+        self._url = url
+        self._token = token
+        self._create = create
+        self._held: tuple[int, bytes] | None = None
+
+    async def _send_chunk(self, offset: int, data: bytes, total: int | None) -> bytes:
+        end = offset + len(data) - 1
+        size = "*" if total is None else str(total)
+        _, body = await self._store._send(
+            "PUT", self._url, self._key,
+            headers={"Content-Range": f"bytes {offset}-{end}/{size}"},
+            body=data, ok=(308,) if total is None else (200, 201),
+            create_mode=self._create,
+        )  # fmt: skip
+        return body
+
+    async def put_part(self, index: int, offset: int, data: bytes) -> None:
+        if self._held is not None:
+            held_offset, held = self._held
+            await self._send_chunk(held_offset, held, None)
+        self._held = (offset, data)
+
+    async def complete(self) -> PutResult:
+        if self._held is None:
+            raise InvalidRequestError("a resumable upload needs at least one chunk")
+        offset, data = self._held
+        total = offset + len(data)
+
+        async def once() -> PutResult:
+            return _put_result(await self._send_chunk(offset, data, total))
+
+        if self._token is None:
+            return await once()
+        store, key, token = self._store, self._key, self._token
+        return await reconciled(store._retry, once, lambda: store._written_by(key, token))
+
+    async def abort(self) -> None:
+        with contextlib.suppress(ObjstoreError):
+            await self._store._send("DELETE", self._url, self._key, ok=(200, 204, 404, 499))
