@@ -299,6 +299,9 @@ class GCSStore(ObjectStore):
     part_concurrency: ClassVar[int] = 1
     """A resumable upload takes its chunks in order."""
     delete_batch: ClassVar[int] = 1000
+    list_page_size: int | None = None
+    """``maxResults`` of listings; ``None`` takes the service's page (1,000 on GCS, everything
+    at once on fake-gcs-server, which then lists 10,000 keys 4x faster)."""
 
     def __init__(
         self,
@@ -539,7 +542,9 @@ class GCSStore(ObjectStore):
     async def _list_page(
         self, prefix: str, token: str | None, *, delimiter: bool = False, offset: str | None = None
     ) -> dict[str, Any]:
-        params = [("maxResults", "1000"), ("fields", _LIST_FIELDS)]
+        params = [("fields", _LIST_FIELDS)]
+        if self.list_page_size:
+            params.append(("maxResults", str(self.list_page_size)))
         if prefix:
             params.append(("prefix", prefix + "/"))
         if delimiter:
