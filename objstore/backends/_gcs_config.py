@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from objstore._config import CLIENT_KEYS, COMMON_KEYS, ConfigKey, ConfigTable, parse_bool
@@ -75,20 +76,28 @@ def parse_gcs_url(url: SplitResult) -> tuple[str, str, dict[str, Any]]:
     return bucket, prefix, {"google_bucket": bucket}
 
 
-def resolve_base_url(config: Config, environ: dict[str, str] | Any) -> str:
-    """The JSON API root: ``google_base_url``, else ``STORAGE_EMULATOR_HOST``, else Google's.
+def resolve_base_url(
+    config: Config, environ: Mapping[str, str], account_base: str | None = None
+) -> str:
+    """The JSON API root: ``google_base_url``, else ``STORAGE_EMULATOR_HOST``, else the
+    service account's ``gcs_base_url`` (object_store's emulator convention), else Google's.
 
     Raises:
-        ConfigError: an ``http://`` root without ``allow_http`` (emulators set it for you).
+        ConfigError: an ``http://`` root without ``allow_http`` (the emulator variable and a
+            service account's base URL allow it).
     """
     base = config.get("google_base_url")
-    emulator = environ.get("STORAGE_EMULATOR_HOST") if not base else None
-    if emulator:
-        base = emulator if "://" in emulator else f"http://{emulator}"
-    base = str(base or DEFAULT_BASE_URL).rstrip("/")
+    implied = None
+    if not base:
+        emulator = environ.get("STORAGE_EMULATOR_HOST")
+        if emulator:
+            implied = emulator if "://" in emulator else f"http://{emulator}"
+        else:
+            implied = account_base
+    base = str(base or implied or DEFAULT_BASE_URL).rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise ConfigError(f"google_base_url {base!r} must start with http:// or https://")
-    if base.startswith("http://") and not (config.get("allow_http") or emulator):
+    if base.startswith("http://") and not (config.get("allow_http") or implied):
         raise ConfigError(
             f"google_base_url {base!r} is plain HTTP: set 'allow_http' (GOOGLE_ALLOW_HTTP)"
         )

@@ -73,6 +73,7 @@ from objstore.backends._gcs_config import (
     parse_gcs_url,
     resolve_base_url,
 )
+from objstore.backends._gcs_sign import ServiceAccount, sign_url
 from objstore.backends._http import (
     SessionPool,
     client_session,
@@ -293,7 +294,8 @@ class GCSStore(ObjectStore):
 
     backend: ClassVar[str] = "gcs"
     config_table = GCS_TABLE
-    capabilities: ClassVar[Capabilities] = Capabilities(tags=False, versions=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(tags=False, versions=True, sign=True)
+    """Signing needs a service-account key (``google_service_account[_key]``)."""
     single_put_limit: ClassVar[int] = 8 * MiB
     part_size: ClassVar[int] = 8 * MiB
     part_concurrency: ClassVar[int] = 1
@@ -322,8 +324,10 @@ class GCSStore(ObjectStore):
         if not bucket:
             raise ConfigError("the GCS store needs a bucket: gs://<bucket> or 'google_bucket'")
         self._bucket = str(bucket)
-        self._base = resolve_base_url(config, env)
-        self._source = self._token_source(config, self._base)
+        self._account = _service_account(config)
+        account_base = self._account.gcs_base_url if self._account is not None else None
+        self._base = resolve_base_url(config, env, account_base)
+        self._source = self._token_source(config, self._base, self._account)
         self._retry = RetryPolicy.from_config(config)
         self._timeout = aiohttp.ClientTimeout(
             total=config["timeout"],
@@ -350,17 +354,13 @@ class GCSStore(ObjectStore):
         return cls(bucket, options, prefix=prefix, url_values=values, environ=environ)
 
     @staticmethod
-    def _token_source(config: Config, base: str) -> _TokenSource:
-        if config["google_skip_signature"]:
+    def _token_source(config: Config, base: str, account: ServiceAccount | None) -> _TokenSource:
+        if config["google_skip_signature"] or (account is not None and account.disable_oauth):
             return _TokenSource()
         bearer = config.get("google_bearer_token")
         if bearer:
             return _BearerSource(bearer.reveal())
         path, key = config.get("google_service_account"), config.get("google_service_account_key")
-        if path and key:
-            raise ConfigError(
-                "give 'google_service_account' (a path) or 'google_service_account_key', not both"
-            )
         adc = config.get("google_application_credentials")
         if path or key or adc:
             return _GcloudAuthSource(str(path or adc) if path or adc else None,
@@ -381,6 +381,19 @@ class GCSStore(ObjectStore):
     async def aclose(self) -> None:
         """Close this event loop's connections (the store reopens them when used again)."""
         await self._http.close()
+
+    async def _sign(self, key: Path, method: str, expires_in: int) -> str:
+        if self._account is None or not self._account.private_key:
+            raise NotSupportedError(
+                "GCS signed URLs need a service-account key: set 'google_service_account' "
+                "or 'google_service_account_key'",
+                path=key,
+                operation="sign",
+            )
+        base = DEFAULT_BASE_URL if self._base == DEFAULT_BASE_URL else self._base
+        return sign_url(
+            self._account, base, self._bucket, key, method=method, expires_in=expires_in
+        )
 
     # ---- the HTTP layer -------------------------------------------------------------------
 
@@ -723,6 +736,27 @@ class GCSStore(ObjectStore):
         if not session_url:
             raise InvalidRequestError("GCS started no resumable upload (no Location header)")
         return _ResumableUpload(self, key, session_url, token, options.mode == "create")
+
+
+def _service_account(config: Config) -> ServiceAccount | None:
+    """The service account of ``google_service_account[_key]``, read once at construction."""
+    path, key = config.get("google_service_account"), config.get("google_service_account_key")
+    if path and key:
+        raise ConfigError(
+            "give 'google_service_account' (a path) or 'google_service_account_key', not both"
+        )
+    if key:
+        return ServiceAccount.from_json(key.reveal(), "google_service_account_key")
+    if path:
+        try:
+            with open(str(path), encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read google_service_account {str(path)!r}: {exc.strerror}"
+            ) from None
+        return ServiceAccount.from_json(text, f"google_service_account {str(path)!r}")
+    return None
 
 
 def _put_result(reply: bytes) -> PutResult:
