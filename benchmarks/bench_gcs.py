@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import tempfile
-import uuid
 
-import obstore
 from obstore.store import GCSStore as ObGCS
 
 import objstore
-from benchmarks.cloud import ROW_NAMES, Client, Ours, measure
+from benchmarks.cloud import ObstoreClient, Ours, run_clients
 from benchmarks.common import Row, print_table, save
 from objstore.testing.emulators import GCSServer, fake_gcs
 
-REPS = int(os.environ.get("BENCH_REPS", "3"))
 
-
-class Obstore(Client):
-    name = "obstore"
+class Obstore(ObstoreClient):
     can_put = False
 
     async def open(self, server: GCSServer, bucket: str) -> None:
@@ -41,40 +35,9 @@ class Obstore(Client):
     async def seed(self, key: str, data: bytes) -> None:
         await self.writer.put(key, data)
 
-    async def get(self, key: str) -> bytes:
-        return bytes(await (await obstore.get_async(self.store, key)).bytes_async())
-
-    async def head(self, key: str) -> None:
-        await obstore.head_async(self.store, key)
-
-    async def get_range(self, key: str, start: int, end: int) -> bytes:
-        return bytes(await obstore.get_range_async(self.store, key, start=start, end=end))
-
-    async def list(self, prefix: str) -> int:
-        count = 0
-        async for page in obstore.list(self.store, prefix):
-            count += len(page)
-        return count
-
-    async def list_delimited(self, prefix: str) -> int:
-        result = await obstore.list_with_delimiter_async(self.store, prefix)
-        return len(result["objects"]) + len(result["common_prefixes"])
-
 
 async def main_async(server: GCSServer) -> list[Row]:
-    clients: list[Client] = [Ours("gs"), Obstore()]
-    for client in clients:
-        bucket = f"bench-{client.name}-{uuid.uuid4().hex[:6]}"
-        server.create_bucket(bucket)
-        await client.open(server, bucket)
-    rows = {name: Row(name, "ops/s") for name in ROW_NAMES}
-    for rep in range(REPS):
-        order = clients[rep % len(clients) :] + clients[: rep % len(clients)]
-        for client in order:
-            await measure(client, rows, first=rep == 0)
-    for client in clients:
-        await client.close()
-    return list(rows.values())
+    return await run_clients([Ours("gs"), Obstore()], server, server.create_bucket)
 
 
 def main() -> None:

@@ -9,24 +9,19 @@ the same server; repetitions rotate the client order. Client CPU per request is 
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
-import uuid
 
 import botocore.session
-import obstore
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from obstore.store import S3Store as ObS3
 
-from benchmarks.cloud import CONCURRENCY, ROW_NAMES, Client, Ours, measure
+from benchmarks.cloud import CONCURRENCY, Client, ObstoreClient, Ours, run_clients
 from benchmarks.common import Row, print_table, save
 from objstore.testing.emulators import S3Server, seaweedfs
 
-REPS = int(os.environ.get("BENCH_REPS", "3"))
 
-
-class Obstore(Client):
+class Obstore(ObstoreClient):
     name = "obstore"
 
     async def open(self, server: S3Server, bucket: str) -> None:
@@ -35,28 +30,6 @@ class Obstore(Client):
             secret_access_key=server.secret_key, region=server.region,
             client_options={"allow_http": True},
         )  # fmt: skip
-
-    async def put(self, key: str, data: bytes) -> None:
-        await obstore.put_async(self.store, key, data)
-
-    async def get(self, key: str) -> bytes:
-        return bytes(await (await obstore.get_async(self.store, key)).bytes_async())
-
-    async def head(self, key: str) -> None:
-        await obstore.head_async(self.store, key)
-
-    async def get_range(self, key: str, start: int, end: int) -> bytes:
-        return bytes(await obstore.get_range_async(self.store, key, start=start, end=end))
-
-    async def list(self, prefix: str) -> int:
-        count = 0
-        async for page in obstore.list(self.store, prefix):
-            count += len(page)
-        return count
-
-    async def list_delimited(self, prefix: str) -> int:
-        result = await obstore.list_with_delimiter_async(self.store, prefix)
-        return len(result["objects"]) + len(result["common_prefixes"])
 
 
 class Aiobotocore(Client):
@@ -117,18 +90,7 @@ async def main_async(server: S3Server) -> list[Row]:
         aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
     )  # fmt: skip
     clients: list[Client] = [Ours("s3"), Obstore(), Aiobotocore()]
-    for client in clients:
-        bucket = f"bench-{client.name}-{uuid.uuid4().hex[:6]}"
-        admin.create_bucket(Bucket=bucket)
-        await client.open(server, bucket)
-    rows = {name: Row(name, "ops/s") for name in ROW_NAMES}
-    for rep in range(REPS):
-        order = clients[rep % len(clients) :] + clients[: rep % len(clients)]
-        for client in order:
-            await measure(client, rows, first=rep == 0)
-    for client in clients:
-        await client.close()
-    return list(rows.values())
+    return await run_clients(clients, server, lambda name: admin.create_bucket(Bucket=name))
 
 
 def main() -> None:

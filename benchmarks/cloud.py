@@ -15,11 +15,14 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import obstore
+
 import objstore
 from benchmarks.common import Row
 
 N_SMALL = int(os.environ.get("BENCH_S3_SMALL", "2000"))
 N_LIST = int(os.environ.get("BENCH_S3_LIST", "10000"))
+REPS = int(os.environ.get("BENCH_REPS", "3"))
 CONCURRENCY = 64
 SMALL = os.urandom(4096)
 BIG = os.urandom(64 * 1024 * 1024)
@@ -98,6 +101,35 @@ class Ours(Client):
         return len(result.objects) + len(result.common_prefixes)
 
 
+class ObstoreClient(Client):
+    """obstore's async API on ``self.store`` (subclasses build the store in ``open``)."""
+
+    name = "obstore"
+    store: Any
+
+    async def put(self, key: str, data: bytes) -> None:
+        await obstore.put_async(self.store, key, data)
+
+    async def get(self, key: str) -> bytes:
+        return bytes(await (await obstore.get_async(self.store, key)).bytes_async())
+
+    async def head(self, key: str) -> None:
+        await obstore.head_async(self.store, key)
+
+    async def get_range(self, key: str, start: int, end: int) -> bytes:
+        return bytes(await obstore.get_range_async(self.store, key, start=start, end=end))
+
+    async def list(self, prefix: str) -> int:
+        count = 0
+        async for page in obstore.list(self.store, prefix):
+            count += len(page)
+        return count
+
+    async def list_delimited(self, prefix: str) -> int:
+        result = await obstore.list_with_delimiter_async(self.store, prefix)
+        return len(result["objects"]) + len(result["common_prefixes"])
+
+
 async def bounded(calls: list[Callable[[], Awaitable[Any]]]) -> None:
     semaphore = asyncio.Semaphore(CONCURRENCY)
 
@@ -154,3 +186,24 @@ async def measure(client: Client, rows: dict[str, Row], first: bool) -> None:
         await client.get(keys[0])
         latencies.append(time.perf_counter() - start)
     rows["warm GET latency (1/s)"].add(client.name, 1 / statistics.median(latencies))
+
+
+async def run_clients(
+    clients: list[Client], server: Any, create_bucket: Callable[[str], None]
+) -> list[Row]:
+    """Give each client a bucket of its own, then run the workloads ``REPS`` times, rotating
+    the order of the clients every repetition."""
+    import uuid
+
+    for client in clients:
+        bucket = f"bench-{client.name}-{uuid.uuid4().hex[:6]}"
+        create_bucket(bucket)
+        await client.open(server, bucket)
+    rows = {name: Row(name, "ops/s") for name in ROW_NAMES}
+    for rep in range(REPS):
+        order = clients[rep % len(clients) :] + clients[: rep % len(clients)]
+        for client in order:
+            await measure(client, rows, first=rep == 0)
+    for client in clients:
+        await client.close()
+    return list(rows.values())

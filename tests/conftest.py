@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -76,3 +76,26 @@ def gcs_bucket(gcs_server: GCSServer) -> Iterator[str]:
     gcs_server.create_bucket(name)
     yield name
     gcs_server.delete_bucket(name)
+
+
+Target = tuple[str, dict[str, str]]
+
+
+@pytest.fixture
+def backend_target(request: pytest.FixtureRequest) -> Callable[[str, str], Target]:
+    """``(backend, prefix) -> (url, options)`` of a fresh store on memory, local, s3 or gcs
+    (the emulators and buckets come from the fixtures above)."""
+
+    def target(backend: str, prefix: str = "") -> Target:
+        path = f"/{prefix}" if prefix else ""
+        if backend == "memory":
+            return "memory://", {}
+        if backend == "local":
+            return str(request.getfixturevalue("tmp_path")) + path, {}
+        if backend == "gcs":
+            gcs: GCSServer = request.getfixturevalue("gcs_server")
+            return f"gs://{request.getfixturevalue('gcs_bucket')}{path}", gcs.options()
+        s3: S3Server = request.getfixturevalue("s3_server")
+        return f"s3://{request.getfixturevalue('bucket')}{path}", s3.options()
+
+    return target

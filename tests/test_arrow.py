@@ -8,7 +8,7 @@ import pickle
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -21,7 +21,7 @@ from objstore import InvalidPathError, NotSupportedError
 from objstore._path import Path
 from objstore._types import GetOptions, GetResponse
 from objstore.backends.memory import MemoryStore
-from objstore.testing.emulators import GCSServer, S3Server
+from objstore.testing.emulators import S3Server
 from objstore.testing.faultproxy import FaultProxy, Rule, serve_in_thread
 from objstore_sync import ArrowFileSystemHandler
 
@@ -29,23 +29,9 @@ BACKENDS = ["memory", "local", "s3", "gcs"]
 MiB = 1024 * 1024
 
 
-def make_handler(request: pytest.FixtureRequest, backend: str, **kwargs: Any) -> Any:
-    if backend == "memory":
-        return ArrowFileSystemHandler("memory://", **kwargs)
-    if backend == "local":
-        return ArrowFileSystemHandler(str(request.getfixturevalue("tmp_path")), **kwargs)
-    if backend == "gcs":
-        gcs: GCSServer = request.getfixturevalue("gcs_server")
-        gcs_bucket = request.getfixturevalue("gcs_bucket")
-        return ArrowFileSystemHandler(f"gs://{gcs_bucket}/root", gcs.options(), **kwargs)
-    server: S3Server = request.getfixturevalue("s3_server")
-    bucket = request.getfixturevalue("bucket")
-    return ArrowFileSystemHandler(f"s3://{bucket}/root", server.options(), **kwargs)
-
-
 @pytest.fixture(params=BACKENDS)
-def handler(request: pytest.FixtureRequest) -> Iterator[Any]:
-    made = make_handler(request, request.param)
+def handler(request: pytest.FixtureRequest, backend_target: Callable[..., Any]) -> Iterator[Any]:
+    made = ArrowFileSystemHandler(*backend_target(request.param, "root"))
     yield made
     made.store.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import fsspec
@@ -15,26 +15,17 @@ from fsspec.callbacks import Callback
 import objstore
 from objstore import AlreadyExistsError, ConcurrentModificationError, UnknownOptionError
 from objstore.fsspec import ObjstoreFileSystem, S3FileSystem, register
-from objstore.testing.emulators import GCSServer, S3Server
+from objstore.testing.emulators import S3Server
 
 BACKENDS = ["memory", "local", "s3", "gcs"]
 MiB = 1024 * 1024
 
 
 @pytest.fixture(params=BACKENDS)
-def fs(request: pytest.FixtureRequest) -> Iterator[ObjstoreFileSystem]:
-    if request.param == "memory":
-        made = ObjstoreFileSystem("memory://")
-    elif request.param == "local":
-        made = ObjstoreFileSystem(str(request.getfixturevalue("tmp_path")))
-    elif request.param == "gcs":
-        gcs: GCSServer = request.getfixturevalue("gcs_server")
-        gcs_bucket = request.getfixturevalue("gcs_bucket")
-        made = ObjstoreFileSystem(f"gs://{gcs_bucket}/root", gcs.options())
-    else:
-        server: S3Server = request.getfixturevalue("s3_server")
-        bucket = request.getfixturevalue("bucket")
-        made = ObjstoreFileSystem(f"s3://{bucket}/root", server.options())
+def fs(
+    request: pytest.FixtureRequest, backend_target: Callable[..., Any]
+) -> Iterator[ObjstoreFileSystem]:
+    made = ObjstoreFileSystem(*backend_target(request.param, "root"))
     yield made
     made.close()
 

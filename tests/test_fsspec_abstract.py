@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fsspec.tests.abstract import (
@@ -15,7 +16,6 @@ from fsspec.tests.abstract import (
 )
 
 from objstore.fsspec import ObjstoreFileSystem
-from objstore.testing.emulators import GCSServer, S3Server
 
 # SeaweedFS keeps a directory entry after its last object is deleted and lists it as a common
 # prefix; AWS S3 lists no prefix without objects, which these tests expect.
@@ -33,22 +33,13 @@ class ObjstoreFixtures(AbstractFixtures):  # type: ignore[misc]
     """A fresh store per test; directories are implied by keys (no empty directories)."""
 
     @pytest.fixture(params=["memory", "local", "s3", "gcs"])
-    def fs(self, request: pytest.FixtureRequest) -> Iterator[ObjstoreFileSystem]:
-        if request.param == "memory":
-            made = ObjstoreFileSystem("memory://")
-        elif request.param == "local":
-            made = ObjstoreFileSystem(str(request.getfixturevalue("tmp_path")))
-        elif request.param == "gcs":
-            gcs: GCSServer = request.getfixturevalue("gcs_server")
-            gcs_bucket = request.getfixturevalue("gcs_bucket")
-            made = ObjstoreFileSystem(f"gs://{gcs_bucket}", gcs.options())
-        else:
-            if request.node.originalname in SEAWEEDFS_EMPTY_DIRS:
-                reason = "SeaweedFS lists a deleted directory's prefix; AWS S3 does not"
-                request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-            server: S3Server = request.getfixturevalue("s3_server")
-            bucket = request.getfixturevalue("bucket")
-            made = ObjstoreFileSystem(f"s3://{bucket}", server.options())
+    def fs(
+        self, request: pytest.FixtureRequest, backend_target: Callable[..., Any]
+    ) -> Iterator[ObjstoreFileSystem]:
+        if request.param == "s3" and request.node.originalname in SEAWEEDFS_EMPTY_DIRS:
+            reason = "SeaweedFS lists a deleted directory's prefix; AWS S3 does not"
+            request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+        made = ObjstoreFileSystem(*backend_target(request.param))
         yield made
         made.close()
 

@@ -5,23 +5,37 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from objstore._config import Config
-from objstore._errors import IntegrityError
+from objstore._errors import (
+    IntegrityError,
+    ObjstoreConnectionError,
+    ObjstoreError,
+    ObjstoreTimeoutError,
+)
+from objstore._types import ByteRange, GetOptions, OffsetRange, SuffixRange
 
 __all__ = [
     "READ_BUFFER",
+    "ResponseBody",
     "SessionPool",
     "client_session",
+    "exchange",
     "http_date",
     "parse_http_date",
     "read_body",
+    "read_headers",
+    "transport_error",
 ]
 
 MiB = 1024 * 1024
@@ -142,3 +156,104 @@ def parse_http_date(text: str) -> datetime:
 def http_date(value: datetime) -> str:
     """Format an aware datetime as an HTTP date."""
     return format_datetime(value.astimezone(UTC), usegmt=True)
+
+
+def transport_error(exc: BaseException, key: str | None, service: str) -> ObjstoreError:
+    """A timeout or connection failure as objstore's error (transient, so retried)."""
+    what = f"{key!r}" if key else "the bucket"
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return ObjstoreTimeoutError(f"{service} request on {what} timed out", path=key)
+    return ObjstoreConnectionError(
+        f"{service} request on {what} failed: {type(exc).__name__}: {exc}", path=key
+    )
+
+
+async def exchange(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: URL,
+    *,
+    headers: Mapping[str, str],
+    body: bytes,
+    ok: tuple[int, ...],
+    read: bool,
+    key: str | None,
+    service: str,
+    logger: logging.Logger,
+) -> tuple[aiohttp.ClientResponse, bytes]:
+    """Send one request; read the body of a wanted status (when ``read``) or of an error.
+
+    A body that fails half-way drops its connection; transport failures become
+    :func:`transport_error`.
+    """
+    started = time.monotonic()
+    try:
+        data_arg: Any = None
+        if body:  # large bodies go as a stream (aiohttp warns on > 1 MiB of raw bytes)
+            data_arg = body if len(body) <= MiB else io.BytesIO(body)
+        response = await session.request(
+            method, url, headers=headers, data=data_arg, allow_redirects=False
+        )
+        try:
+            if response.status in ok:
+                data = await read_body(response) if read else b""
+            else:
+                data = await response.read()
+                response.release()
+        except BaseException:
+            response.close()
+            raise
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise transport_error(exc, key, service) from exc
+    if logger.isEnabledFor(logging.DEBUG):
+        elapsed = (time.monotonic() - started) * 1000
+        logger.debug("%s %s -> %d (%.1f ms)", method, key, response.status, elapsed)
+    return response, data
+
+
+class ResponseBody:
+    """A streaming response body (a network backend's ``GetResponse.body``)."""
+
+    def __init__(self, response: aiohttp.ClientResponse, service: str) -> None:
+        self._response = response
+        self._service = service
+
+    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(chunk_size):
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_error(exc, None, self._service) from exc
+
+    async def read_all(self) -> bytes:
+        try:
+            return await read_body(self._response)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_error(exc, None, self._service) from exc
+
+    async def aclose(self) -> None:
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+def read_headers(options: GetOptions) -> dict[str, str]:
+    """The HTTP headers of a read's range and conditions."""
+    headers: dict[str, str] = {}
+    if options.if_match is not None:
+        headers["If-Match"] = options.if_match
+    if options.if_none_match is not None:
+        headers["If-None-Match"] = options.if_none_match
+    if options.if_modified_since is not None:
+        headers["If-Modified-Since"] = http_date(options.if_modified_since)
+    if options.if_unmodified_since is not None:
+        headers["If-Unmodified-Since"] = http_date(options.if_unmodified_since)
+    request = options.range
+    if isinstance(request, ByteRange):
+        headers["Range"] = f"bytes={request.start}-{request.end - 1}"
+    elif isinstance(request, OffsetRange):
+        headers["Range"] = f"bytes={request.offset}-"
+    elif isinstance(request, SuffixRange):
+        headers["Range"] = f"bytes=-{request.suffix}"
+    return headers

@@ -14,14 +14,12 @@ them (fake-gcs-server).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
 import logging
 import os
 import secrets
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -40,9 +38,7 @@ from objstore._errors import (
     InvalidRequestError,
     NotFoundError,
     NotSupportedError,
-    ObjstoreConnectionError,
     ObjstoreError,
-    ObjstoreTimeoutError,
     PreconditionFailedError,
     TransientError,
     error_for_status,
@@ -62,7 +58,6 @@ from objstore._types import (
     OffsetRange,
     PutOptions,
     PutResult,
-    SuffixRange,
     UpdateVersion,
     make_meta,
 )
@@ -75,11 +70,12 @@ from objstore.backends._gcs_config import (
 )
 from objstore.backends._gcs_sign import ServiceAccount, sign_url
 from objstore.backends._http import (
+    ResponseBody,
     SessionPool,
     client_session,
-    http_date,
+    exchange,
     parse_http_date,
-    read_body,
+    read_headers,
 )
 from objstore.backends._reconcile import reconciled
 
@@ -133,15 +129,6 @@ def _error(
     else:
         text = f"GCS {reason or status} on {what}" + (f": {message}" if message else "")
     return cls(text, path=key, status=status, code=reason)
-
-
-def _transport_error(exc: BaseException, key: str | None) -> ObjstoreError:
-    what = f"{key!r}" if key else "the bucket"
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return ObjstoreTimeoutError(f"GCS request on {what} timed out", path=key)
-    return ObjstoreConnectionError(
-        f"GCS request on {what} failed: {type(exc).__name__}: {exc}", path=key
-    )
 
 
 def _bare(e_tag: str | None) -> str | None:
@@ -206,42 +193,6 @@ def _served_range(headers: Mapping[str, str], size: int) -> tuple[int, int]:
         first, _, last = content_range[6:].partition("/")[0].partition("-")
         return int(first), int(last) + 1
     return 0, size
-
-
-def _range_header(request: Any) -> dict[str, str]:
-    if isinstance(request, ByteRange):
-        return {"Range": f"bytes={request.start}-{request.end - 1}"}
-    if isinstance(request, OffsetRange):
-        return {"Range": f"bytes={request.offset}-"}
-    if isinstance(request, SuffixRange):
-        return {"Range": f"bytes=-{request.suffix}"}
-    return {}
-
-
-class _ResponseBody:
-    """A streaming GCS media body."""
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
-
-    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_chunked(chunk_size):
-                yield chunk
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _transport_error(exc, None) from exc
-
-    async def read_all(self) -> bytes:
-        try:
-            return await read_body(self._response)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _transport_error(exc, None) from exc
-
-    async def aclose(self) -> None:
-        if self._response.content.at_eof():
-            self._response.release()
-        else:
-            self._response.close()
 
 
 class _TokenSource:
@@ -423,29 +374,10 @@ class GCSStore(ObjectStore):
             session = self._http.session()
             request_headers = {**self._user_agent, **(headers or {})}
             request_headers.update(await self._source.headers(session))
-            started = time.monotonic()
-            try:
-                data_arg: Any = None
-                if body:
-                    # a file object: aiohttp warns on more than 1 MiB of raw bytes
-                    data_arg = body if len(body) <= MiB else io.BytesIO(body)
-                response = await session.request(
-                    method, target, headers=request_headers, data=data_arg, allow_redirects=False
-                )
-                try:
-                    if response.status in ok:
-                        data = await read_body(response) if read else b""
-                    else:
-                        data = await response.read()
-                        response.release()
-                except BaseException:
-                    response.close()
-                    raise
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                raise _transport_error(exc, key) from exc
-            if logger.isEnabledFor(logging.DEBUG):
-                elapsed = (time.monotonic() - started) * 1000
-                logger.debug("%s %s -> %d (%.1f ms)", method, key, response.status, elapsed)
+            response, data = await exchange(
+                session, method, target, headers=request_headers, body=body, ok=ok, read=read,
+                key=key, service="GCS", logger=logger,
+            )  # fmt: skip
             if response.status not in ok:
                 raise _error(response.status, data, key, create_mode=create_mode)
             return response, data
@@ -475,18 +407,6 @@ class GCSStore(ObjectStore):
             "GET", self._object_url(self._media, key), key, params=[("alt", "media")]
         )
         return data
-
-    def _read_headers(self, options: GetOptions) -> dict[str, str]:
-        headers = _range_header(options.range)
-        if options.if_match is not None:
-            headers["If-Match"] = options.if_match
-        if options.if_none_match is not None:
-            headers["If-None-Match"] = options.if_none_match
-        if options.if_modified_since is not None:
-            headers["If-Modified-Since"] = http_date(options.if_modified_since)
-        if options.if_unmodified_since is not None:
-            headers["If-Unmodified-Since"] = http_date(options.if_unmodified_since)
-        return headers
 
     async def _fetch(
         self, key: Path, options: GetOptions, *, buffered: bool
@@ -519,7 +439,7 @@ class GCSStore(ObjectStore):
         try:
             response, data = await self._send(
                 "GET", self._object_url(self._media, key), key, params=params,
-                headers=self._read_headers(options), ok=(200, 206), read=buffered,
+                headers=read_headers(options), ok=(200, 206), read=buffered,
             )  # fmt: skip
         except InvalidRangeError:
             head = await self._fetch(key, GetOptions(head=True, version=options.version),
@@ -546,7 +466,7 @@ class GCSStore(ObjectStore):
             meta=meta,
             range=_served_range(response.headers, meta.size),
             attributes=_attributes_from_headers(response.headers),
-            body=BytesBody(data) if buffered else _ResponseBody(response),
+            body=BytesBody(data) if buffered else ResponseBody(response, "GCS"),
         )
         return result, data
 

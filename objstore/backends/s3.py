@@ -13,12 +13,10 @@ import base64
 import contextlib
 import hashlib
 import html
-import io
 import logging
 import os
 import re
 import secrets
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -41,7 +39,6 @@ from objstore._errors import (
     MultipartUploadError,
     NotFoundError,
     NotSupportedError,
-    ObjstoreConnectionError,
     ObjstoreError,
     ObjstoreTimeoutError,
     PermissionDeniedError,
@@ -67,7 +64,6 @@ from objstore._types import (
     OffsetRange,
     PutOptions,
     PutResult,
-    SuffixRange,
     UpdateVersion,
     make_meta,
     make_put_result,
@@ -79,11 +75,12 @@ from objstore.backends._aws_credentials import (
     StaticSource,
 )
 from objstore.backends._http import (
+    ResponseBody,
     SessionPool,
     client_session,
-    http_date,
+    exchange,
     parse_http_date,
-    read_body,
+    read_headers,
 )
 from objstore.backends._reconcile import reconciled
 from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
@@ -185,15 +182,6 @@ def _error(
         status=status,
         code=code,
         request_id=headers.get("x-amz-request-id"),
-    )
-
-
-def _transport_error(exc: BaseException, key: str | None) -> ObjstoreError:
-    what = f"{key!r}" if key else "the bucket"
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return ObjstoreTimeoutError(f"S3 request on {what} timed out", path=key)
-    return ObjstoreConnectionError(
-        f"S3 request on {what} failed: {type(exc).__name__}: {exc}", path=key
     )
 
 
@@ -304,32 +292,6 @@ def _metas(entries: list[tuple[str, int, str, str | None]]) -> list[ObjectMeta]:
             continue
         out.append(make_meta(key, size, _parse_time(modified), e_tag, None))
     return out
-
-
-class _ResponseBody:
-    """A streaming S3 response body."""
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
-
-    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_chunked(chunk_size):
-                yield chunk
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _transport_error(exc, None) from exc
-
-    async def read_all(self) -> bytes:
-        try:
-            return await read_body(self._response)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _transport_error(exc, None) from exc
-
-    async def aclose(self) -> None:
-        if self._response.content.at_eof():
-            self._response.release()
-        else:
-            self._response.close()
 
 
 class S3Store(ObjectStore):
@@ -558,29 +520,10 @@ class S3Store(ObjectStore):
                         credentials=credentials,
                     )
                 )
-            session = self._http.session()
-            started = time.monotonic()
-            try:
-                data_arg: Any = None
-                if body:  # large bodies go as a stream (aiohttp warns on > 1 MiB of raw bytes)
-                    data_arg = body if len(body) <= MiB else io.BytesIO(body)
-                response = await session.request(
-                    method, url, headers=request_headers, data=data_arg, allow_redirects=False
-                )
-                try:
-                    if response.status in ok:
-                        data = await read_body(response) if read else b""
-                    else:
-                        data = await response.read()
-                        response.release()
-                except BaseException:
-                    response.close()  # a body that failed half-way: drop the connection
-                    raise
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                raise _transport_error(exc, key) from exc
-            if logger.isEnabledFor(logging.DEBUG):
-                elapsed = (time.monotonic() - started) * 1000
-                logger.debug("%s %s -> %d (%.1f ms)", method, key, response.status, elapsed)
+            response, data = await exchange(
+                self._http.session(), method, url, headers=request_headers, body=body, ok=ok,
+                read=read, key=key, service="S3", logger=logger,
+            )  # fmt: skip
             if response.status not in ok:
                 raise _error(
                     response.status,
@@ -597,23 +540,7 @@ class S3Store(ObjectStore):
     # ---- reads ----------------------------------------------------------------------------
 
     def _read_headers(self, options: GetOptions) -> dict[str, str]:
-        headers = dict(self._sse_c)
-        if options.if_match is not None:
-            headers["If-Match"] = options.if_match
-        if options.if_none_match is not None:
-            headers["If-None-Match"] = options.if_none_match
-        if options.if_modified_since is not None:
-            headers["If-Modified-Since"] = http_date(options.if_modified_since)
-        if options.if_unmodified_since is not None:
-            headers["If-Unmodified-Since"] = http_date(options.if_unmodified_since)
-        request = options.range
-        if isinstance(request, ByteRange):
-            headers["Range"] = f"bytes={request.start}-{request.end - 1}"
-        elif isinstance(request, OffsetRange):
-            headers["Range"] = f"bytes={request.offset}-"
-        elif isinstance(request, SuffixRange):
-            headers["Range"] = f"bytes=-{request.suffix}"
-        return headers
+        return {**self._sse_c, **read_headers(options)}
 
     async def _get(self, key: Path, options: GetOptions) -> GetResponse:
         response, _ = await self._fetch(key, options, buffered=False)
@@ -686,7 +613,7 @@ class S3Store(ObjectStore):
             meta=meta,
             range=_served_range(response.status, response.headers, meta.size),
             attributes=_attributes(response.headers),
-            body=BytesBody(data) if buffered else _ResponseBody(response),
+            body=BytesBody(data) if buffered else ResponseBody(response, "S3"),
         )
         return result, data
 
