@@ -114,6 +114,9 @@ class Writer:
                 await self._send(pending)
             await self._send(data if type(data) is bytes else bytes(data))
             return size
+        if not self._buffer and size == self._part_size and type(data) is bytes:
+            await self._send(data)  # a whole part as it came (file reads): no copy
+            return size
         self._buffer += data
         while len(self._buffer) >= self._part_size:
             with memoryview(self._buffer) as view:

@@ -125,3 +125,15 @@ async def test_failed_write_aborts_and_close_does_not_commit() -> None:
         await writer.close()
     assert not upload.completed
     assert singles == []
+
+
+async def test_whole_parts_are_sent_without_a_copy() -> None:
+    upload = RecordingUpload(delay=0)
+    writer, _ = make_writer(upload, limit=1)
+    parts = [bytes([i]) * 100 for i in range(3)]
+    async with writer:
+        for part in parts:
+            await writer.write(part)
+        await writer.write(b"tail")
+    assert all(upload.parts[i][1] is parts[i] for i in range(3))  # the caller's objects
+    assert upload.parts[3][1] == b"tail"
