@@ -76,6 +76,7 @@ async def transfer(client: str, op: str, env: dict[str, str], source: str) -> No
 
 def child(client: str, op: str, config: str, source: str) -> None:
     env = json.loads(config)
+    _import_client(client)  # what the transfer costs, not what loading the library costs
     reset_peak_rss()
     before = rss_bytes()
     start = time.perf_counter()
@@ -83,6 +84,15 @@ def child(client: str, op: str, config: str, source: str) -> None:
     seconds = time.perf_counter() - start
     extra = max(0, peak_rss_bytes() - before)
     print(json.dumps({"seconds": seconds, "extra_rss": extra}), flush=True)
+
+
+def _import_client(client: str) -> None:
+    if client == "objstore":
+        import objstore.backends.s3  # noqa: F401
+    elif client == "obstore":
+        import obstore.store  # noqa: F401
+    else:
+        import aiobotocore.session  # noqa: F401
 
 
 def main() -> None:
