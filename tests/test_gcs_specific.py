@@ -252,3 +252,76 @@ async def test_retries_exhausted_are_typed(proxied: tuple[Any, FaultProxy]) -> N
     with pytest.raises(objstore.ServiceUnavailableError) as info:
         await store.get("r/none")
     assert info.value.attempts == 6
+
+
+class StatusServer:
+    """A GCS stand-in on 127.0.0.1 that answers every request with one status and GCS's error
+    document, counting the requests."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.requests = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        if self.status == 304:
+            return web.Response(status=304)
+        body = {"error": {"code": self.status, "message": "canary-free message",
+                          "errors": [{"reason": "stubbed", "message": "m"}]}}  # fmt: skip
+        return web.json_response(body, status=self.status)
+
+
+@pytest.fixture
+async def status_store() -> AsyncIterator[tuple[StatusServer, Any]]:
+    server = StatusServer()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", server.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    store = objstore.from_url("gs://bkt", {"google_base_url": url, "allow_http": "true",
+                                           **FAST_RETRIES})  # fmt: skip
+    yield server, store
+    await store.aclose()
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "retried"),
+    [
+        (401, objstore.UnauthenticatedError, False),
+        (403, objstore.PermissionDeniedError, False),
+        (404, NotFoundError, False),
+        (429, objstore.ThrottledError, True),
+        (500, objstore.ServiceUnavailableError, True),
+        (503, objstore.ServiceUnavailableError, True),
+    ],
+)
+async def test_statuses_map_to_typed_errors(
+    status_store: tuple[StatusServer, Any],
+    status: int,
+    error: type[objstore.ObjstoreError],
+    retried: bool,
+) -> None:
+    server, store = status_store
+    server.status = status
+    with pytest.raises(error) as info:
+        await store.get("k")
+    assert info.value.status == status
+    assert info.value.path == "k"
+    assert server.requests == (6 if retried else 1)
+
+
+async def test_conditional_statuses(status_store: tuple[StatusServer, Any]) -> None:
+    server, store = status_store
+    server.status = 304
+    with pytest.raises(objstore.NotModifiedError):
+        await store.get_result("k", if_none_match="e1")
+    server.status = 412
+    with pytest.raises(objstore.AlreadyExistsError):
+        await store.put("k", b"x", mode="create")
+    with pytest.raises(objstore.PreconditionFailedError) as info:
+        await store.put("k", b"x", mode=objstore.UpdateVersion(e_tag="e1", version="7"))
+    assert not isinstance(info.value, objstore.AlreadyExistsError)

@@ -40,7 +40,6 @@ from objstore._errors import (
     NotSupportedError,
     ObjstoreError,
     PreconditionFailedError,
-    TransientError,
     error_for_status,
 )
 from objstore._inline import gather_bounded
@@ -602,7 +601,7 @@ class GCSStore(ObjectStore):
         """Return the object's identity if the write with ``token`` made it, else ``None``."""
         try:
             item = await self._metadata(key)
-        except (NotFoundError, TransientError):
+        except ObjstoreError:  # cannot tell: the caller raises the write's own error
             return None
         if (item.get("metadata") or {}).get(WRITE_TOKEN) != token:
             return None

@@ -45,7 +45,6 @@ from objstore._errors import (
     PreconditionFailedError,
     ServiceUnavailableError,
     ThrottledError,
-    TransientError,
     UnauthenticatedError,
     error_for_status,
 )
@@ -724,7 +723,7 @@ class S3Store(ObjectStore):
         """Return the object's identity if the write with ``token`` made it, else ``None``."""
         try:
             response, _ = await self._send("HEAD", key, headers=self._sse_c or None)
-        except (NotFoundError, TransientError):
+        except ObjstoreError:  # cannot tell: the caller raises the write's own error
             return None
         if response.headers.get(_META_PREFIX + WRITE_TOKEN) != token:
             return None
