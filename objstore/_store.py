@@ -26,6 +26,8 @@ from objstore._errors import (
     NotFoundError,
     NotSupportedError,
     ObjstoreError,
+    PreconditionFailedError,
+    TransientError,
 )
 from objstore._inline import gather_bounded, offload, run_inline
 from objstore._multipart import MultipartUpload, Writer
@@ -828,8 +830,17 @@ class ObjectStore(abc.ABC):
         raise NotSupportedError(f"the {self.backend} store has no signed URLs")
 
 
+MAX_STREAM_RESUMES = 5
+"""A streamed body cut short (a dropped connection) is asked for again from where it stopped,
+pinned to its ETag, this many times at most."""
+
+
 class ObjectStream:
-    """A streamed read: an async context manager and an async iterator of chunks."""
+    """A streamed read: an async context manager and an async iterator of chunks.
+
+    A body cut short is resumed from where it stopped (same ETag), up to
+    ``MAX_STREAM_RESUMES`` times; a changed object raises ``ConcurrentModificationError``.
+    """
 
     def __init__(
         self,
@@ -882,17 +893,45 @@ class ObjectStream:
         response = self._opened()
         if response.body is None:
             return
-        total = response.range[1] - response.range[0]
-        done = 0
+        start, end = response.range
+        done, resumes = 0, 0
         try:
-            async for chunk in response.body.chunks(self._chunk_size):
-                done += len(chunk)
-                if self._progress is not None:
-                    self._progress(done, total)
-                yield chunk
-                del chunk
+            while True:
+                body = response.body
+                assert body is not None
+                try:
+                    async for chunk in body.chunks(self._chunk_size):
+                        done += len(chunk)
+                        if self._progress is not None:
+                            self._progress(done, end - start)
+                        yield chunk
+                        del chunk
+                    return
+                except TransientError:
+                    if done >= end - start or resumes >= MAX_STREAM_RESUMES:
+                        raise
+                    resumes += 1
+                    await body.aclose()
+                    response = await self._resume(start + done, end, response.meta.e_tag)
         finally:
             await self.aclose()
+
+    async def _resume(self, start: int, end: int, e_tag: str | None) -> GetResponse:
+        """Ask for the rest of a body cut short, pinned to the version being read."""
+        import asyncio
+
+        options = GetOptions(range=ByteRange(start, end), if_match=e_tag,
+                             version=self._options.version)  # fmt: skip
+        await asyncio.sleep(0.05)
+        try:
+            self._response = await self._store._get(self._key, options)
+        except PreconditionFailedError as exc:
+            raise ConcurrentModificationError(
+                f"{self._key!r} changed while it was being streamed",
+                path=str(self._key),
+                operation="stream",
+            ) from exc
+        return self._response
 
     async def read_all(self) -> bytes:
         """Return the rest of the payload."""

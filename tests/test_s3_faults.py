@@ -122,3 +122,32 @@ async def test_truncated_ranged_reads_are_retried(proxied: tuple[S3Store, FaultP
     async with await store.open_reader("ranged", block_size=1024 * 1024) as reader:
         assert await reader.read_exact(10, 3 * 1024 * 1024) == data[10 : 3 * 1024 * 1024]
     assert [fault for _, _, fault in proxy.log].count("truncate") == 4
+
+
+async def test_truncated_stream_resumes_where_it_stopped(
+    proxied: tuple[S3Store, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    data = bytes(range(256)) * (24 * 1024)  # 6 MiB
+    await store.put("streamed", data)
+    proxy.rules = [Rule("truncate", "GET", contains="/streamed", times=2)]
+    async with store.stream("streamed", chunk_size=256 * 1024) as stream:
+        received = b"".join([chunk async for chunk in stream])
+    assert received == data
+    assert [fault for _, _, fault in proxy.log].count("truncate") == 2
+    assert len([1 for method, _, _ in proxy.log if method == "GET"]) == 3
+
+
+async def test_stream_of_a_changed_object_is_not_spliced(
+    proxied: tuple[S3Store, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    await store.put("changing", b"a" * (6 * 1024 * 1024))
+    proxy.rules = [Rule("truncate", "GET", contains="/changing", times=1)]
+    async def read_while_it_changes() -> None:
+        async with store.stream("changing", chunk_size=256 * 1024) as stream:
+            async for _ in stream:
+                await store.put("changing", b"b" * (6 * 1024 * 1024))
+
+    with pytest.raises(objstore.ConcurrentModificationError):
+        await read_while_it_changes()
