@@ -419,3 +419,13 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("backoff_base", parse=parse_float, default=2.0, doc="Backoff growth factor."),
 )
 _CLIENT_SET = frozenset(CLIENT_KEYS)
+
+
+def cloud_client_keys(cloud: str) -> tuple[ConfigKey, ...]:
+    """The client keys for one cloud: ``allow_http`` also answers to ``<cloud>_allow_http``
+    and ``<CLOUD>_ALLOW_HTTP`` (object_store's names); the others take the cloud's env prefix."""
+    allow_http = ConfigKey(
+        "allow_http", aliases=(f"{cloud}_allow_http",), env=(f"{cloud.upper()}_ALLOW_HTTP",),
+        parse=parse_bool, default=False, doc="Allow plain-HTTP endpoints.",
+    )  # fmt: skip
+    return tuple(allow_http if key.name == "allow_http" else key for key in CLIENT_KEYS)

@@ -12,7 +12,15 @@ import re
 
 from objstore._errors import InvalidPathError
 
-__all__ = ["DELIMITER", "Path", "join", "parse_path", "parse_prefix", "strip_prefix"]
+__all__ = [
+    "DELIMITER",
+    "Path",
+    "join",
+    "parents_below",
+    "parse_path",
+    "parse_prefix",
+    "strip_prefix",
+]
 
 DELIMITER = "/"
 MAX_KEY_BYTES = 1024
@@ -107,3 +115,10 @@ def join(prefix: str, key: str) -> Path:
 def strip_prefix(prefix: str, full: str) -> str:
     """Return ``full`` relative to ``prefix`` (which it must lie under)."""
     return full[len(prefix) + 1 :] if prefix else full
+
+
+def parents_below(key: str, base: str) -> list[str]:
+    """The directories a key implies below ``base`` (``a/b/c`` under ``a`` gives ``a/b``)."""
+    depth = base.count(DELIMITER) + 1 if base else 0
+    parts = key.split(DELIMITER)
+    return [DELIMITER.join(parts[:end]) for end in range(depth + 1, len(parts))]

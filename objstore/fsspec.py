@@ -38,6 +38,7 @@ from objstore._errors import (
 )
 from objstore._inline import gather_bounded
 from objstore._multipart import Writer
+from objstore._path import parents_below
 from objstore._registry import SCHEMES, from_url, load_backend
 from objstore._store import ObjectStore, has_objects_under
 from objstore._types import ByteRange, ObjectMeta, OffsetRange, SuffixRange
@@ -139,12 +140,10 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
             )
         store, key, base = self._locate(path)
         found: dict[str, dict[str, Any]] = {}
-        depth = key.count("/") + 1 if key else 0
         async for meta in store.list_iter(key or None):
-            parts = meta.location.split("/")
             if withdirs:
-                for end in range(depth + 1, len(parts)):
-                    name = _join(base, "/".join(parts[:end]))
+                for directory in parents_below(meta.location, key):
+                    name = _join(base, directory)
                     found.setdefault(name, _dir_entry(name))
             name = _join(base, meta.location)
             found[name] = _file_entry(name, meta)

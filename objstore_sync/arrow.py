@@ -18,7 +18,7 @@ import pyarrow.fs as pafs
 from objstore import NotFoundError, NotSupportedError, ObjectMeta
 from objstore._errors import InvalidRequestError
 from objstore._inline import gather_bounded
-from objstore._path import parse_prefix
+from objstore._path import parents_below, parse_prefix
 from objstore._store import ObjectStore as AsyncObjectStore
 from objstore._store import has_objects_under
 from objstore.backends.memory import MemoryStore
@@ -165,11 +165,8 @@ class ArrowFileSystemHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # u
             return dirs + [_file_info(m.location, m) for m in level.objects]
         infos: list[pafs.FileInfo] = []
         seen: set[str] = set()
-        depth = base.count("/") + 1 if base else 0
         async for meta in self._store.list_iter(base or None):
-            parts = meta.location.split("/")
-            for end in range(depth + 1, len(parts)):
-                directory = "/".join(parts[:end])
+            for directory in parents_below(meta.location, base):
                 if directory not in seen:
                     seen.add(directory)
                     infos.append(pafs.FileInfo(directory, pafs.FileType.Directory))

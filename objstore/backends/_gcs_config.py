@@ -6,7 +6,13 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from objstore._config import CLIENT_KEYS, COMMON_KEYS, ConfigKey, ConfigTable, parse_bool
+from objstore._config import (
+    COMMON_KEYS,
+    ConfigKey,
+    ConfigTable,
+    cloud_client_keys,
+    parse_bool,
+)
 from objstore._errors import ConfigError, InvalidURLError
 
 if TYPE_CHECKING:
@@ -40,12 +46,7 @@ _GOOGLE_KEYS = (
               doc="Send requests without credentials (public buckets, emulators)."),
 )  # fmt: skip
 
-_CLIENT = tuple(
-    ConfigKey("allow_http", aliases=("google_allow_http",), env=("GOOGLE_ALLOW_HTTP",),
-              parse=parse_bool, default=False, doc="Allow a plain-HTTP base URL.")
-    if key.name == "allow_http" else key
-    for key in CLIENT_KEYS
-)  # fmt: skip
+_CLIENT = cloud_client_keys("google")
 
 GCS_TABLE = ConfigTable("gcs", (*COMMON_KEYS, *_GOOGLE_KEYS, *_CLIENT), env_prefix="GOOGLE_")
 

@@ -35,6 +35,7 @@ __all__ = [
     "exchange",
     "http_date",
     "parse_http_date",
+    "parse_iso_time",
     "read_body",
     "read_headers",
     "transport_error",
@@ -153,6 +154,13 @@ def parse_http_date(text: str) -> datetime:
             tzinfo=UTC,
         )
     return parsedate_to_datetime(text)
+
+
+def parse_iso_time(text: str | None) -> datetime:
+    """Parse an ISO 8601 time as S3 listings and the GCS JSON API send it (``Z`` for UTC)."""
+    if not text:
+        return datetime.now(UTC)
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def http_date(value: datetime) -> str:

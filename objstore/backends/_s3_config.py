@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from objstore._config import (
-    CLIENT_KEYS,
     COMMON_KEYS,
     ConfigKey,
     ConfigTable,
+    cloud_client_keys,
     parse_bool,
     parse_choice,
 )
@@ -104,12 +104,7 @@ _AWS_KEYS = (
     _key("aws_profile", "profile", doc="Named profile of ~/.aws/config (credentials work)."),
 )  # fmt: skip
 
-_CLIENT = tuple(
-    ConfigKey("allow_http", aliases=("aws_allow_http",), env=("AWS_ALLOW_HTTP",),
-              parse=parse_bool, default=False, doc="Allow plain-HTTP endpoints.")
-    if key.name == "allow_http" else key
-    for key in CLIENT_KEYS
-)  # fmt: skip
+_CLIENT = cloud_client_keys("aws")
 
 S3_TABLE = ConfigTable("s3", (*COMMON_KEYS, *_AWS_KEYS, *_CLIENT), env_prefix="AWS_")
 

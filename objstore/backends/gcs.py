@@ -74,6 +74,7 @@ from objstore.backends._http import (
     client_session,
     exchange,
     parse_http_date,
+    parse_iso_time,
     read_headers,
 )
 from objstore.backends._reconcile import reconciled
@@ -134,17 +135,11 @@ def _bare(e_tag: str | None) -> str | None:
     return e_tag.strip('"') if e_tag else None
 
 
-def _parse_time(text: str | None) -> datetime:
-    if not text:
-        return datetime.now(UTC)
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _meta_from_json(key: str, item: Mapping[str, Any]) -> ObjectMeta:
     return make_meta(
         key,
         int(item.get("size", 0)),
-        _parse_time(item.get("updated")),
+        parse_iso_time(item.get("updated")),
         _bare(item.get("etag")),
         str(item["generation"]) if item.get("generation") else None,
     )

@@ -79,6 +79,7 @@ from objstore.backends._http import (
     client_session,
     exchange,
     parse_http_date,
+    parse_iso_time,
     read_headers,
 )
 from objstore.backends._reconcile import reconciled
@@ -275,12 +276,6 @@ def _ns(root: ET.Element) -> str:
     return root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
 
 
-def _parse_time(text: str | None) -> datetime:
-    if not text:
-        return datetime.now(UTC)
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _metas(entries: list[tuple[str, int, str, str | None]]) -> list[ObjectMeta]:
     out: list[ObjectMeta] = []
     for key, size, modified, e_tag in entries:
@@ -289,7 +284,7 @@ def _metas(entries: list[tuple[str, int, str, str | None]]) -> list[ObjectMeta]:
         except InvalidPathError:
             logger.debug("listing skips %r: not a valid object key", key)
             continue
-        out.append(make_meta(key, size, _parse_time(modified), e_tag, None))
+        out.append(make_meta(key, size, parse_iso_time(modified), e_tag, None))
     return out
 
 
