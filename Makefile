@@ -20,6 +20,12 @@ $(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e ".[all]" --group dev
 	touch $@
 
+# the Azure emulator (Azurite, from npm) the tests start
+AZURITE := tests/node/node_modules/.bin/azurite-blob
+$(AZURITE): tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(VENV)/.bench-installed: $(VENV)/.test-installed
 	$(PIP) install --group bench
 	touch $@
@@ -27,7 +33,7 @@ $(VENV)/.bench-installed: $(VENV)/.test-installed
 demo: $(VENV)/.demo-installed
 	$(PY) examples/quickstart.py
 
-test: $(VENV)/.test-installed
+test: $(VENV)/.test-installed $(AZURITE)
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.test-installed
@@ -39,8 +45,8 @@ typecheck: $(VENV)/.test-installed
 
 check: lint typecheck test
 
-bench: $(VENV)/.bench-installed
+bench: $(VENV)/.bench-installed $(AZURITE)
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) tests/node/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

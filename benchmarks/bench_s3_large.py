@@ -1,38 +1,24 @@
 """256 MiB S3 GET into memory and PUT from a file: throughput and peak extra memory.
 
-Each transfer runs in its own process (``child`` mode) against one SeaweedFS, so that peak
-memory is the transfer's own; objstore, obstore and aiobotocore take turns.
+Each transfer runs in its own process (:mod:`benchmarks.large`) against one SeaweedFS, so that
+peak memory is the transfer's own; objstore, obstore and aiobotocore take turns.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 import pathlib
 import sys
 import tempfile
-import time
 import uuid
+from typing import Any
 
-from benchmarks.common import (
-    Row,
-    interleave,
-    peak_rss_bytes,
-    print_table,
-    reset_peak_rss,
-    rss_bytes,
-    run_child,
-    save,
-)
+from benchmarks.common import print_table, save
+from benchmarks.large import SIZE_MIB, MiB, child, rows, write_source
 
-MiB = 1024 * 1024
-SIZE_MIB = int(os.environ.get("BENCH_S3_LARGE_MIB", "256"))
-REPS = int(os.environ.get("BENCH_REPS", "3"))
 CLIENTS = ["objstore", "obstore", "aiobotocore"]
 
 
-async def transfer(client: str, op: str, env: dict[str, str], source: str) -> None:
+async def transfer(client: str, op: str, env: dict[str, Any], source: str) -> None:
     endpoint, bucket, key = env["endpoint"], env["bucket"], f"big-{client}"
     creds = {"access": env["access"], "secret": env["secret"]}
     if client == "objstore":
@@ -74,19 +60,7 @@ async def transfer(client: str, op: str, env: dict[str, str], source: str) -> No
                     assert len(await body.read()) == SIZE_MIB * MiB
 
 
-def child(client: str, op: str, config: str, source: str) -> None:
-    env = json.loads(config)
-    _import_client(client)  # what the transfer costs, not what loading the library costs
-    reset_peak_rss()
-    before = rss_bytes()
-    start = time.perf_counter()
-    asyncio.run(transfer(client, op, env, source))
-    seconds = time.perf_counter() - start
-    extra = max(0, peak_rss_bytes() - before)
-    print(json.dumps({"seconds": seconds, "extra_rss": extra}), flush=True)
-
-
-def _import_client(client: str) -> None:
+def import_client(client: str) -> None:
     if client == "objstore":
         import objstore.backends.s3  # noqa: F401
     elif client == "obstore":
@@ -107,38 +81,16 @@ def main() -> None:
         )  # fmt: skip
         bucket = f"large-{uuid.uuid4().hex[:8]}"
         admin.create_bucket(Bucket=bucket)
-        source = os.path.join(directory, "source.bin")
-        with open(source, "wb") as handle:
-            block = os.urandom(MiB)
-            for _ in range(SIZE_MIB):
-                handle.write(block)
-        config = json.dumps({"endpoint": server.endpoint, "bucket": bucket,
-                             "access": server.access_key, "secret": server.secret_key})  # fmt: skip
-        rows = []
-        for op in ("put", "get"):
-            row = Row(f"S3 {op.upper()} {SIZE_MIB} MiB", "MB/s")
-            peaks: dict[str, int] = {}
-
-            def make(client: str, op: str = op, peaks: dict[str, int] = peaks):  # type: ignore[no-untyped-def]
-                def run() -> float:
-                    result = run_child("benchmarks.bench_s3_large", "child", client, op,
-                                       config, source)  # fmt: skip
-                    peaks[client] = max(peaks.get(client, 0), result["extra_rss"])
-                    return float(SIZE_MIB * MiB / result["seconds"] / 1e6)
-
-                return run
-
-            interleave({c: make(c) for c in CLIENTS}, REPS, row)
-            for client in CLIENTS:
-                row.extra[f"{client} peak extra RSS"] = f"{peaks[client] / MiB:.0f} MiB"
-            rows.append(row)
-    print_table(f"S3 large objects ({SIZE_MIB} MiB) on SeaweedFS", rows, CLIENTS,
+        config = {"endpoint": server.endpoint, "bucket": bucket,
+                  "access": server.access_key, "secret": server.secret_key}  # fmt: skip
+        made = rows("benchmarks.bench_s3_large", "S3", CLIENTS, config, write_source(directory))
+    print_table(f"S3 large objects ({SIZE_MIB} MiB) on SeaweedFS", made, CLIENTS,
                 ["obstore", "aiobotocore"])  # fmt: skip
-    save("s3_large", rows)
+    save("s3_large", made)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        child(*sys.argv[2:6])
+        child(transfer, import_client, sys.argv[2:6])
     else:
         main()

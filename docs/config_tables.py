@@ -10,6 +10,7 @@ import pathlib
 import re
 
 from objstore._config import CLIENT_KEYS, COMMON_KEYS, ConfigTable
+from objstore.backends._azure_config import AZURE_TABLE
 from objstore.backends._gcs_config import GCS_TABLE
 from objstore.backends._s3_config import S3_TABLE
 from objstore.backends.local import LocalStore
@@ -25,23 +26,20 @@ def tables() -> dict[str, str]:
             "local", [k for k in LocalStore.config_table.keys.values() if k not in COMMON_KEYS]
         ).markdown(),
         "client": ConfigTable("client", CLIENT_KEYS).markdown(),
-        "s3": ConfigTable(
-            "s3",
-            [
-                k
-                for k in S3_TABLE.keys.values()
-                if k not in COMMON_KEYS and k.name != "allow_http" and k not in CLIENT_KEYS
-            ],
-        ).markdown(),
-        "gcs": ConfigTable(
-            "gcs",
-            [
-                k
-                for k in GCS_TABLE.keys.values()
-                if k not in COMMON_KEYS and k.name != "allow_http" and k not in CLIENT_KEYS
-            ],
-        ).markdown(),
+        "s3": _cloud_table(S3_TABLE),
+        "gcs": _cloud_table(GCS_TABLE),
+        "azure": _cloud_table(AZURE_TABLE),
     }
+
+
+def _cloud_table(table: ConfigTable) -> str:
+    """A cloud's own keys (the common and client keys have tables of their own)."""
+    own = [
+        k
+        for k in table.keys.values()
+        if k not in COMMON_KEYS and k.name != "allow_http" and k not in CLIENT_KEYS
+    ]
+    return ConfigTable(table.backend, own).markdown()
 
 
 def render(text: str) -> str:

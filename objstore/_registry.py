@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
 from collections.abc import Mapping
@@ -129,8 +130,11 @@ def load_backend(name: str) -> type[ObjectStore]:
     backend = BACKENDS[name]
     for dependency in backend.requires:
         try:
-            importlib.import_module(dependency)
-        except ImportError:
+            # find_spec: present is enough (importing the Azure SDK alone takes ~0.4 s)
+            found = importlib.util.find_spec(dependency) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
             raise MissingDependencyError(
                 f"the {name} backend needs {dependency!r}: pip install 'objstore[{backend.extra}]'"
             ) from None

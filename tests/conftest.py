@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from objstore.testing.emulators import GCSServer, S3Server, fake_gcs, seaweedfs
+from objstore.testing.emulators import (
+    AzureServer,
+    GCSServer,
+    S3Server,
+    azurite,
+    fake_gcs,
+    seaweedfs,
+)
 
 _PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "OBJSTORE_")
 
@@ -20,7 +27,8 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name)
-    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    for name in ("STORAGE_EMULATOR_HOST", "AZURITE_BLOB_STORAGE_URL", "IDENTITY_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
     # botocore's chain must never dial the instance-metadata address from a test
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
@@ -78,13 +86,29 @@ def gcs_bucket(gcs_server: GCSServer) -> Iterator[str]:
     gcs_server.delete_bucket(name)
 
 
+@pytest.fixture(scope="session")
+def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServer]:
+    """One Azurite blob service for the whole session (see objstore.testing.emulators)."""
+    with azurite(str(tmp_path_factory.mktemp("azurite"))) as server:
+        yield server
+
+
+@pytest.fixture
+def azure_container(azure_server: AzureServer) -> Iterator[str]:
+    """A fresh Azure container, removed with its blobs after the test."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    azure_server.create_container(name)
+    yield name
+    azure_server.delete_container(name)
+
+
 Target = tuple[str, dict[str, str]]
 
 
 @pytest.fixture
 def backend_target(request: pytest.FixtureRequest) -> Callable[[str, str], Target]:
-    """``(backend, prefix) -> (url, options)`` of a fresh store on memory, local, s3 or gcs
-    (the emulators and buckets come from the fixtures above)."""
+    """``(backend, prefix) -> (url, options)`` of a fresh store on memory, local, s3, gcs or
+    azure (the emulators and buckets come from the fixtures above)."""
 
     def target(backend: str, prefix: str = "") -> Target:
         path = f"/{prefix}" if prefix else ""
@@ -92,6 +116,9 @@ def backend_target(request: pytest.FixtureRequest) -> Callable[[str, str], Targe
             return "memory://", {}
         if backend == "local":
             return str(request.getfixturevalue("tmp_path")) + path, {}
+        if backend == "azure":
+            azure: AzureServer = request.getfixturevalue("azure_server")
+            return f"az://{request.getfixturevalue('azure_container')}{path}", azure.options()
         if backend == "gcs":
             gcs: GCSServer = request.getfixturevalue("gcs_server")
             return f"gs://{request.getfixturevalue('gcs_bucket')}{path}", gcs.options()

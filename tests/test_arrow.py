@@ -21,11 +21,11 @@ from objstore import InvalidPathError, NotSupportedError
 from objstore._path import Path
 from objstore._types import GetOptions, GetResponse
 from objstore.backends.memory import MemoryStore
-from objstore.testing.emulators import S3Server
+from objstore.testing.emulators import AzureServer, S3Server
 from objstore.testing.faultproxy import FaultProxy, Rule, serve_in_thread
 from objstore_sync import ArrowFileSystemHandler
 
-BACKENDS = ["memory", "local", "s3", "gcs"]
+BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
 MiB = 1024 * 1024
 
 
@@ -328,6 +328,10 @@ def test_pickled_filesystem_reads_the_same_objects(
         assert server.secret_key.encode() not in payload
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
+    if "azure" in request.node.callspec.id:
+        azure: AzureServer = request.getfixturevalue("azure_server")
+        assert azure.key.encode() not in payload
+        monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", azure.key)
     clone = pickle.loads(payload)
     assert read(clone, "p/f") == b"pickled"
     clone.handler.store.close()

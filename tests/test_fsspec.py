@@ -17,7 +17,7 @@ from objstore import AlreadyExistsError, ConcurrentModificationError, UnknownOpt
 from objstore.fsspec import ObjstoreFileSystem, S3FileSystem, register
 from objstore.testing.emulators import S3Server
 
-BACKENDS = ["memory", "local", "s3", "gcs"]
+BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
 MiB = 1024 * 1024
 
 

@@ -32,7 +32,7 @@ SEAWEEDFS_EMPTY_DIRS = {
 class ObjstoreFixtures(AbstractFixtures):  # type: ignore[misc]
     """A fresh store per test; directories are implied by keys (no empty directories)."""
 
-    @pytest.fixture(params=["memory", "local", "s3", "gcs"])
+    @pytest.fixture(params=["memory", "local", "s3", "gcs", "azure"])
     def fs(
         self, request: pytest.FixtureRequest, backend_target: Callable[..., Any]
     ) -> Iterator[ObjstoreFileSystem]:

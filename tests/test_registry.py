@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import objstore
-from objstore import InvalidURLError, MissingDependencyError, NotSupportedError
+from objstore import InvalidURLError, MissingDependencyError
 from objstore._registry import backend_for_url
 
 
@@ -75,12 +75,6 @@ def test_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "azure.storage.blob", None)
     with pytest.raises(MissingDependencyError, match=r"objstore\[azure\]"):
         objstore.from_url("az://container")
-
-
-@pytest.mark.parametrize("url", ["az://container", "abfss://fs@acct.dfs.core.windows.net/d"])
-def test_cloud_backends_not_in_this_build_say_so(url: str) -> None:
-    with pytest.raises(NotSupportedError, match=r"has no .* backend yet"):
-        objstore.from_url(url)
 
 
 def test_memory_url_path_is_the_prefix() -> None:

@@ -144,6 +144,7 @@ async def test_stream_of_a_changed_object_is_not_spliced(
     store, proxy = proxied
     await store.put("changing", b"a" * (6 * 1024 * 1024))
     proxy.rules = [Rule("truncate", "GET", contains="/changing", times=1)]
+
     async def read_while_it_changes() -> None:
         async with store.stream("changing", chunk_size=256 * 1024) as stream:
             async for _ in stream:

