@@ -336,3 +336,15 @@ async def test_lost_response_on_block_commit_is_reconciled(
     async with store.open_writer("big", mode="create", part_size=5 * MiB) as writer:
         await writer.write(data)
     assert await store.get("big") == data
+
+
+async def test_listings_follow_markers_across_pages(store: AzureStore) -> None:
+    keys = [f"p/{i:02d}" for i in range(12)] + [f"p/sub{i}/x" for i in range(5)]
+    for key in keys:
+        await store.put(key, b"x")
+    store.list_page_size = 4
+    assert [m.location for m in await store.list("p")] == sorted(keys)
+    assert [m.location for m in await store.list("p", offset="p/10")] == sorted(keys)[11:]
+    result = await store.list_with_delimiter("p")
+    assert [m.location for m in result.objects] == keys[:12]
+    assert result.common_prefixes == [f"p/sub{i}" for i in range(5)]

@@ -14,8 +14,8 @@ from fsspec.callbacks import Callback
 
 import objstore
 from objstore import AlreadyExistsError, ConcurrentModificationError, UnknownOptionError
-from objstore.fsspec import ObjstoreFileSystem, S3FileSystem, register
-from objstore.testing.emulators import S3Server
+from objstore.fsspec import AzureBlobFileSystem, ObjstoreFileSystem, S3FileSystem, register
+from objstore.testing.emulators import AzureServer, S3Server
 
 BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
 MiB = 1024 * 1024
@@ -272,3 +272,23 @@ def test_pandas_reads_and_writes_s3_through_objstore(
     assert isinstance(fs, S3FileSystem)
     assert fs.info(f"{bucket}/pd/weather.parquet")["size"] > 0
     fs.close()
+
+
+def test_pandas_on_abfs_urls_through_objstore(
+    registry: None, azure_server: AzureServer, azure_container: str
+) -> None:
+    import pandas as pd
+
+    register("abfs", "az")
+    options = azure_server.options()
+    frame = pd.DataFrame({"city": ["Oslo", "Lima"], "rain_mm": [763.0, 16.0]})
+    frame.to_parquet(f"abfs://{azure_container}/pd/weather.parquet", storage_options=options)
+    back = pd.read_parquet(f"az://{azure_container}/pd/weather.parquet", storage_options=options)
+    pd.testing.assert_frame_equal(back, frame)
+    fs = fsspec.filesystem("abfs", **options)
+    assert isinstance(fs, AzureBlobFileSystem)
+    assert fs.ls(f"{azure_container}/pd", detail=False) == [f"{azure_container}/pd/weather.parquet"]
+    payload = pickle.dumps(fs)
+    assert azure_server.key.encode() not in payload
+    fs.close()
+    AzureBlobFileSystem.clear_instance_cache()

@@ -41,17 +41,17 @@ REFRESH_MARGIN = 300.0
 """Seconds before a token's expiry at which it is fetched anew."""
 
 _SIGNED_HEADERS = (
-    "Content-Encoding",
-    "Content-Language",
-    "Content-Length",
-    "Content-MD5",
-    "Content-Type",
-    "Date",
-    "If-Modified-Since",
-    "If-Match",
-    "If-None-Match",
-    "If-Unmodified-Since",
-    "Range",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
 )
 
 
@@ -91,20 +91,20 @@ def string_to_sign(
     ``path`` is the request's percent-encoded URL path; ``params`` its decoded query.
     """
     lowered = {name.lower(): value for name, value in headers.items()}
-    lines = [method.upper()]
-    for name in _SIGNED_HEADERS:
-        value = lowered.get(name.lower(), "")
-        if name == "Content-Length" and value == "0":
-            value = ""
-        lines.append(value)
+    get = lowered.get
+    lines = [method.upper(), *[get(name, "") for name in _SIGNED_HEADERS]]
+    if lines[3] == "0":  # Content-Length: empty for an empty body (version 2015-02-21 on)
+        lines[3] = ""
     for name in sorted(n for n in lowered if n.startswith("x-ms-")):
-        lines.append(f"{name}:{' '.join(lowered[name].split())}")
+        value = lowered[name]
+        lines.append(f"{name}:{' '.join(value.split()) if '  ' in value else value.strip()}")
     resource = f"/{account}{path}"
-    grouped: dict[str, list[str]] = {}
-    for name, value in params:
-        grouped.setdefault(name.lower(), []).append(value)
-    for name in sorted(grouped):
-        resource += f"\n{name}:{','.join(sorted(grouped[name]))}"
+    if params:
+        grouped: dict[str, list[str]] = {}
+        for name, value in params:
+            grouped.setdefault(name.lower(), []).append(value)
+        for name in sorted(grouped):
+            resource += f"\n{name}:{','.join(sorted(grouped[name]))}"
     lines.append(resource)
     return "\n".join(lines)
 
@@ -230,6 +230,77 @@ class TokenCredentialAuth(AzureAuth):
         raise TypeError("an Azure token credential is not pickled")
 
 
+IMDS_ENDPOINT = "http://169.254.169.254/metadata/identity/oauth2/token"
+STORAGE_RESOURCE = "https://storage.azure.com"
+
+
+class _Token:
+    """An access token and its expiry (what azure-identity's ``get_token`` returns)."""
+
+    def __init__(self, token: str, expires_on: float) -> None:
+        self.token = token
+        self.expires_on = expires_on
+
+
+class ManagedIdentityCredential:
+    """Managed identity from the instance metadata service, or the App Service / Functions
+    identity endpoint (``IDENTITY_ENDPOINT`` with ``IDENTITY_HEADER``).
+
+    Written here rather than taken from azure-identity, whose credential reads its endpoint
+    only from the process environment: a store's ``azure_msi_endpoint`` must reach it.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        identity: tuple[str, str] | None = None,
+        identity_header: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.identity = identity
+        self.identity_header = identity_header
+        self._session: Any = None
+
+    async def get_token(self, *scopes: str) -> _Token:
+        """Ask the endpoint for a Storage token.
+
+        Raises:
+            UnauthenticatedError: the endpoint is unreachable or refuses.
+        """
+        import aiohttp
+
+        from objstore._errors import UnauthenticatedError
+
+        params = {"api-version": "2019-08-01", "resource": STORAGE_RESOURCE}
+        if self.identity is not None:
+            params[self.identity[0]] = self.identity[1]
+        headers = {"Metadata": "true"}
+        if self.identity_header:
+            headers["X-IDENTITY-HEADER"] = self.identity_header
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        try:
+            async with self._session.get(self.endpoint, params=params, headers=headers) as reply:
+                body = await reply.json(content_type=None)
+                if reply.status != 200:
+                    raise UnauthenticatedError(
+                        f"the managed-identity endpoint answered {reply.status}: "
+                        f"{str(body.get('error_description') or body.get('error') or '')[:200]}",
+                        status=reply.status,
+                    )
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise UnauthenticatedError(
+                f"no managed-identity token from {self.endpoint}: {type(exc).__name__}"
+            ) from None
+        return _Token(str(body["access_token"]), float(body["expires_on"]))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 def _identity(name: str) -> Any:
     """A class of ``azure.identity.aio`` (imported on first use: it is slow to import)."""
     import azure.identity.aio
@@ -241,7 +312,9 @@ def _reveal(value: Any) -> str | None:
     return value.reveal() if value else None
 
 
-def auth_from_config(config: Config, endpoint: AccountEndpoint) -> AzureAuth:
+def auth_from_config(
+    config: Config, endpoint: AccountEndpoint, environ: Mapping[str, str]
+) -> AzureAuth:
     """The credential source the configuration names, in object_store's ``auto`` order.
 
     ``azure_skip_signature`` wins; then ``azure_credential_type`` if not ``auto``; then a bearer
@@ -275,7 +348,13 @@ def auth_from_config(config: Config, endpoint: AccountEndpoint) -> AzureAuth:
             kind = "azure_cli"
         else:
             kind = "managed_identity"
-    extra: dict[str, Any] = {"authority": str(authority)} if authority else {}
+    # A chosen authority host (sovereign or private clouds, test stand-ins) is used as given:
+    # MSAL's instance discovery would ask login.microsoftonline.com to vouch for it.
+    extra: dict[str, Any] = (
+        {"authority": str(authority), "disable_instance_discovery": True} if authority else {}
+    )
+    if config["allow_invalid_certificates"]:
+        extra["connection_verify"] = False
 
     def need(*names: str) -> None:
         missing = [n for n in names if not config.get(n)]
@@ -318,13 +397,20 @@ def auth_from_config(config: Config, endpoint: AccountEndpoint) -> AzureAuth:
             lambda: _identity("AzureCliCredential")(),  # noqa: PLW0108  (import on first use)
             "Azure CLI",
         )
-    identity: dict[str, Any] = {}
+    return TokenCredentialAuth(lambda: _managed_identity(config, environ), "managed identity")
+
+
+def _managed_identity(config: Config, environ: Mapping[str, str]) -> ManagedIdentityCredential:
+    """The managed-identity credential of ``azure_msi_endpoint`` (or ``IDENTITY_ENDPOINT``,
+    else the instance metadata service) and the user-assigned identity, if one is named."""
+    identity: tuple[str, str] | None = None
     if config.get("azure_object_id"):
-        identity = {"identity_config": {"object_id": str(config["azure_object_id"])}}
+        identity = ("object_id", str(config["azure_object_id"]))
     elif config.get("azure_msi_resource_id"):
-        identity = {"identity_config": {"msi_res_id": str(config["azure_msi_resource_id"])}}
-    elif client_id:
-        identity = {"client_id": str(client_id)}
-    return TokenCredentialAuth(
-        lambda: _identity("ManagedIdentityCredential")(**identity), "managed identity"
+        identity = ("msi_res_id", str(config["azure_msi_resource_id"]))
+    elif config.get("azure_storage_client_id"):
+        identity = ("client_id", str(config["azure_storage_client_id"]))
+    endpoint = str(config.get("azure_msi_endpoint") or IMDS_ENDPOINT)
+    return ManagedIdentityCredential(
+        endpoint, identity=identity, identity_header=environ.get("IDENTITY_HEADER")
     )

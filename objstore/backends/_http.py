@@ -113,7 +113,8 @@ async def read_body(response: aiohttp.ClientResponse) -> bytes:
     """Read a whole body; large ones in chunks into a buffer sized from Content-Length.
 
     aiohttp's ``read()`` gathers a large body 2-3x slower than chunked reads and holds it twice
-    at the end. Here the chunks are written into a ``BytesIO`` presized to the announced length,
+    at the end; ``iter_chunked`` joins the received pieces into chunks (one more copy, ~10%
+    slower). Here the pieces are written as received into a ``BytesIO`` presized to the length,
     whose ``getvalue()`` then hands over its buffer without a copy (CPython), so the peak stays
     near the object's size.
     """
@@ -124,7 +125,7 @@ async def read_body(response: aiohttp.ClientResponse) -> bytes:
     buffer.seek(length - 1)
     buffer.write(b"\0")
     buffer.seek(0)
-    async for chunk in response.content.iter_chunked(READ_BUFFER):
+    async for chunk in response.content.iter_any():  # as received: no re-chunking copy
         buffer.write(chunk)
     if buffer.tell() != length:
         raise IntegrityError(f"body ended at {buffer.tell()} of {length} bytes")

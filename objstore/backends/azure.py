@@ -42,6 +42,7 @@ from objstore._errors import (
     NotSupportedError,
     ObjstoreError,
     PreconditionFailedError,
+    ThrottledError,
     UnauthenticatedError,
     error_for_status,
 )
@@ -127,6 +128,8 @@ def _error(
         cls = NotFoundError
     elif code == "AuthenticationFailed":
         cls = UnauthenticatedError
+    elif code == "ServerBusy":
+        cls = ThrottledError
     what = f"{key!r}" if key else "the container"
     if cls is AlreadyExistsError:
         text = f"{what} already exists"
@@ -306,7 +309,7 @@ class AzureStore(ObjectStore):
             )
         self._container = str(container)
         self._endpoint = resolve_endpoint(config, env)
-        self._auth = auth_from_config(config, self._endpoint)
+        self._auth = auth_from_config(config, self._endpoint, env)
         self._retry = RetryPolicy.from_config(config)
         self._timeout = aiohttp.ClientTimeout(
             total=config["timeout"],

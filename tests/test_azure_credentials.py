@@ -1,0 +1,253 @@
+"""Azure token flows end to end against identity stand-ins on 127.0.0.1: the request that reaches
+the identity endpoint is the one Azure expects, its token authorizes the Blob requests, and a
+token near expiry is fetched anew."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import objstore
+
+TOKEN_PATH = "/metadata/identity/oauth2/token"
+
+
+class Identity:
+    """A Blob service and an identity endpoint in one stand-in: tokens ``tok-1``, ``tok-2`` …
+    living ``ttl`` seconds; blob reads answer ``abc`` and record their Authorization."""
+
+    def __init__(self) -> None:
+        self.ttl = 3600
+        self.token_requests: list[web.Request] = []
+        self.authorizations: list[str | None] = []
+
+    async def token(self, request: web.Request) -> web.Response:
+        self.token_requests.append(request)
+        await request.read()
+        token = f"tok-{len(self.token_requests)}"
+        return web.json_response({"access_token": token, "token_type": "Bearer",
+                                  "expires_on": str(int(time.time()) + self.ttl),
+                                  "resource": "https://storage.azure.com"})  # fmt: skip
+
+    async def blob(self, request: web.Request) -> web.Response:
+        self.authorizations.append(request.headers.get("Authorization"))
+        headers = {"ETag": '"0x1"', "Last-Modified": "Thu, 26 Nov 2026 10:00:00 GMT"}
+        return web.Response(body=b"abc", headers=headers)
+
+
+@pytest.fixture
+async def identity() -> AsyncIterator[tuple[Identity, str]]:
+    server = Identity()
+    app = web.Application()
+    app.router.add_route("GET", TOKEN_PATH, server.token)
+    app.router.add_route("*", "/acct/{tail:.*}", server.blob)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield server, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+def _options(url: str, **extra: str) -> dict[str, str]:
+    return {"azure_storage_endpoint": f"{url}/acct", "allow_http": "true", **extra}
+
+
+async def test_managed_identity_from_the_metadata_endpoint(
+    identity: tuple[Identity, str],
+) -> None:
+    server, url = identity
+    options = _options(url, azure_msi_endpoint=url + TOKEN_PATH, azure_client_id="user-mi")
+    async with objstore.from_url("az://data", options) as store:
+        assert store.credential_source == "managed identity"  # type: ignore[attr-defined]
+        assert await store.get("k") == b"abc"
+        assert await store.get("k") == b"abc"
+    assert server.authorizations == ["Bearer tok-1", "Bearer tok-1"]  # cached
+    (request,) = server.token_requests
+    assert request.headers["Metadata"] == "true"
+    assert request.query["resource"] == "https://storage.azure.com"
+    assert request.query["api-version"] == "2019-08-01"
+    assert request.query["client_id"] == "user-mi"
+
+
+async def test_managed_identity_token_is_refreshed_before_expiry(
+    identity: tuple[Identity, str],
+) -> None:
+    server, url = identity
+    server.ttl = 60  # inside the 5-minute refresh margin: every use fetches a new one
+    options = _options(url, azure_msi_endpoint=url + TOKEN_PATH,
+                       azure_credential_type="managed_identity", object_id="obj-1")  # fmt: skip
+    async with objstore.from_url("az://data", options) as store:
+        for _ in range(3):
+            assert await store.get("k") == b"abc"
+    assert server.authorizations == ["Bearer tok-1", "Bearer tok-2", "Bearer tok-3"]
+    assert server.token_requests[0].query["object_id"] == "obj-1"
+
+
+async def test_app_service_identity_endpoint(
+    identity: tuple[Identity, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, url = identity
+    monkeypatch.setenv("IDENTITY_ENDPOINT", url + TOKEN_PATH)
+    monkeypatch.setenv("IDENTITY_HEADER", "header-secret")
+    options = _options(url, msi_resource_id="/subscriptions/s/rg/identity")
+    async with objstore.from_url("az://data", options) as store:
+        assert await store.get("k") == b"abc"
+        assert "header-secret" not in repr(store.config)
+    (request,) = server.token_requests
+    assert request.headers["X-IDENTITY-HEADER"] == "header-secret"
+    assert request.query["msi_res_id"] == "/subscriptions/s/rg/identity"
+    assert server.authorizations == ["Bearer tok-1"]
+
+
+async def test_unreachable_identity_endpoint_is_typed(identity: tuple[Identity, str]) -> None:
+    _, url = identity
+    options = _options(url, azure_msi_endpoint="http://127.0.0.1:9/none",
+                       backoff_initial="1ms", max_retries="1")  # fmt: skip
+    async with objstore.from_url("az://data", options) as store:
+        with pytest.raises(objstore.UnauthenticatedError, match="managed-identity"):
+            await store.get("k")
+
+
+async def test_azure_cli_token(
+    identity: tuple[Identity, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, url = identity
+    calls = tmp_path / "calls.txt"
+    az = tmp_path / "az"
+    reply = json.dumps({"accessToken": "cli-token", "tokenType": "Bearer",
+                        "expires_on": int(time.time()) + 3600,
+                        "expiresOn": "2099-01-01 00:00:00.000000"})  # fmt: skip
+    az.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\necho '{reply}'\n")
+    az.chmod(az.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    async with objstore.from_url("az://data", _options(url, use_azure_cli="true")) as store:
+        assert store.credential_source == "Azure CLI"  # type: ignore[attr-defined]
+        assert await store.get("k") == b"abc"
+        assert await store.get("k") == b"abc"
+    assert server.authorizations == ["Bearer cli-token", "Bearer cli-token"]
+    (call,) = calls.read_text().splitlines()
+    assert "get-access-token" in call
+    assert "https://storage.azure.com" in call
+
+
+# ---- Entra ID (service principal, workload identity) through azure-identity -------------------
+
+
+def _self_signed(directory: Any) -> Any:
+    """A TLS context for 127.0.0.1 with a fresh self-signed certificate (MSAL wants https)."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(
+            "127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+class Entra:
+    """An Entra ID stand-in: OpenID discovery and a v2 token endpoint per tenant."""
+
+    def __init__(self) -> None:
+        self.forms: list[dict[str, str]] = []
+        self.base = ""
+
+    async def discovery(self, request: web.Request) -> web.Response:
+        tenant = request.match_info["tenant"]
+        root = f"{self.base}/{tenant}"
+        return web.json_response({
+            "token_endpoint": f"{root}/oauth2/v2.0/token",
+            "authorization_endpoint": f"{root}/oauth2/v2.0/authorize",
+            "issuer": f"{root}/v2.0", "device_authorization_endpoint": f"{root}/devicecode",
+        })  # fmt: skip
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = dict(await request.post())
+        self.forms.append({k: str(v) for k, v in form.items()})
+        return web.json_response({"access_token": f"entra-{len(self.forms)}",
+                                  "token_type": "Bearer", "expires_in": 3600})  # fmt: skip
+
+
+@pytest.fixture
+async def entra(tmp_path: Any) -> AsyncIterator[tuple[Entra, str]]:
+    server = Entra()
+    app = web.Application()
+    app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", server.discovery)
+    app.router.add_post("/{tenant}/oauth2/v2.0/token", server.token)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=_self_signed(tmp_path))
+    await site.start()
+    server.base = f"https://127.0.0.1:{runner.addresses[0][1]}"
+    yield server, server.base
+    await runner.cleanup()
+
+
+async def test_service_principal_secret(
+    identity: tuple[Identity, str], entra: tuple[Entra, str]
+) -> None:
+    blob, url = identity
+    aad, authority = entra
+    options = _options(url, azure_client_id="app-1", azure_tenant_id="tenant-1",
+                       azure_client_secret="canary-secret", azure_authority_host=authority,
+                       allow_invalid_certificates="true")  # fmt: skip
+    async with objstore.from_url("az://data", options) as store:
+        assert await store.get("k") == b"abc"
+        assert await store.get("k") == b"abc"
+        assert "canary" not in repr(store.config)
+    (form,) = aad.forms
+    assert form["grant_type"] == "client_credentials"
+    assert (form["client_id"], form["client_secret"]) == ("app-1", "canary-secret")
+    assert form["scope"] == "https://storage.azure.com/.default"
+    assert blob.authorizations == ["Bearer entra-1", "Bearer entra-1"]
+
+
+async def test_workload_identity_reads_the_token_file(
+    identity: tuple[Identity, str], entra: tuple[Entra, str], tmp_path: Any
+) -> None:
+    blob, url = identity
+    aad, authority = entra
+    token_file = tmp_path / "federated-token"
+    token_file.write_text("federated-assertion-1")
+    options = _options(url, azure_client_id="app-2", azure_tenant_id="tenant-2",
+                       azure_federated_token_file=str(token_file),
+                       azure_authority_host=authority,
+                       allow_invalid_certificates="true")  # fmt: skip
+    async with objstore.from_url("az://data", options) as store:
+        assert store.credential_source == "workload identity"  # type: ignore[attr-defined]
+        assert await store.get("k") == b"abc"
+    (form,) = aad.forms
+    assert form["client_assertion"] == "federated-assertion-1"
+    assert form["client_assertion_type"].endswith("jwt-bearer")
+    assert form["client_id"] == "app-2"
+    assert blob.authorizations == ["Bearer entra-1"]
