@@ -27,8 +27,12 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name)
-    for name in ("STORAGE_EMULATOR_HOST", "AZURITE_BLOB_STORAGE_URL", "IDENTITY_ENDPOINT"):
+    for name in ("STORAGE_EMULATOR_HOST", "AZURITE_BLOB_STORAGE_URL", "IDENTITY_ENDPOINT",
+                 "IDENTITY_HEADER", "GCE_METADATA_ROOT", "CLOUDSDK_CONFIG"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
+    # No test may reach a cloud's metadata address: point the fallbacks at a closed port.
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("AZURE_MSI_ENDPOINT", "http://127.0.0.1:9/metadata/identity/oauth2/token")
     # botocore's chain must never dial the instance-metadata address from a test
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)

@@ -95,6 +95,7 @@ async def test_app_service_identity_endpoint(
     identity: tuple[Identity, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server, url = identity
+    monkeypatch.delenv("AZURE_MSI_ENDPOINT")
     monkeypatch.setenv("IDENTITY_ENDPOINT", url + TOKEN_PATH)
     monkeypatch.setenv("IDENTITY_HEADER", "header-secret")
     options = _options(url, msi_resource_id="/subscriptions/s/rg/identity")

@@ -15,7 +15,6 @@ them (fake-gcs-server).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
@@ -61,6 +60,13 @@ from objstore._types import (
     make_meta,
 )
 from objstore.backends._conditions import check_read_conditions
+from objstore.backends._gcs_auth import (
+    BearerSource,
+    GcloudAuthSource,
+    MetadataServerSource,
+    TokenSource,
+    well_known_adc_file,
+)
 from objstore.backends._gcs_config import (
     DEFAULT_BASE_URL,
     GCS_TABLE,
@@ -84,7 +90,6 @@ __all__ = ["GCSStore"]
 logger = logging.getLogger("objstore.gcs")
 
 MiB = 1024 * 1024
-SCOPE = "https://www.googleapis.com/auth/devstorage.full_control"
 WRITE_TOKEN = "objstore-write-token"
 """User-metadata key of the per-write token that reconciles a retried conditional write."""
 DELETE_CONCURRENCY = 16
@@ -189,46 +194,6 @@ def _served_range(headers: Mapping[str, str], size: int) -> tuple[int, int]:
     return 0, size
 
 
-class _TokenSource:
-    """Where the ``Authorization`` header comes from."""
-
-    description: str = "anonymous"
-
-    async def headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
-        return {}
-
-
-class _BearerSource(_TokenSource):
-    description = "static bearer token"
-
-    def __init__(self, token: str) -> None:
-        self._header = {"Authorization": f"Bearer {token}"}
-
-    async def headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
-        return self._header
-
-
-class _GcloudAuthSource(_TokenSource):
-    """OAuth tokens from gcloud-aio-auth: a service-account file or JSON, application-default
-    credentials, or the metadata server (refreshed before they expire)."""
-
-    def __init__(self, service_file: str | None, service_json: str | None) -> None:
-        self.description = "service account" if service_file or service_json else "gcloud-aio-auth"
-        self._file = service_file
-        self._json = service_json
-        self._tokens: dict[int, Any] = {}
-
-    async def headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
-        token = self._tokens.get(id(session))
-        if token is None:
-            from gcloud.aio.auth import Token
-
-            source: Any = io.StringIO(self._json) if self._json else self._file
-            token = Token(service_file=source, session=session, scopes=[SCOPE])  # type: ignore[arg-type]
-            self._tokens = {id(session): token}
-        return {"Authorization": f"Bearer {await token.get()}"}
-
-
 class GCSStore(ObjectStore):
     """A bucket (and prefix) of Google Cloud Storage, or of a JSON-API emulator.
 
@@ -272,7 +237,7 @@ class GCSStore(ObjectStore):
         self._account = _service_account(config)
         account_base = self._account.gcs_base_url if self._account is not None else None
         self._base = resolve_base_url(config, env, account_base)
-        self._source = self._token_source(config, self._base, self._account)
+        self._source = self._token_source(config, self._base, self._account, env)
         self._retry = RetryPolicy.from_config(config)
         self._timeout = aiohttp.ClientTimeout(
             total=config["timeout"],
@@ -299,20 +264,25 @@ class GCSStore(ObjectStore):
         return cls(bucket, options, prefix=prefix, url_values=values, environ=environ)
 
     @staticmethod
-    def _token_source(config: Config, base: str, account: ServiceAccount | None) -> _TokenSource:
+    def _token_source(
+        config: Config, base: str, account: ServiceAccount | None, env: Mapping[str, str]
+    ) -> TokenSource:
         if config["google_skip_signature"] or (account is not None and account.disable_oauth):
-            return _TokenSource()
+            return TokenSource()
         bearer = config.get("google_bearer_token")
         if bearer:
-            return _BearerSource(bearer.reveal())
+            return BearerSource(bearer.reveal())
         path, key = config.get("google_service_account"), config.get("google_service_account_key")
         adc = config.get("google_application_credentials")
         if path or key or adc:
-            return _GcloudAuthSource(str(path or adc) if path or adc else None,
-                                     key.reveal() if key else None)  # fmt: skip
+            return GcloudAuthSource(str(path or adc) if path or adc else None,
+                                    key.reveal() if key else None)  # fmt: skip
         if base != DEFAULT_BASE_URL:
-            return _TokenSource()  # an emulator or a proxy without credentials
-        return _GcloudAuthSource(None, None)
+            return TokenSource()  # an emulator or a proxy without credentials
+        well_known = well_known_adc_file(env)
+        if well_known is not None:
+            return GcloudAuthSource(well_known, None)
+        return MetadataServerSource(env)
 
     @property
     def credential_source(self) -> str:
