@@ -38,6 +38,8 @@ __all__ = [
     "parse_iso_time",
     "read_body",
     "read_headers",
+    "served_range",
+    "session_pool",
     "transport_error",
 ]
 
@@ -91,6 +93,26 @@ class SessionPool:
         session = self._sessions.pop(loop, None)
         if session is not None:
             await session.close()
+
+
+def session_pool(config: Config) -> SessionPool:
+    """Sessions made from a store's client keys: timeouts, pool size, certificate checks."""
+    timeout = aiohttp.ClientTimeout(
+        total=config["timeout"],
+        connect=config["connect_timeout"],
+        sock_read=config.get("read_timeout"),
+    )
+    limit = int(config.get("pool_max_idle_per_host") or 0)
+    return SessionPool(lambda: client_session(config, timeout, pool_limit=limit))
+
+
+def served_range(headers: Mapping[str, str], size: int) -> tuple[int, int]:
+    """The ``[start, end)`` a response carries: its ``Content-Range``, else the whole object."""
+    content_range = headers.get("Content-Range", "")
+    if content_range.startswith("bytes ") and "-" in content_range:
+        first, _, last = content_range[6:].partition("/")[0].partition("-")
+        return int(first), int(last) + 1
+    return 0, size
 
 
 def client_session(

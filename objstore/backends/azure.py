@@ -70,12 +70,12 @@ from objstore.backends._azure_auth import SasAuth, SharedKeyAuth, auth_from_conf
 from objstore.backends._azure_config import AZURE_TABLE, parse_azure_url, resolve_endpoint
 from objstore.backends._http import (
     ResponseBody,
-    SessionPool,
-    client_session,
     exchange,
     http_date,
     parse_http_date,
     read_headers,
+    served_range,
+    session_pool,
 )
 from objstore.backends._reconcile import reconciled
 
@@ -166,14 +166,6 @@ def _attributes_from_headers(headers: Mapping[str, str]) -> dict[str, str]:
             if short.lower() != WRITE_TOKEN:
                 out[short] = value
     return out
-
-
-def _served_range(headers: Mapping[str, str], size: int) -> tuple[int, int]:
-    content_range = headers.get("Content-Range", "")
-    if content_range.startswith("bytes ") and "-" in content_range:
-        first, _, last = content_range[6:].partition("/")[0].partition("-")
-        return int(first), int(last) + 1
-    return 0, size
 
 
 def _quoted(e_tag: str | None) -> str | None:
@@ -311,11 +303,6 @@ class AzureStore(ObjectStore):
         self._endpoint = resolve_endpoint(config, env)
         self._auth = auth_from_config(config, self._endpoint, env)
         self._retry = RetryPolicy.from_config(config)
-        self._timeout = aiohttp.ClientTimeout(
-            total=config["timeout"],
-            connect=config["connect_timeout"],
-            sock_read=config.get("read_timeout"),
-        )
         self._content_type = str(config.get("default_content_type") or "application/octet-stream")
         self._base_headers = {"x-ms-version": API_VERSION}
         if config.get("user_agent"):
@@ -324,7 +311,7 @@ class AzureStore(ObjectStore):
         self._tagging = not config["azure_disable_tagging"]
         self._origin, self._root_path = _split_endpoint(self._endpoint.url)
         self._container_path = f"{self._root_path}/{quote(self._container, safe='')}"
-        self._http = SessionPool(self._make_session)
+        self._http = session_pool(config)
         self._date = (0, "")
         url = f"az://{self._container}/{prefix}" if prefix else f"az://{self._container}"
         super().__init__(url=url, config=config, prefix=prefix)
@@ -345,10 +332,6 @@ class AzureStore(ObjectStore):
     def account(self) -> str:
         """The storage account."""
         return self._endpoint.account
-
-    def _make_session(self) -> aiohttp.ClientSession:
-        limit = int(self.config.get("pool_max_idle_per_host") or 0)
-        return client_session(self.config, self._timeout, pool_limit=limit)
 
     async def aclose(self) -> None:
         """Close this event loop's connections (the store reopens them when used again)."""
@@ -492,7 +475,7 @@ class AzureStore(ObjectStore):
                 start = request.start
             return self._empty_range(key, described, start), b""
         meta = _meta_from_headers(key, response.status, response.headers)
-        served = _served_range(response.headers, meta.size)
+        served = served_range(response.headers, meta.size)
         if served[0] >= meta.size > 0:  # Azurite answers 206 "bytes 100-99/100", Azure 416
             response.close()
             raise InvalidRangeError(

@@ -76,12 +76,12 @@ from objstore.backends._gcs_config import (
 from objstore.backends._gcs_sign import ServiceAccount, sign_url
 from objstore.backends._http import (
     ResponseBody,
-    SessionPool,
-    client_session,
     exchange,
     parse_http_date,
     parse_iso_time,
     read_headers,
+    served_range,
+    session_pool,
 )
 from objstore.backends._reconcile import reconciled
 
@@ -186,14 +186,6 @@ def _attributes_from_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _served_range(headers: Mapping[str, str], size: int) -> tuple[int, int]:
-    content_range = headers.get("Content-Range", "")
-    if content_range.startswith("bytes ") and "-" in content_range:
-        first, _, last = content_range[6:].partition("/")[0].partition("-")
-        return int(first), int(last) + 1
-    return 0, size
-
-
 class GCSStore(ObjectStore):
     """A bucket (and prefix) of Google Cloud Storage, or of a JSON-API emulator.
 
@@ -239,11 +231,6 @@ class GCSStore(ObjectStore):
         self._base = resolve_base_url(config, env, account_base)
         self._source = self._token_source(config, self._base, self._account, env)
         self._retry = RetryPolicy.from_config(config)
-        self._timeout = aiohttp.ClientTimeout(
-            total=config["timeout"],
-            connect=config["connect_timeout"],
-            sock_read=config.get("read_timeout"),
-        )
         self._content_type = str(config.get("default_content_type") or "application/octet-stream")
         self._user_agent = (
             {"User-Agent": str(config["user_agent"])} if config.get("user_agent") else {}
@@ -252,7 +239,7 @@ class GCSStore(ObjectStore):
         self._objects = f"{self._base}/storage/v1/b/{bucket_path}/o"
         self._media = f"{self._base}/download/storage/v1/b/{bucket_path}/o"
         self._uploads = f"{self._base}/upload/storage/v1/b/{bucket_path}/o"
-        self._http = SessionPool(self._make_session)
+        self._http = session_pool(config)
         url = f"gs://{self._bucket}/{prefix}" if prefix else f"gs://{self._bucket}"
         super().__init__(url=url, config=config, prefix=prefix)
 
@@ -288,10 +275,6 @@ class GCSStore(ObjectStore):
     def credential_source(self) -> str:
         """Which credential source authorizes this store's requests (no secrets)."""
         return self._source.description
-
-    def _make_session(self) -> aiohttp.ClientSession:
-        limit = int(self.config.get("pool_max_idle_per_host") or 0)
-        return client_session(self.config, self._timeout, pool_limit=limit)
 
     async def aclose(self) -> None:
         """Close this event loop's connections (the store reopens them when used again)."""
@@ -428,7 +411,7 @@ class GCSStore(ObjectStore):
             raise
         result = GetResponse(
             meta=meta,
-            range=_served_range(response.headers, meta.size),
+            range=served_range(response.headers, meta.size),
             attributes=_attributes_from_headers(response.headers),
             body=BytesBody(data) if buffered else ResponseBody(response, "GCS"),
         )

@@ -75,12 +75,12 @@ from objstore.backends._aws_credentials import (
 )
 from objstore.backends._http import (
     ResponseBody,
-    SessionPool,
-    client_session,
     exchange,
     parse_http_date,
     parse_iso_time,
     read_headers,
+    served_range,
+    session_pool,
 )
 from objstore.backends._reconcile import reconciled
 from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
@@ -212,15 +212,6 @@ def _attributes(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _served_range(status: int, headers: Mapping[str, str], size: int) -> tuple[int, int]:
-    content_range = headers.get("Content-Range", "")
-    if status == 206 and content_range.startswith("bytes "):
-        span = content_range[6:].partition("/")[0]
-        first, _, last = span.partition("-")
-        return int(first), int(last) + 1
-    return 0, size
-
-
 _FIELDS = tuple(
     re.compile(rb"<%s>([^<]*)</%s>" % (name, name))
     for name in (b"Key", b"LastModified", b"ETag", b"Size")
@@ -334,11 +325,6 @@ class S3Store(ObjectStore):
         self._signer = SigV4(region)
         self._source = self._credential_source(config)
         self._retry = RetryPolicy.from_config(config)
-        self._timeout = aiohttp.ClientTimeout(
-            total=config["timeout"],
-            connect=config["connect_timeout"],
-            sock_read=config.get("read_timeout"),
-        )
         self._unsigned = bool(config["aws_unsigned_payload"])
         self._checksum = config.get("aws_checksum_algorithm")
         if self._checksum == "crc64nvme":
@@ -351,7 +337,7 @@ class S3Store(ObjectStore):
         self._sse_c = self._sse_c_headers(config)
         self._write_static = self._static_write_headers(config)
         self._content_type = str(config.get("default_content_type") or "application/octet-stream")
-        self._http = SessionPool(self._make_session)
+        self._http = session_pool(config)
         url = f"s3://{self._bucket}/{prefix}" if prefix else f"s3://{self._bucket}"
         super().__init__(url=url, config=config, prefix=prefix)
 
@@ -455,13 +441,6 @@ class S3Store(ObjectStore):
         return {"If-Match": mode.e_tag}
 
     # ---- the HTTP layer -------------------------------------------------------------------
-
-    def _make_session(self) -> aiohttp.ClientSession:
-        return client_session(
-            self.config,
-            self._timeout,
-            pool_limit=int(self.config.get("pool_max_idle_per_host") or 0),
-        )
 
     async def aclose(self) -> None:
         """Close this event loop's connections (the store reopens them when used again)."""
@@ -605,7 +584,7 @@ class S3Store(ObjectStore):
         meta = _meta_from_headers(key, response.status, response.headers)
         result = GetResponse(
             meta=meta,
-            range=_served_range(response.status, response.headers, meta.size),
+            range=served_range(response.headers, meta.size),
             attributes=_attributes(response.headers),
             body=BytesBody(data) if buffered else ResponseBody(response, "S3"),
         )
