@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 import objstore
+from objstore.testing.standin import serve
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
 
@@ -48,12 +49,8 @@ async def identity() -> AsyncIterator[tuple[Identity, str]]:
     app = web.Application()
     app.router.add_route("GET", TOKEN_PATH, server.token)
     app.router.add_route("*", "/acct/{tail:.*}", server.blob)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield server, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with serve(app) as url:
+        yield server, url
 
 
 def _options(url: str, **extra: str) -> dict[str, str]:
@@ -205,13 +202,9 @@ async def entra(tmp_path: Any) -> AsyncIterator[tuple[Entra, str]]:
     app = web.Application()
     app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", server.discovery)
     app.router.add_post("/{tenant}/oauth2/v2.0/token", server.token)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=_self_signed(tmp_path))
-    await site.start()
-    server.base = f"https://127.0.0.1:{runner.addresses[0][1]}"
-    yield server, server.base
-    await runner.cleanup()
+    async with serve(app, _self_signed(tmp_path)) as url:
+        server.base = url
+        yield server, url
 
 
 async def test_service_principal_secret(

@@ -11,6 +11,7 @@ from aiohttp import web
 
 import objstore
 from objstore import NotFoundError
+from objstore.testing.standin import serve
 
 FAST_RETRIES = {"backoff_initial": "5ms", "backoff_max": "20ms", "max_retries": "5"}
 
@@ -42,12 +43,8 @@ async def stand_in() -> AsyncIterator[tuple[StandIn, str]]:
     server = StandIn()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield server, f"http://127.0.0.1:{runner.addresses[0][1]}/acct"
-    await runner.cleanup()
+    async with serve(app) as url:
+        yield server, f"{url}/acct"
 
 
 def _options(endpoint: str, **extra: str) -> dict[str, str]:

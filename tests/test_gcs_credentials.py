@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import objstore
+from objstore.testing.standin import serve
 
 SCOPE = "https://www.googleapis.com/auth/devstorage.full_control"
 
@@ -39,7 +40,7 @@ class Google:
         ).decode()  # fmt: skip
 
     async def token(self, request: web.Request) -> web.Response:
-        form = dict(await request.post())
+        form: dict[str, Any] = dict(await request.post())
         if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer":
             claims = jwt.decode(str(form["assertion"]), self.key.public_key(),
                                 algorithms=["RS256"], audience=f"{self.base}/token")  # fmt: skip
@@ -70,13 +71,9 @@ async def google() -> AsyncIterator[Google]:
         "/computeMetadata/v1/instance/service-accounts/default/token", server.metadata
     )
     app.router.add_get("/storage/v1/b/{bucket}/o/{name}", server.object)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield server
-    await runner.cleanup()
+    async with serve(app) as url:
+        server.base = url
+        yield server
 
 
 def _service_account(google: Google) -> str:

@@ -22,6 +22,7 @@ from objstore import (
 from objstore.backends.gcs import GCSStore
 from objstore.testing.emulators import GCSServer
 from objstore.testing.faultproxy import FaultProxy, Rule
+from objstore.testing.standin import serve
 
 MiB = 1024 * 1024
 FAST_RETRIES = {"backoff_initial": "5ms", "backoff_max": "50ms", "max_retries": "5"}
@@ -106,12 +107,8 @@ async def recorder() -> AsyncIterator[tuple[Recorder, str]]:
     recording = Recorder()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", recording.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield recording, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with serve(app) as url:
+        yield recording, url
 
 
 async def test_bearer_token_is_sent_and_never_shown(recorder: tuple[Recorder, str]) -> None:
@@ -276,16 +273,11 @@ async def status_store() -> AsyncIterator[tuple[StatusServer, Any]]:
     server = StatusServer()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    store = objstore.from_url("gs://bkt", {"google_base_url": url, "allow_http": "true",
-                                           **FAST_RETRIES})  # fmt: skip
-    yield server, store
-    await store.aclose()
-    await runner.cleanup()
+    async with serve(app) as url:
+        store = objstore.from_url("gs://bkt", {"google_base_url": url, "allow_http": "true",
+                                               **FAST_RETRIES})  # fmt: skip
+        yield server, store
+        await store.aclose()
 
 
 @pytest.mark.parametrize(
