@@ -68,6 +68,7 @@ from objstore._types import (
     make_put_result,
 )
 from objstore.backends._aws_credentials import (
+    CHAIN_KEYS,
     AnonymousSource,
     BotocoreSource,
     CredentialSource,
@@ -360,7 +361,8 @@ class S3Store(ObjectStore):
                 "static S3 credentials need both 'aws_access_key_id' and 'aws_secret_access_key'"
             )
         if not key:
-            return BotocoreSource(config.get("aws_profile"))
+            settings = {name: config.get(name) for name in CHAIN_KEYS}
+            return BotocoreSource(config.get("aws_profile"), settings)
         assert secret is not None
         token = config.get("aws_session_token")
         return StaticSource(
