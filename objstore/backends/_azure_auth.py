@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from objstore._errors import ConfigError
+from objstore._errors import ConfigError, UnauthenticatedError
 from objstore.backends._azure_config import EMULATOR_KEY
 
 if TYPE_CHECKING:
@@ -205,7 +205,14 @@ class TokenCredentialAuth(AzureAuth):
             credential = self._credentials.get(loop)
             if credential is None:
                 credential = self._credentials[loop] = self._make()
-            access = await credential.get_token(STORAGE_SCOPE)
+            try:
+                access = await credential.get_token(STORAGE_SCOPE)
+            except UnauthenticatedError:
+                raise
+            except Exception as exc:  # azure-identity's ClientAuthenticationError and kin
+                raise UnauthenticatedError(
+                    f"no Azure token from {self.description}: {type(exc).__name__}"
+                ) from None
             self._token, self._expires = str(access.token), float(access.expires_on)
         return self._token
 
@@ -269,8 +276,6 @@ class ManagedIdentityCredential:
             UnauthenticatedError: the endpoint is unreachable or refuses.
         """
         import aiohttp
-
-        from objstore._errors import UnauthenticatedError
 
         params = {"api-version": "2019-08-01", "resource": STORAGE_RESOURCE}
         if self.identity is not None:

@@ -68,7 +68,16 @@ class GcloudAuthSource(TokenSource):
             source: Any = io.StringIO(self._json) if self._json else self._file
             token = Token(service_file=source, session=session, scopes=[SCOPE])  # type: ignore[arg-type]
             self._tokens = {id(session): token}
-        return {"Authorization": f"Bearer {await token.get()}"}
+        try:
+            value = await token.get()
+        except Exception as exc:  # gcloud-aio-auth raises aiohttp's, ValueError, KeyError ...
+            status = getattr(exc, "status", None)
+            raise UnauthenticatedError(
+                f"no GCS token from {self.description}: {type(exc).__name__}"
+                + (f" (HTTP {status})" if status else ""),
+                status=status,
+            ) from None
+        return {"Authorization": f"Bearer {value}"}
 
 
 def well_known_adc_file(environ: Mapping[str, str]) -> str | None:
