@@ -97,6 +97,13 @@ def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServ
         yield server
 
 
+@pytest.fixture(scope="session")
+def azure_oauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServer]:
+    """Azurite over HTTPS that accepts Entra ID bearer tokens (``--oauth basic``)."""
+    with azurite(str(tmp_path_factory.mktemp("azurite-oauth")), oauth=True) as server:
+        yield server
+
+
 @pytest.fixture
 def azure_container(azure_server: AzureServer) -> Iterator[str]:
     """A fresh Azure container, removed with its blobs after the test."""

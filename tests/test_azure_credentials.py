@@ -8,14 +8,17 @@ import json
 import os
 import stat
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import jwt
 import pytest
 from aiohttp import web
 
 import objstore
-from objstore.testing.standin import serve
+from objstore.testing.emulators import AzureServer
+from objstore.testing.standin import self_signed_tls, serve
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
 
@@ -139,40 +142,6 @@ async def test_azure_cli_token(
 # ---- Entra ID (service principal, workload identity) through azure-identity -------------------
 
 
-def _self_signed(directory: Any) -> Any:
-    """A TLS context for 127.0.0.1 with a fresh self-signed certificate (MSAL wants https)."""
-    import datetime
-    import ipaddress
-    import ssl
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(
-            "127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ))  # fmt: skip
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_path, key_path)
-    return context
-
-
 class Entra:
     """An Entra ID stand-in: OpenID discovery and a v2 token endpoint per tenant."""
 
@@ -189,11 +158,22 @@ class Entra:
             "issuer": f"{root}/v2.0", "device_authorization_endpoint": f"{root}/devicecode",
         })  # fmt: skip
 
+    audience: str | None = None
+    """When set, tokens are JWTs for this audience, as Entra ID issues them for Storage."""
+
     async def token(self, request: web.Request) -> web.Response:
         form = dict(await request.post())
         self.forms.append({k: str(v) for k, v in form.items()})
-        return web.json_response({"access_token": f"entra-{len(self.forms)}",
-                                  "token_type": "Bearer", "expires_in": 3600})  # fmt: skip
+        token = f"entra-{len(self.forms)}"
+        if self.audience is not None:
+            now = int(time.time())
+            tenant = request.match_info["tenant"]
+            claims = {"aud": self.audience, "iss": f"https://sts.windows.net/{tenant}/",
+                      "iat": now, "nbf": now - 60, "exp": now + 3600, "oid": "o-1",
+                      "tid": tenant, "appid": form.get("client_id")}  # fmt: skip
+            token = jwt.encode(claims, "stand-in-signing-key-of-32-bytes!", algorithm="HS256")
+        return web.json_response({"access_token": token, "token_type": "Bearer",
+                                  "expires_in": 3600})  # fmt: skip
 
 
 @pytest.fixture
@@ -202,7 +182,7 @@ async def entra(tmp_path: Any) -> AsyncIterator[tuple[Entra, str]]:
     app = web.Application()
     app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", server.discovery)
     app.router.add_post("/{tenant}/oauth2/v2.0/token", server.token)
-    async with serve(app, _self_signed(tmp_path)) as url:
+    async with serve(app, self_signed_tls(str(tmp_path))[0]) as url:
         server.base = url
         yield server, url
 
@@ -245,3 +225,27 @@ async def test_workload_identity_reads_the_token_file(
     assert form["client_assertion_type"].endswith("jwt-bearer")
     assert form["client_id"] == "app-2"
     assert blob.authorizations == ["Bearer entra-1"]
+
+
+async def test_entra_token_reaches_azurite_end_to_end(
+    azure_oauth_server: AzureServer, entra: tuple[Entra, str]
+) -> None:
+    aad, authority = entra
+    aad.audience = "https://storage.azure.com"
+    container = f"t-{uuid.uuid4().hex[:12]}"
+    azure_oauth_server.create_container(container)
+    options = {"azure_storage_endpoint": azure_oauth_server.endpoint,
+               "azure_storage_client_id": "app-3", "azure_storage_tenant_id": "tenant-3",
+               "azure_storage_client_secret": "s", "azure_storage_authority_host": authority,
+               "allow_invalid_certificates": "true"}  # fmt: skip
+    try:
+        async with objstore.from_url(f"az://{container}", options) as store:
+            await store.put("a/b", b"with an Entra token")
+            assert await store.get("a/b") == b"with an Entra token"
+            assert [m.location for m in await store.list("a")] == ["a/b"]
+        aad.audience = "https://vault.azure.net"  # a token for another resource is refused
+        async with objstore.from_url(f"az://{container}", options) as store:
+            with pytest.raises(objstore.UnauthenticatedError):
+                await store.get("a/b")
+    finally:
+        azure_oauth_server.delete_container(container)

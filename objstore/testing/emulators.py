@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "AzureServer",
@@ -61,6 +63,17 @@ def free_port_block(count: int, low: int = 19000, high: int = 19999) -> list[int
     raise RuntimeError(f"no {count} free ports between {low} and {high}")
 
 
+def _urlopen(request: str | urllib.request.Request, timeout: float) -> Any:
+    """``urlopen``; an https URL here is a local server with a self-signed certificate."""
+    url = request if isinstance(request, str) else request.full_url
+    context = None
+    if url.startswith("https://"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return urllib.request.urlopen(request, timeout=timeout, context=context)
+
+
 def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     """Wait until ``url`` answers with any HTTP status; fail if the process exits."""
     deadline = time.monotonic() + timeout
@@ -68,7 +81,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0)
         if process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
         try:
-            urllib.request.urlopen(url, timeout=1).close()
+            _urlopen(url, timeout=1).close()
             return
         except urllib.error.HTTPError:
             return
@@ -257,12 +270,14 @@ class AzureServer:
     """Azurite's well-known key (public: it is in Microsoft's documentation)."""
 
     def options(self, **extra: str) -> dict[str, str]:
-        """objstore options for this server."""
+        """objstore options for this server (its https form has a self-signed certificate)."""
+        tls = {"allow_invalid_certificates": "true"} if self.endpoint.startswith("https") else {}
         return {
             "azure_storage_endpoint": self.endpoint,
             "azure_storage_account_name": self.account,
             "azure_storage_account_key": self.key,
             "allow_http": "true",
+            **tls,
             **extra,
         }
 
@@ -281,7 +296,7 @@ class AzureServer:
         request = urllib.request.Request(
             f"{self.endpoint}/{name}?restype=container", headers=headers, method=method
         )
-        urllib.request.urlopen(request, timeout=10).close()
+        _urlopen(request, timeout=10).close()
 
     def create_container(self, name: str) -> None:
         """Create a container."""
@@ -311,14 +326,25 @@ def _azurite_binary() -> str:
 
 
 @contextlib.contextmanager
-def azurite(directory: str) -> Iterator[AzureServer]:
-    """Run Azurite's blob service in memory, with its log in ``directory``."""
+def azurite(directory: str, *, oauth: bool = False) -> Iterator[AzureServer]:
+    """Run Azurite's blob service in memory, with its log in ``directory``.
+
+    With ``oauth``, it serves HTTPS (a self-signed certificate for 127.0.0.1) and checks bearer
+    tokens (``--oauth basic``: issuer, audience and lifetime; not the signature).
+    """
     (port,) = free_port_block(1)
     argv = [
         _azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", str(port),
         "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry", "--silent",
     ]  # fmt: skip
+    scheme = "http"
+    if oauth:
+        from objstore.testing.standin import self_signed_tls
+
+        _, cert, key = self_signed_tls(directory)
+        argv += ["--cert", cert, "--key", key, "--oauth", "basic"]
+        scheme = "https"
     log = os.path.join(directory, "azurite.log")
-    endpoint = f"http://127.0.0.1:{port}/devstoreaccount1"
+    endpoint = f"{scheme}://127.0.0.1:{port}/devstoreaccount1"
     with server_process(argv, f"{endpoint}?comp=list", log, grace=3.0):
         yield AzureServer(endpoint=endpoint)
