@@ -66,7 +66,7 @@ async def test_managed_identity_from_the_metadata_endpoint(
     server, url = identity
     options = _options(url, azure_msi_endpoint=url + TOKEN_PATH, azure_client_id="user-mi")
     async with objstore.from_url("az://data", options) as store:
-        assert store.credential_source == "managed identity"  # type: ignore[attr-defined]
+        assert store.credential_source == "managed identity (client_id user-mi)"  # type: ignore[attr-defined]
         assert await store.get("k") == b"abc"
         assert await store.get("k") == b"abc"
     assert server.authorizations == ["Bearer tok-1", "Bearer tok-1"]  # cached
@@ -113,8 +113,9 @@ async def test_unreachable_identity_endpoint_is_typed(identity: tuple[Identity, 
     options = _options(url, azure_msi_endpoint="http://127.0.0.1:9/none",
                        backoff_initial="1ms", max_retries="1")  # fmt: skip
     async with objstore.from_url("az://data", options) as store:
-        with pytest.raises(objstore.UnauthenticatedError, match="managed-identity"):
+        with pytest.raises(objstore.UnauthenticatedError, match="managed-identity") as info:
             await store.get("k")
+    assert "azure_storage_account_key" in str(info.value)  # names the flows tried before
 
 
 async def test_azure_cli_token(

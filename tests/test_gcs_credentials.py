@@ -157,5 +157,6 @@ async def test_unreachable_metadata_server_is_typed(
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))
     monkeypatch.setattr(gcs, "DEFAULT_BASE_URL", google.base)
     async with objstore.from_url("gs://bkt", _options(google)) as store:
-        with pytest.raises(objstore.UnauthenticatedError, match="metadata server"):
+        with pytest.raises(objstore.UnauthenticatedError, match="metadata server") as info:
             await store.head("k")
+    assert "google_service_account" in str(info.value)  # names the flows tried before

@@ -191,9 +191,12 @@ class TokenCredentialAuth(AzureAuth):
     credentials hold a session of the loop that first used them). The token is shared.
     """
 
-    def __init__(self, make: Callable[[], TokenCredential], description: str) -> None:
+    def __init__(
+        self, make: Callable[[], TokenCredential], description: str, *, tried: str = ""
+    ) -> None:
         self._make = make
         self.description = description
+        self._tried = tried
         self._credentials: dict[asyncio.AbstractEventLoop, TokenCredential] = {}
         self._token: str | None = None
         self._expires = 0.0
@@ -207,11 +210,11 @@ class TokenCredentialAuth(AzureAuth):
                 credential = self._credentials[loop] = self._make()
             try:
                 access = await credential.get_token(STORAGE_SCOPE)
-            except UnauthenticatedError:
-                raise
+            except UnauthenticatedError as exc:
+                raise UnauthenticatedError(f"{exc}{self._tried}", status=exc.status) from None
             except Exception as exc:  # azure-identity's ClientAuthenticationError and kin
                 raise UnauthenticatedError(
-                    f"no Azure token from {self.description}: {type(exc).__name__}"
+                    f"no Azure token from {self.description}: {type(exc).__name__}{self._tried}"
                 ) from None
             self._token, self._expires = str(access.token), float(access.expires_on)
         return self._token
@@ -338,6 +341,7 @@ def auth_from_config(
     secret = config.get("azure_storage_client_secret")
     authority = config.get("azure_storage_authority_host")
     key = config.get("azure_storage_account_key")
+    fallback = False
     if kind == "auto":
         if config.get("azure_storage_token"):
             kind = "bearer_token"
@@ -353,6 +357,7 @@ def auth_from_config(
             kind = "azure_cli"
         else:
             kind = "managed_identity"
+            fallback = True
     # A chosen authority host (sovereign or private clouds, test stand-ins) is used as given:
     # MSAL's instance discovery would ask login.microsoftonline.com to vouch for it.
     extra: dict[str, Any] = (
@@ -402,20 +407,36 @@ def auth_from_config(
             lambda: _identity("AzureCliCredential")(),  # noqa: PLW0108  (import on first use)
             "Azure CLI",
         )
-    return TokenCredentialAuth(lambda: _managed_identity(config, environ), "managed identity")
+    identity = _user_assigned(config)
+    described = (
+        f"managed identity ({identity[0]} {identity[1]})" if identity else "managed identity"
+    )
+    tried = (
+        "; no other Azure credential is configured (azure_storage_token, "
+        "azure_storage_account_key, workload identity, service principal, "
+        "azure_storage_sas_key, azure_use_azure_cli), so managed identity was the last resort"
+        if fallback
+        else ""
+    )
+    return TokenCredentialAuth(lambda: _managed_identity(config, environ), described, tried=tried)
+
+
+def _user_assigned(config: Config) -> tuple[str, str] | None:
+    """The user-assigned identity named by the options (ids, not secrets), if any."""
+    for key, name in (
+        ("azure_object_id", "object_id"),
+        ("azure_msi_resource_id", "msi_res_id"),
+        ("azure_storage_client_id", "client_id"),
+    ):
+        if config.get(key):
+            return name, str(config[key])
+    return None
 
 
 def _managed_identity(config: Config, environ: Mapping[str, str]) -> ManagedIdentityCredential:
     """The managed-identity credential of ``azure_msi_endpoint`` (or ``IDENTITY_ENDPOINT``,
     else the instance metadata service) and the user-assigned identity, if one is named."""
-    identity: tuple[str, str] | None = None
-    if config.get("azure_object_id"):
-        identity = ("object_id", str(config["azure_object_id"]))
-    elif config.get("azure_msi_resource_id"):
-        identity = ("msi_res_id", str(config["azure_msi_resource_id"]))
-    elif config.get("azure_storage_client_id"):
-        identity = ("client_id", str(config["azure_storage_client_id"]))
     endpoint = str(config.get("azure_msi_endpoint") or IMDS_ENDPOINT)
     return ManagedIdentityCredential(
-        endpoint, identity=identity, identity_header=environ.get("IDENTITY_HEADER")
+        endpoint, identity=_user_assigned(config), identity_header=environ.get("IDENTITY_HEADER")
     )

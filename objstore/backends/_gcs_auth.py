@@ -98,7 +98,8 @@ class MetadataServerSource(TokenSource):
 
     description = "metadata server"
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], *, tried: str = "") -> None:
+        self._tried = tried
         host = environ.get("GCE_METADATA_HOST") or environ.get(
             "GCE_METADATA_ROOT", "metadata.google.internal"
         )
@@ -115,11 +116,13 @@ class MetadataServerSource(TokenSource):
                     body = await reply.json(content_type=None)
                     if reply.status != 200:
                         raise UnauthenticatedError(
-                            f"the metadata server answered {reply.status}", status=reply.status
+                            f"the metadata server answered {reply.status}{self._tried}",
+                            status=reply.status,
                         )
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 raise UnauthenticatedError(
                     f"no token from the metadata server ({self.url}): {type(exc).__name__}"
+                    f"{self._tried}"
                 ) from None
             self._token = str(body["access_token"])
             self._expires = time.time() + float(body.get("expires_in", 0))

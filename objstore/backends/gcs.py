@@ -269,7 +269,11 @@ class GCSStore(ObjectStore):
         well_known = well_known_adc_file(env)
         if well_known is not None:
             return GcloudAuthSource(well_known, None)
-        return MetadataServerSource(env)
+        return MetadataServerSource(env, tried=(
+            "; no google_bearer_token, google_service_account[_key], "
+            "google_application_credentials or gcloud application-default file was found, so "
+            "the metadata server was the last resort"
+        ))  # fmt: skip
 
     @property
     def credential_source(self) -> str:
