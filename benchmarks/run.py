@@ -13,6 +13,7 @@ MODULES = [
     "benchmarks.bench_s3",
     "benchmarks.bench_s3_large",
     "benchmarks.bench_gcs",
+    "benchmarks.bench_gcs_large",
     "benchmarks.bench_azure",
     "benchmarks.bench_azure_large",
     "benchmarks.bench_arrow",

@@ -207,7 +207,7 @@ async def exchange(
     url: URL,
     *,
     headers: Mapping[str, str],
-    body: bytes,
+    body: bytes | aiohttp.payload.Payload,
     ok: tuple[int, ...],
     read: bool,
     key: str | None,
@@ -222,7 +222,9 @@ async def exchange(
     started = time.monotonic()
     try:
         data_arg: Any = None
-        if body:
+        if isinstance(body, aiohttp.payload.Payload):
+            data_arg = body  # streamed (a file)
+        elif body:
             data_arg = body if len(body) <= MiB else BufferPayload(body)
         response = await session.request(
             method, url, headers=headers, data=data_arg, allow_redirects=False

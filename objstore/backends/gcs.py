@@ -19,9 +19,9 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 from urllib.parse import SplitResult, quote
 
 import aiohttp
@@ -35,13 +35,14 @@ from objstore._errors import (
     InvalidPathError,
     InvalidRangeError,
     InvalidRequestError,
+    MultipartUploadError,
     NotFoundError,
     NotSupportedError,
     ObjstoreError,
     PreconditionFailedError,
     error_for_status,
 )
-from objstore._inline import gather_bounded
+from objstore._inline import gather_bounded, offload
 from objstore._multipart import MultipartUpload
 from objstore._path import Path, parse_path
 from objstore._retry import RetryPolicy
@@ -86,6 +87,9 @@ from objstore.backends._http import (
 from objstore.backends._reconcile import reconciled
 
 __all__ = ["GCSStore"]
+
+BodyFactory = Callable[[], Awaitable[tuple["bytes | aiohttp.payload.Payload", dict[str, str]]]]
+"""Gives each attempt of a request its body and extra headers."""
 
 logger = logging.getLogger("objstore.gcs")
 
@@ -310,13 +314,17 @@ class GCSStore(ObjectStore):
         *,
         params: Sequence[tuple[str, str]] = (),
         headers: Mapping[str, str] | None = None,
-        body: bytes = b"",
+        body: bytes | BodyFactory = b"",
         ok: tuple[int, ...] = (200,),
         read: bool = True,
         idempotent: bool = True,
         create_mode: bool = False,
     ) -> tuple[aiohttp.ClientResponse, bytes]:
-        """Send a request; return the response and (when ``read``) its body."""
+        """Send a request; return the response and (when ``read``) its body.
+
+        ``body`` may be a coroutine function giving each attempt its body and extra headers
+        (a file streamed from where the service says it stopped).
+        """
         target = URL(url, encoded=True)
         if params:
             target = target.update_query(list(params))
@@ -324,10 +332,16 @@ class GCSStore(ObjectStore):
         async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
             session = self._http.session()
             request_headers = {**self._user_agent, **(headers or {})}
+            payload: bytes | aiohttp.payload.Payload
+            if callable(body):
+                payload, extra = await body()
+                request_headers.update(extra)
+            else:
+                payload = body
             request_headers.update(await self._source.headers(session))
             response, data = await exchange(
-                session, method, target, headers=request_headers, body=body, ok=ok, read=read,
-                key=key, service="GCS", logger=logger,
+                session, method, target, headers=request_headers, body=payload, ok=ok,
+                read=read, key=key, service="GCS", logger=logger,
             )  # fmt: skip
             if response.status not in ok:
                 raise _error(response.status, data, key, create_mode=create_mode)
@@ -591,9 +605,33 @@ class GCSStore(ObjectStore):
                 return
             token = reply.get("rewriteToken")
 
+    async def _put_file(
+        self, key: Path, source: os.PathLike[str], options: PutOptions, writer_args: dict[str, Any]
+    ) -> PutResult:
+        """A large file goes as one resumable upload request streamed from disk (a failure
+        resumes from the offset the service reports), not chunk by chunk."""
+        size = (await offload(os.stat, source)).st_size
+        if size <= self.single_put_limit or any(writer_args.values()):
+            return await super()._put_file(key, source, options, writer_args)
+        upload = await self._start_resumable(key, options, tokened=True)
+        handle = await offload(open, source, "rb")
+        try:
+            return await upload.send_file(handle, size)
+        except BaseException:
+            await upload.abort()
+            raise
+        finally:
+            await offload(handle.close)
+
     async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
-        conditional = options.mode != "overwrite"
-        token = secrets.token_hex(12) if conditional else None
+        return await self._start_resumable(key, options, tokened=options.mode != "overwrite")
+
+    async def _start_resumable(
+        self, key: Path, options: PutOptions, *, tokened: bool
+    ) -> _ResumableUpload:
+        """Open a resumable upload session; ``tokened`` writes carry a write token, so that a
+        lost final response can be told from a failure."""
+        token = secrets.token_hex(12) if tokened else None
         resource = self._resource(key, options, token)
         params = [("uploadType", "resumable"), *await self._mode_params(key, options.mode)]
         response, _ = await self._send(
@@ -677,6 +715,49 @@ class _ResumableUpload(MultipartUpload):
 
         async def once() -> PutResult:
             return _put_result(await self._send_chunk(offset, data, total))
+
+        if self._token is None:
+            return await once()
+        store, key, token = self._store, self._key, self._token
+        return await reconciled(store._retry, once, lambda: store._written_by(key, token))
+
+    async def _persisted(self, total: int) -> int:
+        """How many bytes of the upload the service holds (``total`` once it is complete)."""
+        try:
+            response, _ = await self._store._send(
+                "PUT", self._url, self._key, headers={"Content-Range": f"bytes */{total}"},
+                ok=(200, 201, 308), read=False,
+            )  # fmt: skip
+        except NotFoundError:  # the session is gone (finished, on fake-gcs-server, or expired)
+            raise MultipartUploadError(
+                f"the resumable upload of {self._key!r} is gone", path=self._key
+            ) from None
+        if response.status in (200, 201):
+            return total
+        held = response.headers.get("Range", "")
+        return int(held.rpartition("-")[2]) + 1 if held.startswith("bytes=") else 0
+
+    async def send_file(self, handle: BinaryIO, total: int) -> PutResult:
+        """Send the whole file in one request; a retry first asks where the service stopped."""
+        tries = 0
+
+        async def body() -> tuple[bytes | aiohttp.payload.Payload, dict[str, str]]:
+            nonlocal tries
+            tries += 1
+            offset = 0 if tries == 1 else await self._persisted(total)
+            if offset >= total:  # all there: the query finishes the upload and answers
+                return b"", {"Content-Range": f"bytes */{total}"}
+            await offload(handle.seek, offset)
+            return aiohttp.payload.BufferedReaderPayload(handle), {
+                "Content-Range": f"bytes {offset}-{total - 1}/{total}"
+            }
+
+        async def once() -> PutResult:
+            _, reply = await self._store._send(
+                "PUT", self._url, self._key, body=body, ok=(200, 201),
+                create_mode=self._create,
+            )  # fmt: skip
+            return _put_result(reply)
 
         if self._token is None:
             return await once()
