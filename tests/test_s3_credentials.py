@@ -73,8 +73,13 @@ class Aws:
         self.ecs_authorization.append(request.headers.get("Authorization"))
         return web.json_response(self._credentials())
 
+    v2 = True
+    """False: the service refuses session tokens (an IMDSv1-only instance)."""
+
     async def imds_token(self, request: web.Request) -> web.Response:
         assert request.headers["X-aws-ec2-metadata-token-ttl-seconds"]
+        if not self.v2:
+            return web.Response(status=403)
         return web.Response(text="imds-session-token")
 
     async def imds_roles(self, request: web.Request) -> web.Response:
@@ -150,6 +155,25 @@ async def test_instance_metadata_v2(aws: tuple[Aws, str], monkeypatch: pytest.Mo
         assert "iam-role" in store.credential_source  # type: ignore[attr-defined]
     assert server.signers == [("AKID1", "token-AKID1")] * 2
     assert set(server.imds_tokens) == {"imds-session-token"}  # IMDSv2: the token first
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+async def test_instance_metadata_v1_only_with_fallback(
+    aws: tuple[Aws, str], monkeypatch: pytest.MonkeyPatch, fallback: bool
+) -> None:
+    server, url = aws
+    server.v2 = False
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")
+    options = _options(url, aws_metadata_endpoint=url, aws_imdsv1_fallback=str(fallback))
+    async with objstore.from_url("s3://bkt", options) as store:
+        if fallback:
+            await store.head("k")
+            assert server.imds_tokens[-1] is None  # IMDSv1: no session token
+            assert server.signers == [("AKID1", "token-AKID1")]
+        else:
+            with pytest.raises(objstore.UnauthenticatedError):
+                await store.head("k")
+            assert server.signers == []
 
 
 async def test_profile_with_credential_process(
