@@ -228,6 +228,28 @@ async def test_workload_identity_reads_the_token_file(
     assert blob.authorizations == ["Bearer entra-1"]
 
 
+async def test_workload_identity_reads_a_rotated_assertion_on_refresh(
+    identity: tuple[Identity, str], entra: tuple[Entra, str], tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    blob, url = identity
+    aad, authority = entra
+    token_file = tmp_path / "federated-token"
+    token_file.write_text("assertion-1")
+    options = _options(url, azure_client_id="app-4", azure_tenant_id="tenant-4",
+                       azure_federated_token_file=str(token_file),
+                       azure_authority_host=authority,
+                       allow_invalid_certificates="true")  # fmt: skip
+    async with objstore.from_url("az://data", options) as store:
+        assert await store.get("k") == b"abc"
+        token_file.write_text("assertion-2")  # the kubelet rotates the projected token
+        later = time.time() + 3 * 3600  # past the token's hour and the file's re-read interval
+        monkeypatch.setattr(time, "time", lambda: later)
+        assert await store.get("k") == b"abc"
+    assert [form["client_assertion"] for form in aad.forms] == ["assertion-1", "assertion-2"]
+    assert blob.authorizations == ["Bearer entra-1", "Bearer entra-2"]
+
+
 async def test_entra_token_reaches_azurite_end_to_end(
     azure_oauth_server: AzureServer, entra: tuple[Entra, str]
 ) -> None:
