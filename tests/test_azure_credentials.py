@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 import objstore
+from objstore.backends._azure_config import EMULATOR_KEY
 from objstore.testing.emulators import AzureServer
 from objstore.testing.standin import self_signed_tls, serve
 
@@ -64,7 +65,10 @@ async def test_managed_identity_from_the_metadata_endpoint(
     identity: tuple[Identity, str],
 ) -> None:
     server, url = identity
-    options = _options(url, azure_msi_endpoint=url + TOKEN_PATH, azure_client_id="user-mi")
+    # the reference README's key; the account key must not win over it
+    options = _options(url, azure_msi_endpoint=url + TOKEN_PATH, azure_client_id="user-mi",
+                       use_managed_identity="true",
+                       azure_storage_account_key=EMULATOR_KEY)  # fmt: skip
     async with objstore.from_url("az://data", options) as store:
         assert store.credential_source == "managed identity (client_id user-mi)"  # type: ignore[attr-defined]
         assert await store.get("k") == b"abc"

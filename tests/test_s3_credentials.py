@@ -229,3 +229,18 @@ async def test_failing_identity_endpoint_is_typed(aws: tuple[Aws, str], tmp_path
         with pytest.raises(objstore.UnauthenticatedError):
             await store.head("k")
     assert os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI") is None  # nothing leaked
+
+
+async def test_static_keys_with_a_session_token_and_from_the_environment(
+    aws: tuple[Aws, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, url = aws
+    options = _options(url, aws_access_key_id="AKIDSTATIC", aws_secret_access_key="s",
+                       aws_session_token="static-token")  # fmt: skip
+    async with objstore.from_url("s3://bkt", options) as store:
+        await store.head("k")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    async with objstore.from_url("s3://bkt", _options(url)) as store:
+        await store.head("k")
+    assert server.signers == [("AKIDSTATIC", "static-token"), ("AKIDENV", None)]

@@ -335,6 +335,8 @@ def auth_from_config(
     if config["azure_skip_signature"]:
         return AnonymousAuth()
     kind = str(config["azure_credential_type"])
+    if kind == "auto" and config["azure_use_managed_identity"]:
+        kind = "managed_identity"
     client_id = config.get("azure_storage_client_id")
     tenant = config.get("azure_storage_tenant_id")
     token_file = config.get("azure_federated_token_file")

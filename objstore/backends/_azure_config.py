@@ -114,6 +114,10 @@ _AZURE_KEYS = (
               env=("AZURE_FABRIC_SESSION_TOKEN",), secret=True, doc="Fabric session token."),
     ConfigKey("azure_fabric_cluster_identifier", aliases=("fabric_cluster_identifier",),
               env=("AZURE_FABRIC_CLUSTER_IDENTIFIER",), doc="Fabric cluster identifier."),
+    ConfigKey("azure_use_managed_identity", aliases=("use_managed_identity",),
+              env=("AZURE_USE_MANAGED_IDENTITY",), parse=parse_bool, default=False,
+              doc="object-store-python's key: `true` takes managed identity, as "
+                  "`azure_credential_type=managed_identity` does."),
     ConfigKey("azure_credential_type", aliases=("credential_type",),
               env=("AZURE_CREDENTIAL_TYPE",), parse=parse_choice(*CREDENTIAL_TYPES),
               default="auto", doc="`auto` or one source: " + ", ".join(CREDENTIAL_TYPES[1:]) + "."),
