@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from objstore._errors import (
     AlreadyExistsError,
+    InvalidRangeError,
     NotFoundError,
     NotModifiedError,
     PreconditionFailedError,
 )
-from objstore._types import GetOptions, ObjectMeta, PutMode, UpdateVersion
+from objstore._types import BytesBody, GetOptions, GetResponse, ObjectMeta, PutMode, UpdateVersion
 
-__all__ = ["check_read_conditions", "check_write_mode", "etag_matches"]
+__all__ = ["check_read_conditions", "check_write_mode", "empty_read", "etag_matches"]
 
 
 def _bare(tag: str) -> str:
@@ -86,3 +87,21 @@ def check_write_mode(
         raise PreconditionFailedError(
             f"{path!r} changed: it no longer has ETag {mode.e_tag!r}", path=path, status=412
         )
+
+
+def empty_read(key: str, described: GetResponse, start: int) -> GetResponse:
+    """A zero-length read at ``start`` of the object ``described`` (its metadata and
+    attributes): fine inside the object and at 0 of an empty one.
+
+    Raises:
+        InvalidRangeError: ``start`` is at or past the end of a non-empty object.
+    """
+    size = described.meta.size
+    if start >= size and not (start == 0 == size):
+        raise InvalidRangeError(
+            f"range starts at {start}, past the end of a {size}-byte object", path=key
+        )
+    return GetResponse(
+        meta=described.meta, range=(start, start), attributes=described.attributes,
+        body=BytesBody(b""),
+    )  # fmt: skip

@@ -68,6 +68,7 @@ from objstore._types import (
 )
 from objstore.backends._azure_auth import SasAuth, SharedKeyAuth, auth_from_config
 from objstore.backends._azure_config import AZURE_TABLE, parse_azure_url, resolve_endpoint
+from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
     ResponseBody,
     exchange,
@@ -458,7 +459,7 @@ class AzureStore(ObjectStore):
             if options.head:
                 return described, b""
             assert isinstance(request, ByteRange)
-            return self._empty_range(key, described, request.start), b""
+            return empty_read(key, described, request.start), b""
         if isinstance(request, SuffixRange):
             return await self._fetch_suffix(key, options, request, buffered=buffered)
         params = [("versionid", options.version)] if options.version else []
@@ -473,7 +474,7 @@ class AzureStore(ObjectStore):
             start = request.offset if isinstance(request, OffsetRange) else 0
             if isinstance(request, ByteRange):
                 start = request.start
-            return self._empty_range(key, described, start), b""
+            return empty_read(key, described, start), b""
         meta = _meta_from_headers(key, response.status, response.headers)
         served = served_range(response.headers, meta.size)
         if served[0] >= meta.size > 0:  # Azurite answers 206 "bytes 100-99/100", Azure 416
@@ -498,7 +499,7 @@ class AzureStore(ObjectStore):
             described = await self._described(key, options)
             size = described.meta.size
             if size == 0:
-                return self._empty_range(key, described, 0), b""
+                return empty_read(key, described, 0), b""
             pinned = replace(
                 options,
                 range=OffsetRange(max(0, size - request.suffix)),
@@ -512,19 +513,6 @@ class AzureStore(ObjectStore):
         raise ConcurrentModificationError(
             f"{key!r} kept changing while its last {request.suffix} bytes were read", path=key
         )
-
-    @staticmethod
-    def _empty_range(key: str, described: GetResponse, start: int) -> GetResponse:
-        """An empty read at ``start``: fine at 0 of an empty object, else out of range."""
-        size = described.meta.size
-        if start >= size and not (start == 0 == size):
-            raise InvalidRangeError(
-                f"range starts at {start}, past the end of a {size}-byte object", path=key
-            )
-        return GetResponse(
-            meta=described.meta, range=(start, start), attributes=described.attributes,
-            body=BytesBody(b""),
-        )  # fmt: skip
 
     # ---- listings -------------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ from objstore._types import (
     UpdateVersion,
     make_meta,
 )
-from objstore.backends._conditions import check_read_conditions
+from objstore.backends._conditions import check_read_conditions, empty_read
 from objstore.backends._gcs_auth import (
     BearerSource,
     GcloudAuthSource,
@@ -381,23 +381,13 @@ class GCSStore(ObjectStore):
             item = await self._metadata(key, options.version)
             meta = _meta_from_json(key, item)
             check_read_conditions(meta, options)
-            attributes = _attributes_from_json(item)
+            described = GetResponse(
+                meta=meta, range=(0, meta.size), attributes=_attributes_from_json(item), body=None
+            )
             if options.head:
-                described = GetResponse(
-                    meta=meta, range=(0, meta.size), attributes=attributes, body=None
-                )
                 return described, b""
             assert isinstance(request, ByteRange)
-            if request.start >= meta.size and not (request.start == 0 == meta.size):
-                raise InvalidRangeError(
-                    f"range starts at {request.start}, past the end of a {meta.size}-byte object",
-                    path=key,
-                )
-            empty = GetResponse(
-                meta=meta, range=(request.start, request.start), attributes=attributes,
-                body=BytesBody(b""),
-            )  # fmt: skip
-            return empty, b""
+            return empty_read(key, described, request.start), b""
         params = [("alt", "media")]
         if options.version:
             params.append(("generation", options.version))
@@ -412,14 +402,7 @@ class GCSStore(ObjectStore):
             start = (
                 request.offset if isinstance(request, OffsetRange) else getattr(request, "start", 0)
             )
-            described = head[0]
-            if described.meta.size == 0 and start == 0:
-                nothing = GetResponse(
-                    meta=described.meta, range=(0, 0), attributes=described.attributes,
-                    body=BytesBody(b""),
-                )  # fmt: skip
-                return nothing, b""
-            raise
+            return empty_read(key, head[0], start), b""
         meta = _meta_from_headers(key, response.status, response.headers)
         try:
             check_read_conditions(meta, options)  # for servers that ignore the headers

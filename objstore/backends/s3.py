@@ -74,6 +74,7 @@ from objstore.backends._aws_credentials import (
     CredentialSource,
     StaticSource,
 )
+from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
     ResponseBody,
     exchange,
@@ -542,27 +543,13 @@ class S3Store(ObjectStore):
                 "HEAD", key, params=params, headers=self._read_headers(head_options)
             )
             meta = _meta_from_headers(key, response.status, response.headers)
+            head = GetResponse(
+                meta=meta, range=(0, meta.size), attributes=_attributes(response.headers), body=None
+            )
             if options.head:
-                head = GetResponse(
-                    meta=meta,
-                    range=(0, meta.size),
-                    attributes=_attributes(response.headers),
-                    body=None,
-                )
                 return head, b""
             assert isinstance(request, ByteRange)
-            if request.start >= meta.size and not (request.start == 0 == meta.size):
-                raise InvalidRangeError(
-                    f"range starts at {request.start}, past the end of a {meta.size}-byte object",
-                    path=key,
-                )
-            empty = GetResponse(
-                meta=meta,
-                range=(request.start, request.start),
-                attributes=_attributes(response.headers),
-                body=BytesBody(b""),
-            )
-            return empty, b""
+            return empty_read(key, head, request.start), b""
         try:
             response, data = await self._send(
                 "GET",
@@ -577,12 +564,7 @@ class S3Store(ObjectStore):
             start = (
                 request.offset if isinstance(request, OffsetRange) else getattr(request, "start", 0)
             )
-            if head.meta.size == 0 and start == 0:
-                nothing = GetResponse(
-                    meta=head.meta, range=(0, 0), attributes=head.attributes, body=BytesBody(b"")
-                )
-                return nothing, b""
-            raise
+            return empty_read(key, head, start), b""
         meta = _meta_from_headers(key, response.status, response.headers)
         result = GetResponse(
             meta=meta,
