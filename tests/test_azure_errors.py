@@ -22,19 +22,22 @@ class StandIn:
     def __init__(self) -> None:
         self.status = 200
         self.code = ""
+        self.by_method: dict[str, tuple[int, str]] = {}
+        """Another status and code for one method."""
         self.requests: list[web.Request] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append(request)
         await request.read()
-        if self.status in (200, 201):
+        status, code = self.by_method.get(request.method, (self.status, self.code))
+        if status in (200, 201, 202):
             headers = {"ETag": '"0x1"', "Last-Modified": "Thu, 26 Nov 2026 10:00:00 GMT",
                        "Content-Length": "3"}  # fmt: skip
-            return web.Response(status=self.status, body=b"abc", headers=headers)
-        body = (f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{self.code}</Code>'
+            return web.Response(status=status, body=b"abc", headers=headers)
+        body = (f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code>'
                 "<Message>stand-in message\nRequestId:r1</Message></Error>")  # fmt: skip
-        headers = {"x-ms-error-code": self.code, "x-ms-request-id": "req-1"}
-        return web.Response(status=self.status, text=body, headers=headers,
+        headers = {"x-ms-error-code": code, "x-ms-request-id": "req-1"}
+        return web.Response(status=status, text=body, headers=headers,
                             content_type="application/xml")  # fmt: skip
 
 
@@ -130,3 +133,18 @@ async def test_anonymous_requests_carry_no_authorization(stand_in: tuple[StandIn
     async with objstore.from_url("az://data", _options(endpoint, skip_signature="true")) as store:
         assert await store.get("k") == b"abc"
     assert "Authorization" not in server.requests[-1].headers
+
+
+async def test_bulk_delete_without_blob_batch_deletes_one_by_one(
+    stand_in: tuple[StandIn, str],
+) -> None:
+    server, endpoint = stand_in
+    server.status = 202
+    server.by_method["POST"] = (501, "NotImplemented")  # no Blob Batch on this service
+    async with objstore.from_url("az://data", _options(endpoint, bearer_token="t")) as store:
+        assert await store.delete_many(["a", "b", "c"]) == 3
+    methods = [r.method for r in server.requests]
+    assert methods.count("POST") == 1
+    assert sorted(r.path for r in server.requests if r.method == "DELETE") == [
+        "/acct/data/a", "/acct/data/b", "/acct/data/c",
+    ]  # fmt: skip

@@ -630,7 +630,13 @@ class AzureStore(ObjectStore):
         batches = [keys[i : i + BATCH_SIZE] for i in range(0, len(keys), BATCH_SIZE)]
 
         async def run(batch: Sequence[Path]) -> None:
-            failures.update(await self._delete_batch(batch))
+            try:
+                failures.update(await self._delete_batch(batch))
+            except (InvalidRequestError, NotSupportedError) as exc:
+                # a service without Blob Batch (Azure Stack, old emulators) or a reply we
+                # cannot read: delete one by one (deleting twice is harmless)
+                logger.debug("Blob Batch refused (%s): deleting one by one", exc.code or exc)
+                failures.update(await self._delete_each(batch))
 
         await gather_bounded([run(b) for b in batches], DELETE_CONCURRENCY)
         return failures
