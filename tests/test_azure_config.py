@@ -52,6 +52,19 @@ def test_url_forms(url: str, container: str, prefix: str, account: str) -> None:
     assert store.url == f"az://{container}/{prefix}".rstrip("/")
 
 
+def test_url_forms_survive_pickling() -> None:
+    for url, options in [
+        ("abfss://fsys@other.dfs.core.windows.net/dir", {"azure_storage_token": "t"}),
+        ("https://onelake.dfs.fabric.microsoft.com/ws/item.Lakehouse/Files",
+         {"azure_storage_token": "t"}),
+    ]:  # fmt: skip
+        store = _store(url, {**options, "allow_pickle_secrets": "true"})
+        clone = pickle.loads(pickle.dumps(store))
+        assert (clone.account, clone._origin, clone._container, clone.prefix) == (
+            store.account, store._origin, store._container, store.prefix,
+        )  # fmt: skip
+
+
 def test_fabric_urls_use_the_fabric_endpoint() -> None:
     store = _store("https://onelake.dfs.fabric.microsoft.com/workspace/item.Lakehouse/Files",
                    {"azure_storage_token": "t"})  # fmt: skip

@@ -28,6 +28,7 @@ __all__ = [
     "EMULATOR_ACCOUNT",
     "EMULATOR_KEY",
     "AccountEndpoint",
+    "check_container",
     "parse_azure_url",
     "resolve_endpoint",
 ]
@@ -137,11 +138,16 @@ _ACCOUNT_HOST = re.compile(
 )
 
 
-def _check_container(name: str, url: str) -> str:
-    if not _CONTAINER.fullmatch(name):
+def check_container(name: str, config: Config) -> str:
+    """``name``, if it is a valid container name (any name on Fabric, whose "containers" are
+    workspaces).
+
+    Raises:
+        InvalidURLError: not 3-63 lowercase letters, digits and single hyphens.
+    """
+    if not config["azure_use_fabric_endpoint"] and not _CONTAINER.fullmatch(name):
         raise InvalidURLError(
-            f"invalid container name {name!r} in {url!r}: 3-63 lowercase letters, digits and "
-            "single hyphens"
+            f"invalid container name {name!r}: 3-63 lowercase letters, digits and single hyphens"
         )
     return name
 
@@ -185,8 +191,6 @@ def parse_azure_url(url: SplitResult) -> tuple[str, str, dict[str, Any]]:
         raise InvalidURLError(f"not an Azure URL: {text!r}")
     if not container:
         raise InvalidURLError(f"Azure URL {text!r} names no container")
-    if not values.get("azure_use_fabric_endpoint"):
-        _check_container(container, text)
     values["azure_container_name"] = container
     return container, prefix, values
 

@@ -67,7 +67,12 @@ from objstore._types import (
     make_meta,
 )
 from objstore.backends._azure_auth import SasAuth, SharedKeyAuth, auth_from_config
-from objstore.backends._azure_config import AZURE_TABLE, parse_azure_url, resolve_endpoint
+from objstore.backends._azure_config import (
+    AZURE_TABLE,
+    check_container,
+    parse_azure_url,
+    resolve_endpoint,
+)
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
     ResponseBody,
@@ -300,7 +305,7 @@ class AzureStore(ObjectStore):
             raise ConfigError(
                 "the Azure store needs a container: az://<container> or 'azure_container_name'"
             )
-        self._container = str(container)
+        self._container = check_container(str(container), config)
         self._endpoint = resolve_endpoint(config, env)
         self._auth = auth_from_config(config, self._endpoint, env)
         self._retry = RetryPolicy.from_config(config)
