@@ -269,7 +269,11 @@ async def test_entra_token_reaches_azurite_end_to_end(
         async with objstore.from_url(f"az://{container}", options) as store:
             await store.put("a/b", b"with an Entra token")
             assert await store.get("a/b") == b"with an Entra token"
-            assert [m.location for m in await store.list("a")] == ["a/b"]
+            await store.copy("a/b", "a/c")
+            assert [m.location for m in await store.list("a")] == ["a/b", "a/c"]
+            await store.delete_many(["a/b", "a/c"])
+            assert await store.list("a") == []
+            await store.put("a/b", b"with an Entra token")
         aad.audience = "https://vault.azure.net"  # a token for another resource is refused
         async with objstore.from_url(f"az://{container}", options) as store:
             with pytest.raises(objstore.UnauthenticatedError):
