@@ -61,7 +61,6 @@ class AzureAuth:
     description = "anonymous"
     query: tuple[tuple[str, str], ...] = ()
     """Query parameters every request carries (a SAS token's), already percent-encoded."""
-    can_sign_urls = False
 
     async def authorize(
         self,
@@ -113,7 +112,6 @@ class SharedKeyAuth(AzureAuth):
     """Shared Key: an HMAC-SHA256 of the request under the account key."""
 
     description = "shared key"
-    can_sign_urls = True
 
     def __init__(self, account: str, key: str) -> None:
         try:

@@ -4,11 +4,12 @@ reads into presized buffers, HTTP dates."""
 from __future__ import annotations
 
 import asyncio
+import html
 import io
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
@@ -24,6 +25,8 @@ from objstore._errors import (
     ObjstoreError,
     ObjstoreTimeoutError,
 )
+from objstore._inline import gather_bounded
+from objstore._path import Path
 from objstore._types import ByteRange, GetOptions, OffsetRange, SuffixRange
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "ResponseBody",
     "SessionPool",
     "client_session",
+    "delete_each",
     "exchange",
     "http_date",
     "parse_http_date",
@@ -41,6 +45,7 @@ __all__ = [
     "served_range",
     "session_pool",
     "transport_error",
+    "xml_text",
 ]
 
 MiB = 1024 * 1024
@@ -186,6 +191,12 @@ def parse_iso_time(text: str | None) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def xml_text(raw: bytes) -> str:
+    """The text of an XML element's content, entities resolved (a listing's key or marker)."""
+    text = raw.decode()
+    return html.unescape(text) if "&" in text else text
+
+
 def http_date(value: datetime) -> str:
     """Format an aware datetime as an HTTP date."""
     return format_datetime(value.astimezone(UTC), usegmt=True)
@@ -322,3 +333,19 @@ def read_headers(options: GetOptions) -> dict[str, str]:
     elif isinstance(request, SuffixRange):
         headers["Range"] = f"bytes=-{request.suffix}"
     return headers
+
+
+async def delete_each(
+    keys: Sequence[Path], delete: Callable[[Path], Awaitable[object]], limit: int
+) -> dict[Path, ObjstoreError]:
+    """Delete ``keys`` one request each, ``limit`` at a time; return each key's failure."""
+    failures: dict[Path, ObjstoreError] = {}
+
+    async def one(key: Path) -> None:
+        try:
+            await delete(key)
+        except ObjstoreError as exc:
+            failures[key] = exc
+
+    await gather_bounded([one(k) for k in keys], limit)
+    return failures

@@ -24,6 +24,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit
 
@@ -76,12 +77,14 @@ from objstore.backends._azure_config import (
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
     ResponseBody,
+    delete_each,
     exchange,
     http_date,
     parse_http_date,
     read_headers,
     served_range,
     session_pool,
+    xml_text,
 )
 from objstore.backends._reconcile import reconciled
 
@@ -130,8 +133,6 @@ def _error(
         cls = AlreadyExistsError
     elif code == "ContainerNotFound":
         cls = BucketNotFoundError
-    elif code in ("BlobNotFound", "CannotVerifyCopySource") and status == 404:
-        cls = NotFoundError
     elif code == "AuthenticationFailed":
         cls = UnauthenticatedError
     elif code == "ServerBusy":
@@ -180,15 +181,6 @@ def _quoted(e_tag: str | None) -> str | None:
     return f'"{e_tag}"'
 
 
-def _text(raw: bytes) -> str:
-    text = raw.decode()
-    if "&" in text:
-        import html
-
-        text = html.unescape(text)
-    return text
-
-
 _BLOB_FIELDS = tuple(
     re.compile(pattern)
     for pattern in (
@@ -216,13 +208,13 @@ def _parse_listing(body: bytes) -> tuple[list[ObjectMeta], list[str], str | None
                 and len(prefixes) == body.count(b"<BlobPrefix>")):  # fmt: skip
             marker = _NEXT_MARKER.search(body)
             entries = [
-                (_text(n), int(s), parse_http_date(m.decode()), _quoted(e.decode()))
+                (xml_text(n), int(s), parse_http_date(m.decode()), _quoted(e.decode()))
                 for n, m, e, s in zip(names, modified, e_tags, sizes, strict=True)
             ]
             return (
                 _valid_metas(entries),
-                [_text(p) for p in prefixes],
-                _text(marker.group(1)) if marker and marker.group(1) else None,
+                [xml_text(p) for p in prefixes],
+                xml_text(marker.group(1)) if marker and marker.group(1) else None,
             )
     return _parse_listing_tree(body)
 
@@ -614,9 +606,7 @@ class AzureStore(ObjectStore):
             )  # fmt: skip
             return _put_result(response.headers)
 
-        if token is None:
-            return await once()
-        return await reconciled(self._retry, once, lambda: self._written_by(key, token))
+        return await reconciled(self._retry, once, partial(self._written_by, key), token)
 
     async def _written_by(self, key: str, token: str) -> PutResult | None:
         """Return the blob's identity if the write with ``token`` made it, else ``None``."""
@@ -647,16 +637,11 @@ class AzureStore(ObjectStore):
         return failures
 
     async def _delete_each(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
-        failures: dict[Path, ObjstoreError] = {}
-
-        async def delete(key: Path) -> None:
-            try:
-                await self._send("DELETE", self._blob_path(key), key, ok=(202, 404))
-            except ObjstoreError as exc:
-                failures[key] = exc
-
-        await gather_bounded([delete(k) for k in keys], DELETE_CONCURRENCY)
-        return failures
+        return await delete_each(
+            keys,
+            lambda key: self._send("DELETE", self._blob_path(key), key, ok=(202, 404)),
+            DELETE_CONCURRENCY,
+        )
 
     async def _delete_batch(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         """Delete up to 256 blobs in one Blob Batch request; report each failure."""
@@ -860,10 +845,7 @@ class _BlockUpload(MultipartUpload):
             )  # fmt: skip
             return _put_result(response.headers)
 
-        if self._token is None:
-            return await once()
-        token = self._token
-        return await reconciled(store._retry, once, lambda: store._written_by(key, token))
+        return await reconciled(store._retry, once, partial(store._written_by, key), self._token)
 
     async def abort(self) -> None:
         """Nothing to send: uncommitted blocks never become visible and the service discards

@@ -21,6 +21,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import SplitResult, quote
 
@@ -42,7 +43,7 @@ from objstore._errors import (
     PreconditionFailedError,
     error_for_status,
 )
-from objstore._inline import gather_bounded, offload
+from objstore._inline import offload
 from objstore._multipart import MultipartUpload
 from objstore._path import Path, parse_path
 from objstore._retry import RetryPolicy
@@ -77,6 +78,7 @@ from objstore.backends._gcs_config import (
 from objstore.backends._gcs_sign import ServiceAccount, sign_url
 from objstore.backends._http import (
     ResponseBody,
+    delete_each,
     exchange,
     parse_http_date,
     parse_iso_time,
@@ -542,9 +544,7 @@ class GCSStore(ObjectStore):
             )  # fmt: skip
             return _put_result(reply)
 
-        if token is None:
-            return await once()
-        return await reconciled(self._retry, once, lambda: self._written_by(key, token))
+        return await reconciled(self._retry, once, partial(self._written_by, key), token)
 
     async def _written_by(self, key: str, token: str) -> PutResult | None:
         """Return the object's identity if the write with ``token`` made it, else ``None``."""
@@ -557,18 +557,13 @@ class GCSStore(ObjectStore):
         return _put_result_from(item)
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
-        failures: dict[Path, ObjstoreError] = {}
-
-        async def delete(key: Path) -> None:
-            try:
-                await self._send(
-                    "DELETE", self._object_url(self._objects, key), key, ok=(200, 204, 404)
-                )
-            except ObjstoreError as exc:
-                failures[key] = exc
-
-        await gather_bounded([delete(k) for k in keys], DELETE_CONCURRENCY)
-        return failures
+        return await delete_each(
+            keys,
+            lambda key: self._send(
+                "DELETE", self._object_url(self._objects, key), key, ok=(200, 204, 404)
+            ),
+            DELETE_CONCURRENCY,
+        )
 
     async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
         url = (
@@ -699,10 +694,10 @@ class _ResumableUpload(MultipartUpload):
         async def once() -> PutResult:
             return _put_result(await self._send_chunk(offset, data, total))
 
-        if self._token is None:
-            return await once()
-        store, key, token = self._store, self._key, self._token
-        return await reconciled(store._retry, once, lambda: store._written_by(key, token))
+        store = self._store
+        return await reconciled(
+            store._retry, once, partial(store._written_by, self._key), self._token
+        )
 
     async def _persisted(self, total: int) -> int:
         """How many bytes of the upload the service holds (``total`` once it is complete)."""
@@ -742,10 +737,10 @@ class _ResumableUpload(MultipartUpload):
             )  # fmt: skip
             return _put_result(reply)
 
-        if self._token is None:
-            return await once()
-        store, key, token = self._store, self._key, self._token
-        return await reconciled(store._retry, once, lambda: store._written_by(key, token))
+        store = self._store
+        return await reconciled(
+            store._retry, once, partial(store._written_by, self._key), self._token
+        )
 
     async def abort(self) -> None:
         with contextlib.suppress(ObjstoreError):

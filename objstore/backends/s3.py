@@ -12,7 +12,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import html
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import SplitResult, urlsplit
 from xml.sax.saxutils import escape
@@ -48,7 +48,6 @@ from objstore._errors import (
     UnauthenticatedError,
     error_for_status,
 )
-from objstore._inline import gather_bounded
 from objstore._multipart import MultipartUpload
 from objstore._path import Path, parse_path
 from objstore._retry import RetryPolicy
@@ -77,12 +76,14 @@ from objstore.backends._aws_credentials import (
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
     ResponseBody,
+    delete_each,
     exchange,
     parse_http_date,
     parse_iso_time,
     read_headers,
     served_range,
     session_pool,
+    xml_text,
 )
 from objstore.backends._reconcile import reconciled
 from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
@@ -222,11 +223,6 @@ _TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
 
 
-def _text(raw: bytes) -> str:
-    text = raw.decode()
-    return html.unescape(text) if "&" in text else text
-
-
 def _parse_listing(body: bytes) -> tuple[list[tuple[str, int, str, str | None]], str | None, bool]:
     """Extract ``(key, size, last_modified, e_tag)`` entries, the next token and truncation.
 
@@ -241,12 +237,12 @@ def _parse_listing(body: bytes) -> tuple[list[tuple[str, int, str, str | None]],
     if not len(keys) == len(modified) == len(e_tags) == len(sizes) == count:
         raise ValueError("unusual listing XML")
     entries: list[tuple[str, int, str, str | None]] = [
-        (_text(key), int(size), when.decode(), _text(e_tag))
+        (xml_text(key), int(size), when.decode(), xml_text(e_tag))
         for key, when, e_tag, size in zip(keys, modified, e_tags, sizes, strict=True)
     ]
     token = _TOKEN.search(body)
     truncated = _TRUNCATED.search(body) is not None
-    return entries, (_text(token.group(1)) if token else None), truncated
+    return entries, (xml_text(token.group(1)) if token else None), truncated
 
 
 _COMMON_PREFIX = re.compile(rb"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>\s*</CommonPrefixes>")
@@ -256,7 +252,7 @@ def _common_prefixes(body: bytes) -> list[str]:
     """The sub-prefixes of a delimited listing page, without their trailing ``/``."""
     found = _COMMON_PREFIX.findall(body)
     if len(found) == body.count(b"<CommonPrefixes>") and b"<![CDATA[" not in body:
-        return [_text(p).rstrip("/") for p in found]
+        return [xml_text(p).rstrip("/") for p in found]
     root = ET.fromstring(body)
     ns = _ns(root)
     return [
@@ -675,7 +671,7 @@ class S3Store(ObjectStore):
             )  # fmt: skip
             return make_put_result(response.headers.get("ETag"), _version(response.headers))
 
-        return await reconciled(self._retry, once, lambda: self._written_by(key, token))
+        return await reconciled(self._retry, once, partial(self._written_by, key), token)
 
     async def _written_by(self, key: Path, token: str) -> PutResult | None:
         """Return the object's identity if the write with ``token`` made it, else ``None``."""
@@ -689,16 +685,9 @@ class S3Store(ObjectStore):
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         if not self._bulk_delete or len(keys) == 1:
-            failures: dict[Path, ObjstoreError] = {}
-
-            async def one(key: Path) -> None:
-                try:
-                    await self._send("DELETE", key, ok=(200, 204, 404))
-                except ObjstoreError as exc:
-                    failures[key] = exc
-
-            await gather_bounded((one(k) for k in keys), 16)
-            return failures
+            return await delete_each(
+                keys, lambda key: self._send("DELETE", key, ok=(200, 204, 404)), 16
+            )
         body = (
             "<Delete><Quiet>true</Quiet>"
             + "".join(f"<Object><Key>{escape(k)}</Key></Object>" for k in keys)
@@ -886,10 +875,11 @@ class _S3Upload(MultipartUpload):
             )
 
         try:
-            if mode == "overwrite":
-                return await once()
-            store, key, token = self._store, self._key, self._token
-            return await reconciled(store._retry, once, lambda: store._written_by(key, token))
+            token = None if mode == "overwrite" else self._token
+            store = self._store
+            return await reconciled(
+                store._retry, once, partial(store._written_by, self._key), token
+            )
         except ObjstoreError:
             await self.abort()
             raise
