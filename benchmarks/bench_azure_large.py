@@ -56,8 +56,7 @@ async def transfer(client: str, op: str, env: dict[str, Any], source: str) -> No
 
 def import_client(client: str) -> None:
     if client == "objstore":
-        import objstore.backends.azure
-        import objstore.testing.emulators  # noqa: F401  (brings pytest: ~0.17 s)
+        import objstore.backends.azure  # noqa: F401
     elif client == "obstore":
         import obstore.store  # noqa: F401
     else:

@@ -25,7 +25,11 @@ Transfer = Callable[[str, str, dict[str, Any], str], Coroutine[Any, Any, None]]
 def child(transfer: Transfer, import_client: Callable[[str], None], argv: Sequence[str]) -> None:
     """Run one transfer (``client op config source``) and print its time and peak extra RSS."""
     client, op, config, source = argv
-    import_client(client)  # what the transfer costs, not what loading the library costs
+    # what the transfer costs, not what loading the library (or the test helpers that build
+    # objstore's options: they bring pytest, ~0.17 s) costs
+    import objstore.testing.emulators  # noqa: F401
+
+    import_client(client)
     reset_peak_rss()
     before = rss_bytes()
     start = time.perf_counter()
