@@ -9,9 +9,17 @@ paths, apply the store's prefix, build the options, annotate errors and call the
 from __future__ import annotations
 
 import abc
+import contextlib
 import io
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -157,7 +165,7 @@ class ObjectStore(abc.ABC):
         """Write an object in one request, honouring the mode."""
 
     @abc.abstractmethod
-    def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
+    def _list(self, prefix: Path, offset: Path | None) -> AsyncGenerator[list[ObjectMeta], None]:
         """Yield pages of the objects strictly under ``prefix``, in key order, after ``offset``."""
 
     @abc.abstractmethod
@@ -190,14 +198,15 @@ class ObjectStore(abc.ABC):
         prefixes: list[str] = []
         objects: list[ObjectMeta] = []
         skip = len(prefix) + 1 if prefix else 0
-        async for page in self._list(prefix, None):
-            for meta in page:
-                rest = meta.location[skip:]
-                head, sep, _ = rest.partition(DELIMITER)
-                if not sep:
-                    objects.append(meta)
-                elif not prefixes or prefixes[-1] != head:
-                    prefixes.append(head)
+        async with contextlib.aclosing(self._list(prefix, None)) as pages:
+            async for page in pages:
+                for meta in page:
+                    rest = meta.location[skip:]
+                    head, sep, _ = rest.partition(DELIMITER)
+                    if not sep:
+                        objects.append(meta)
+                    elif not prefixes or prefixes[-1] != head:
+                        prefixes.append(head)
         return ListResult(common_prefixes=[join(prefix, p) for p in prefixes], objects=objects)
 
     async def _rename(self, src: Path, dst: Path, overwrite: bool) -> None:
@@ -691,24 +700,26 @@ class ObjectStore(abc.ABC):
 
     async def list_pages(
         self, prefix: str | None = None, *, offset: str | None = None
-    ) -> AsyncIterator[list[ObjectMeta]]:
+    ) -> AsyncGenerator[list[ObjectMeta], None]:
         """Yield pages of the objects under ``prefix`` (whole segments), in key order."""
         try:
             full = join(self._prefix, parse_prefix(prefix)) if prefix else self._prefix
             after = self._key(offset) if offset is not None else None
-            async for page in self._list(full, after):
-                yield [self._rel_meta(m) for m in page] if self._prefix else page
+            async with contextlib.aclosing(self._list(full, after)) as pages:
+                async for page in pages:
+                    yield [self._rel_meta(m) for m in page] if self._prefix else page
         except ObjstoreError as exc:
             self._annotate(exc, "list")
             raise
 
     async def list_iter(
         self, prefix: str | None = None, *, offset: str | None = None
-    ) -> AsyncIterator[ObjectMeta]:
+    ) -> AsyncGenerator[ObjectMeta, None]:
         """Yield the objects under ``prefix`` one by one, for listings too large to hold."""
-        async for page in self.list_pages(prefix, offset=offset):
-            for meta in page:
-                yield meta
+        async with contextlib.aclosing(self.list_pages(prefix, offset=offset)) as pages:
+            async for page in pages:
+                for meta in page:
+                    yield meta
 
     async def list(
         self, prefix: str | None = None, *, offset: str | None = None
@@ -716,8 +727,9 @@ class ObjectStore(abc.ABC):
         """Return every object under ``prefix`` (whole segments: ``a/b`` excludes ``a/bc``),
         in key order; with ``offset``, only keys after it."""
         out: list[ObjectMeta] = []
-        async for page in self.list_pages(prefix, offset=offset):
-            out.extend(page)
+        async with contextlib.aclosing(self.list_pages(prefix, offset=offset)) as pages:
+            async for page in pages:
+                out.extend(page)
         return out
 
     async def list_with_delimiter(self, prefix: str | None = None) -> ListResult:
@@ -960,9 +972,7 @@ async def has_objects_under(store: ObjectStore, prefix: str) -> bool:
 
     What makes ``prefix`` a directory for the pyarrow and fsspec adapters.
     """
-    import contextlib
-
-    async with contextlib.aclosing(store.list_pages(prefix)) as pages:  # type: ignore[type-var]
+    async with contextlib.aclosing(store.list_pages(prefix)) as pages:
         async for page in pages:
             if page:
                 return True

@@ -348,3 +348,9 @@ async def test_listings_follow_markers_across_pages(store: AzureStore) -> None:
     result = await store.list_with_delimiter("p")
     assert [m.location for m in result.objects] == keys[:12]
     assert result.common_prefixes == [f"p/sub{i}" for i in range(5)]
+    before = asyncio.all_tasks()
+    listing = store.list_iter("p")
+    assert (await anext(listing)).location == "p/00"
+    assert len(asyncio.all_tasks() - before) == 1  # the next page is on its way
+    await listing.aclose()  # cancels it
+    assert not [t for t in asyncio.all_tasks() - before if not t.done()]

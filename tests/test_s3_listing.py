@@ -85,3 +85,43 @@ def test_common_prefixes() -> None:
     assert _common_prefixes(body) == ["p/a&b", "p/c"]
     cdata = body.replace(b"p/c/", b"<![CDATA[p/c/]]>")
     assert _common_prefixes(cdata) == ["p/a&b", "p/c"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "&#34;e1&#34;",
+        "&quot;e2&quot;",
+        "&amp;#34;not a quote&amp;quot;",
+        "&#x22;hex&#X22; &lt;a&gt; &apos;",
+        "plain",
+        "&#34;&amp;&#34;",
+    ],
+)
+def test_xml_text_resolves_entities_as_html_unescape(raw: str) -> None:
+    import html
+
+    from objstore.backends._http import xml_text
+
+    assert xml_text(raw.encode()) == html.unescape(raw)
+
+
+@pytest.mark.parametrize("token", [None, "tok&en/+="])
+def test_continuation_token_is_found_before_the_page_is_parsed(token: str | None) -> None:
+    from objstore.backends.s3 import _continuation
+
+    body = listing_xml(KEYS, token)
+    assert _continuation(body) == token
+    assert _continuation(body.replace(b"<Key>plain</Key>", b"<Key><![CDATA[plain]]></Key>")) == (
+        token
+    )
+    # a token on a page that says it is the last one is not followed
+    last = body.replace(b"<IsTruncated>true</IsTruncated>", b"<IsTruncated>false</IsTruncated>")
+    assert _continuation(last) is None
+
+
+def test_repeated_timestamps_parse_to_equal_times() -> None:
+    keys = ["a", "b", "c"]
+    page, _ = S3Store._page(listing_xml(keys, None))
+    assert len({m.last_modified for m in page}) == 1
+    assert page[0].last_modified.tzinfo is not None

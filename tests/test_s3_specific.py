@@ -299,3 +299,79 @@ def test_credential_source_descriptions(s3_server: S3Server) -> None:
     assert static.credential_source.startswith("static keys")
     assert s3_server.secret_key not in static.credential_source
     assert anonymous.credential_source.startswith("anonymous")
+
+
+# ---- listings over many pages ----------------------------------------------------------------
+
+
+async def test_listings_across_pages_and_an_abandoned_listing(store: S3Store) -> None:
+    keys = [f"pages/{i:05d}" for i in range(1100)]
+    semaphore = asyncio.Semaphore(32)
+
+    async def put(key: str) -> None:
+        async with semaphore:
+            await store.put(key, b"")
+
+    await asyncio.gather(*(put(k) for k in [*keys, "pages/sub/x", "pages/zz/y"]))
+    result = await store.list_with_delimiter("pages")
+    assert sorted(m.location for m in result.objects) == keys  # two pages, the second prefetched
+    assert sorted(result.common_prefixes) == ["pages/sub", "pages/zz"]
+
+    before = asyncio.all_tasks()
+    listing = store.list_iter("pages")
+    assert await anext(listing) is not None
+    assert len(asyncio.all_tasks() - before) == 1  # the second page is being fetched already
+    await listing.aclose()
+    await asyncio.sleep(0)
+    assert not [t for t in asyncio.all_tasks() - before if not t.done()]
+
+
+# ---- additional checksums (aws_checksum_algorithm), checked by SeaweedFS ----------------------
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "crc64nvme"])
+async def test_checksummed_writes_are_verified_by_the_server(
+    s3_server: S3Server, bucket: str, algorithm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from objstore import IntegrityError
+    from objstore.backends._s3_checksum import Checksum
+
+    store = objstore.from_url(
+        f"s3://{bucket}", s3_server.options(aws_checksum_algorithm=algorithm, max_retries="0")
+    )
+    assert isinstance(store, S3Store)
+    try:
+        small, large = b"small payload", bytes(range(256)) * (48 * 1024)  # 12 MiB: 3 parts
+        await store.put("small", small)
+        for mode in ("overwrite", "create"):
+            async with store.open_writer(f"large-{mode}", mode=mode, part_size=5 * MiB) as w:
+                await w.write(large)
+        assert await store.get("small") == small
+        assert await store.get("large-overwrite") == large
+        assert await store.get("large-create") == large
+
+        # a checksum that does not match the bytes is refused, single and multipart
+        right = Checksum.value
+        monkeypatch.setattr(Checksum, "value", lambda self, data: right(self, data + b"!"))
+        with pytest.raises(IntegrityError):
+            await store.put("bad", small)
+        with pytest.raises(IntegrityError):
+            async with store.open_writer("bad-large", part_size=5 * MiB) as w:
+                await w.write(large)
+        assert not await store.exists("bad")
+        assert not await store.exists("bad-large")
+    finally:
+        await store.aclose()
+
+
+def test_crc64nvme_is_the_nvme_polynomial() -> None:
+    from objstore.backends._s3_checksum import checksum_for
+
+    checksum = checksum_for("crc64nvme")
+    assert checksum is not None
+    # the CRC-64/NVME check value of "123456789" (its catalogue entry: 0xAE8B14860A799888)
+    assert checksum.value(b"123456789") == "rosUhgp5mIg="
+    assert checksum.upload_headers() == {
+        "x-amz-checksum-algorithm": "CRC64NVME",
+        "x-amz-checksum-type": "FULL_OBJECT",
+    }

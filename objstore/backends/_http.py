@@ -4,12 +4,13 @@ reads into presized buffers, HTTP dates."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import io
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = [
     "delete_each",
     "exchange",
     "http_date",
+    "pages_ahead",
     "parse_http_date",
     "parse_iso_time",
     "read_body",
@@ -192,8 +194,15 @@ def parse_iso_time(text: str | None) -> datetime:
 
 
 def xml_text(raw: bytes) -> str:
-    """The text of an XML element's content, entities resolved (a listing's key or marker)."""
+    """The text of an XML element's content, entities resolved (a listing's key or marker).
+
+    The quotes of an ETag (``&#34;`` from SeaweedFS and Go servers, ``&quot;`` from AWS) are
+    replaced directly: ``html.unescape`` costs ~10 µs a call, a third of a listing's parse.
+    """
     text = raw.decode()
+    if "&" not in text:
+        return text
+    text = text.replace("&#34;", '"').replace("&quot;", '"')
     return html.unescape(text) if "&" in text else text
 
 
@@ -349,3 +358,25 @@ async def delete_each(
 
     await gather_bounded([one(k) for k in keys], limit)
     return failures
+
+
+async def pages_ahead(
+    fetch: Callable[[str | None], Awaitable[bytes]], next_token: Callable[[bytes], str | None]
+) -> AsyncGenerator[bytes, None]:
+    """The bodies of a paged listing: ``fetch(None)`` first, then ``fetch(token)`` for the
+    token ``next_token`` finds in the page before. Each next page is requested before this one
+    is handed out, so the server works while the caller parses; closing early cancels it."""
+    body = await fetch(None)
+    while True:
+        token = next_token(body)
+        following = asyncio.ensure_future(fetch(token)) if token else None
+        try:
+            yield body
+            if following is None:
+                return
+            body = await following
+        finally:
+            if following is not None and not following.done():
+                following.cancel()
+                with contextlib.suppress(BaseException):
+                    await following

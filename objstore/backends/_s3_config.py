@@ -83,7 +83,7 @@ _AWS_KEYS = (
     _key("aws_unsigned_payload", "unsigned_payload", parse=parse_bool, default=False,
          doc="Send UNSIGNED-PAYLOAD instead of hashing request bodies."),
     _key("aws_checksum_algorithm", "checksum_algorithm", parse=parse_choice("sha256", "crc64nvme"),
-         doc="Checksum sent with uploads."),
+         doc="`sha256` or `crc64nvme`: a checksum the server verifies on every PUT and part."),
     _key("aws_skip_signature", "skip_signature", parse=parse_bool, default=False,
          doc="Anonymous requests."),
     _key("aws_copy_if_not_exists", "copy_if_not_exists", parse=_copy_if_not_exists,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import os
@@ -22,7 +23,7 @@ import re
 import secrets
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar
@@ -80,6 +81,7 @@ from objstore.backends._http import (
     delete_each,
     exchange,
     http_date,
+    pages_ahead,
     parse_http_date,
     read_headers,
     served_range,
@@ -217,6 +219,17 @@ def _parse_listing(body: bytes) -> tuple[list[ObjectMeta], list[str], str | None
                 xml_text(marker.group(1)) if marker and marker.group(1) else None,
             )
     return _parse_listing_tree(body)
+
+
+def _next_marker(body: bytes) -> str | None:
+    """The marker of the page after this one (``None`` on the last), found before the page is
+    parsed; ElementTree reads a marker the regular expression does not explain."""
+    found = _NEXT_MARKER.search(body)
+    if found is not None:
+        return xml_text(found.group(1)) or None
+    if b"<NextMarker" not in body:
+        return None
+    return ET.fromstring(body).findtext("NextMarker") or None
 
 
 def _parse_listing_tree(body: bytes) -> tuple[list[ObjectMeta], list[str], str | None]:
@@ -513,9 +526,8 @@ class AzureStore(ObjectStore):
 
     # ---- listings -------------------------------------------------------------------------
 
-    async def _list_page(
-        self, prefix: str, marker: str | None, *, delimiter: bool = False
-    ) -> tuple[list[ObjectMeta], list[str], str | None]:
+    def _pages(self, prefix: str, delimiter: bool) -> AsyncGenerator[bytes, None]:
+        """The bodies of a listing's pages, each next one requested ahead."""
         params = [("restype", "container"), ("comp", "list"), ("include", "metadata")]
         if prefix:
             params.append(("prefix", prefix + "/"))
@@ -523,32 +535,34 @@ class AzureStore(ObjectStore):
             params.append(("delimiter", "/"))
         if self.list_page_size:
             params.append(("maxresults", str(self.list_page_size)))
-        if marker:
-            params.append(("marker", marker))
-        _, body = await self._send("GET", self._container_path, None, params=params)
-        return _parse_listing(body)
 
-    async def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
-        marker: str | None = None
-        while True:
-            metas, _, marker = await self._list_page(prefix, marker)
-            if offset is not None:
-                metas = [m for m in metas if m.location > offset]
-            if metas:
-                yield metas
-            if not marker:
-                return
+        async def fetch(marker: str | None) -> bytes:
+            extra = [("marker", marker)] if marker else []
+            _, body = await self._send("GET", self._container_path, None, params=params + extra)
+            return body
+
+        return pages_ahead(fetch, _next_marker)
+
+    async def _list(
+        self, prefix: Path, offset: Path | None
+    ) -> AsyncGenerator[list[ObjectMeta], None]:
+        async with contextlib.aclosing(self._pages(prefix, False)) as pages:
+            async for body in pages:
+                metas, _, _ = _parse_listing(body)
+                if offset is not None:
+                    metas = [m for m in metas if m.location > offset]
+                if metas:
+                    yield metas
 
     async def _list_with_delimiter(self, prefix: Path) -> ListResult:
         prefixes: list[str] = []
         objects: list[ObjectMeta] = []
-        marker: str | None = None
-        while True:
-            metas, found, marker = await self._list_page(prefix, marker, delimiter=True)
-            objects.extend(metas)
-            prefixes.extend(p.rstrip("/") for p in found)
-            if not marker:
-                return ListResult(common_prefixes=sorted(set(prefixes)), objects=objects)
+        async with contextlib.aclosing(self._pages(prefix, True)) as pages:
+            async for body in pages:
+                metas, found, _ = _parse_listing(body)
+                objects.extend(metas)
+                prefixes.extend(p.rstrip("/") for p in found)
+        return ListResult(common_prefixes=sorted(set(prefixes)), objects=objects)
 
     # ---- writes ---------------------------------------------------------------------------
 

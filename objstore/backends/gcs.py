@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, BinaryIO, ClassVar
@@ -440,7 +440,9 @@ class GCSStore(ObjectStore):
         page: dict[str, Any] = json.loads(body)
         return page
 
-    async def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
+    async def _list(
+        self, prefix: Path, offset: Path | None
+    ) -> AsyncGenerator[list[ObjectMeta], None]:
         token: str | None = None
         while True:
             page = await self._list_page(prefix, token, offset=offset)

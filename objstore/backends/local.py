@@ -25,7 +25,15 @@ import os
 import secrets
 import stat as stat_mod
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import SplitResult, unquote
@@ -428,7 +436,9 @@ class LocalStore(ObjectStore):
             if stat_mod.S_ISREG(st.st_mode):
                 yield _meta(key, st)
 
-    async def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
+    async def _list(
+        self, prefix: Path, offset: Path | None
+    ) -> AsyncGenerator[list[ObjectMeta], None]:
         walker = self._walk(prefix, offset)
         try:
             while True:

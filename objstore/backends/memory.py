@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import SplitResult
@@ -159,7 +159,9 @@ class MemoryStore(ObjectStore):
             meta=meta, range=(start, end), attributes=dict(entry.attributes), body=BytesBody(data)
         )
 
-    async def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
+    async def _list(
+        self, prefix: Path, offset: Path | None
+    ) -> AsyncGenerator[list[ObjectMeta], None]:
         with self._lock:
             if prefix:
                 start = prefix + "/"

@@ -8,7 +8,6 @@ S3 error is translated in :func:`_error`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -17,7 +16,7 @@ import os
 import re
 import secrets
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ClassVar
@@ -78,6 +77,7 @@ from objstore.backends._http import (
     ResponseBody,
     delete_each,
     exchange,
+    pages_ahead,
     parse_http_date,
     parse_iso_time,
     read_headers,
@@ -86,6 +86,7 @@ from objstore.backends._http import (
     xml_text,
 )
 from objstore.backends._reconcile import reconciled
+from objstore.backends._s3_checksum import checksum_for
 from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
 from objstore.backends._sigv4 import (
     EMPTY_SHA256,
@@ -245,6 +246,21 @@ def _parse_listing(body: bytes) -> tuple[list[tuple[str, int, str, str | None]],
     return entries, (xml_text(token.group(1)) if token else None), truncated
 
 
+def _continuation(body: bytes) -> str | None:
+    """The token of the page after this one (``None`` on the last), found before the page is
+    parsed; ElementTree reads pages the regular expressions do not fully explain."""
+    if b"<![CDATA[" in body or b"<!--" in body:
+        root = ET.fromstring(body)
+        ns = _ns(root)
+        if root.findtext(f"{ns}IsTruncated") != "true":
+            return None
+        return root.findtext(f"{ns}NextContinuationToken")
+    token = _TOKEN.search(body)
+    if token is None or _TRUNCATED.search(body) is None:
+        return None
+    return xml_text(token.group(1))
+
+
 _COMMON_PREFIX = re.compile(rb"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>\s*</CommonPrefixes>")
 
 
@@ -266,14 +282,19 @@ def _ns(root: ET.Element) -> str:
 
 
 def _metas(entries: list[tuple[str, int, str, str | None]]) -> list[ObjectMeta]:
+    """Metadata of a page's valid keys; each distinct timestamp is parsed once."""
     out: list[ObjectMeta] = []
+    times: dict[str, datetime] = {}
     for key, size, modified, e_tag in entries:
         try:
             parse_path(key)
         except InvalidPathError:
             logger.debug("listing skips %r: not a valid object key", key)
             continue
-        out.append(make_meta(key, size, parse_iso_time(modified), e_tag, None))
+        when = times.get(modified)
+        if when is None:
+            when = times[modified] = parse_iso_time(modified)
+        out.append(make_meta(key, size, when, e_tag, None))
     return out
 
 
@@ -324,9 +345,7 @@ class S3Store(ObjectStore):
         self._source = self._credential_source(config)
         self._retry = RetryPolicy.from_config(config)
         self._unsigned = bool(config["aws_unsigned_payload"])
-        self._checksum = config.get("aws_checksum_algorithm")
-        if self._checksum == "crc64nvme":
-            raise NotSupportedError("aws_checksum_algorithm 'crc64nvme' is not supported yet")
+        self._checksum = checksum_for(config.get("aws_checksum_algorithm"))
         self._conditional = config["aws_conditional_put"] == "etag"
         self._tagging = not config["aws_disable_tagging"]
         self._bulk_delete = not config["aws_disable_bulk_delete"]
@@ -614,50 +633,45 @@ class S3Store(ObjectStore):
             return S3Store._contents(root, ns), token if truncated else None
         return _metas(entries), token if truncated else None
 
-    async def _list(self, prefix: Path, offset: Path | None) -> AsyncIterator[list[ObjectMeta]]:
-        """Pages of keys; the next page is requested while this one is parsed and consumed."""
-        list_prefix = f"{prefix}/" if prefix else ""
-        body = await self._list_body(list_prefix, None, offset, False)
-        while True:
-            page, token = self._page(body)
-            following = (
-                asyncio.ensure_future(self._list_body(list_prefix, token, None, False))
-                if token
-                else None
-            )
-            try:
+    def _pages(
+        self, prefix: str, start_after: str | None, delimiter: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """The bodies of a listing's pages, each next one requested ahead."""
+
+        def fetch(token: str | None) -> Awaitable[bytes]:
+            return self._list_body(prefix, token, None if token else start_after, delimiter)
+
+        return pages_ahead(fetch, _continuation)
+
+    async def _list(
+        self, prefix: Path, offset: Path | None
+    ) -> AsyncGenerator[list[ObjectMeta], None]:
+        async with contextlib.aclosing(
+            self._pages(f"{prefix}/" if prefix else "", offset, False)
+        ) as pages:
+            async for body in pages:
+                page, _ = self._page(body)
                 if page:
                     yield page
-                if following is None:
-                    return
-                body = await following
-            finally:
-                if following is not None and not following.done():
-                    following.cancel()
-                    with contextlib.suppress(BaseException):
-                        await following
 
     async def _list_with_delimiter(self, prefix: Path) -> ListResult:
-        token: str | None = None
         prefixes: list[str] = []
         objects: list[ObjectMeta] = []
-        list_prefix = f"{prefix}/" if prefix else ""
-        while True:
-            body = await self._list_body(list_prefix, token, None, True)
-            page, token = self._page(body)
-            objects.extend(page)
-            prefixes.extend(p for p in _common_prefixes(body) if p)
-            if token is None:
-                return ListResult(common_prefixes=prefixes, objects=objects)
+        async with contextlib.aclosing(
+            self._pages(f"{prefix}/" if prefix else "", None, True)
+        ) as pages:
+            async for body in pages:
+                objects.extend(self._page(body)[0])
+                prefixes.extend(p for p in _common_prefixes(body) if p)
+        return ListResult(common_prefixes=prefixes, objects=objects)
 
     # ---- writes ---------------------------------------------------------------------------
 
     async def _put(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
         headers = self._write_headers(options)
         headers.update(self._mode_headers(options.mode))
-        if self._checksum == "sha256":
-            digest = hashlib.sha256(data).digest()
-            headers["x-amz-checksum-sha256"] = base64.b64encode(digest).decode()
+        if self._checksum is not None:
+            headers[self._checksum.header] = self._checksum.value(data)
         if options.mode == "overwrite":
             response, _ = await self._send("PUT", key, headers=headers, body=data)
             return make_put_result(response.headers.get("ETag"), _version(response.headers))
@@ -779,6 +793,8 @@ class S3Store(ObjectStore):
         token = secrets.token_hex(12)
         if options.mode != "overwrite":
             headers[_META_PREFIX + WRITE_TOKEN] = token
+        if self._checksum is not None:
+            headers.update(self._checksum.upload_headers())
         _, body = await self._send("POST", key, params=[("uploads", "")], headers=headers)
         root = ET.fromstring(body)
         upload_id = root.findtext(f"{_ns(root)}UploadId")
@@ -839,19 +855,26 @@ class _S3Upload(MultipartUpload):
         self._options = options
         self._token = token
         self.etags: dict[int, str] = {}
+        self.checksums: dict[int, str] = {}
 
     def params(self, index: int) -> list[tuple[str, str]]:
         return [("partNumber", str(index + 1)), ("uploadId", self._id)]
 
     async def put_part(self, index: int, offset: int, data: bytes) -> None:
+        headers = self._store._sse_c
+        checksum = self._store._checksum
+        if checksum is not None:
+            self.checksums[index] = checksum.value(data)
+            headers = {**headers, checksum.header: self.checksums[index]}
         response, _ = await self._store._send(
-            "PUT", self._key, params=self.params(index), body=data, headers=self._store._sse_c
+            "PUT", self._key, params=self.params(index), body=data, headers=headers
         )
         self.etags[index] = response.headers.get("ETag", "")
 
     async def complete(self) -> PutResult:
         parts = "".join(
-            f"<Part><PartNumber>{i + 1}</PartNumber><ETag>{escape(self.etags[i])}</ETag></Part>"
+            f"<Part><PartNumber>{i + 1}</PartNumber><ETag>{escape(self.etags[i])}</ETag>"
+            f"{self._checksum_element(i)}</Part>"
             for i in sorted(self.etags)
         )
         body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
@@ -883,6 +906,12 @@ class _S3Upload(MultipartUpload):
         except ObjstoreError:
             await self.abort()
             raise
+
+    def _checksum_element(self, index: int) -> str:
+        checksum = self._store._checksum
+        if checksum is None:
+            return ""
+        return f"<{checksum.element}>{self.checksums[index]}</{checksum.element}>"
 
     async def abort(self) -> None:
         with contextlib.suppress(MultipartUploadError):
