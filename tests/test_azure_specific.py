@@ -354,3 +354,38 @@ async def test_listings_follow_markers_across_pages(store: AzureStore) -> None:
     assert len(asyncio.all_tasks() - before) == 1  # the next page is on its way
     await listing.aclose()  # cancels it
     assert not [t for t in asyncio.all_tasks() - before if not t.done()]
+
+
+@pytest.mark.parametrize(
+    ("tail", "marker"),
+    [
+        (b"<NextMarker/>", None),  # Azurite's last page
+        (b"<NextMarker />", None),
+        (b"<NextMarker></NextMarker>", None),  # Azure's last page
+        (b"", None),
+        (b"<NextMarker>2!a&amp;b</NextMarker>", "2!a&b"),
+        (b"<NextMarker><![CDATA[2!x]]></NextMarker>", "2!x"),  # unusual: ElementTree reads it
+    ],
+)
+def test_next_marker_is_read_without_parsing_the_page(
+    tail: bytes, marker: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    from objstore.backends import azure
+
+    body = (
+        b'<?xml version="1.0"?><EnumerationResults><Blobs><Blob><Name>a</Name></Blob></Blobs>'
+        + tail
+        + b"</EnumerationResults>"
+    )
+    parse = ET.fromstring
+    parsed: list[bytes] = []
+
+    def counted(text: bytes) -> ET.Element:
+        parsed.append(text)
+        return parse(text)
+
+    monkeypatch.setattr(ET, "fromstring", counted)
+    assert azure._next_marker(body) == marker
+    assert bool(parsed) == (b"CDATA" in tail)  # only the unusual page costs a full parse

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import html
 import io
 import logging
@@ -169,8 +170,12 @@ _MONTHS = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_http_date(text: str) -> datetime:
-    """Parse an IMF-fixdate (``Wed, 26 Nov 2026 06:00:00 GMT``) fast; other forms via email."""
+    """Parse an IMF-fixdate (``Wed, 26 Nov 2026 06:00:00 GMT``) fast; other forms via email.
+
+    Cached: a listing's objects share timestamps (written in the same second), and a parse
+    costs 5 µs where a cache hit costs 0.1 µs."""
     parts = text.split()
     if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
         hour, minute, second = parts[4].split(":")
@@ -190,6 +195,11 @@ def parse_iso_time(text: str | None) -> datetime:
     """Parse an ISO 8601 time as S3 listings and the GCS JSON API send it (``Z`` for UTC)."""
     if not text:
         return datetime.now(UTC)
+    return _parse_iso(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 

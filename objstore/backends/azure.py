@@ -194,6 +194,7 @@ _BLOB_FIELDS = tuple(
 )
 _PREFIXES = re.compile(rb"<BlobPrefix><Name>([^<]*)</Name></BlobPrefix>")
 _NEXT_MARKER = re.compile(rb"<NextMarker>([^<]*)</NextMarker>")
+_NO_MARKER = re.compile(rb"<NextMarker\s*/>")
 
 
 def _parse_listing(body: bytes) -> tuple[list[ObjectMeta], list[str], str | None]:
@@ -227,8 +228,8 @@ def _next_marker(body: bytes) -> str | None:
     found = _NEXT_MARKER.search(body)
     if found is not None:
         return xml_text(found.group(1)) or None
-    if b"<NextMarker" not in body:
-        return None
+    if _NO_MARKER.search(body) is not None or b"<NextMarker" not in body:
+        return None  # the last page: <NextMarker/> (Azurite) or no element
     return ET.fromstring(body).findtext("NextMarker") or None
 
 

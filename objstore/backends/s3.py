@@ -282,19 +282,14 @@ def _ns(root: ET.Element) -> str:
 
 
 def _metas(entries: list[tuple[str, int, str, str | None]]) -> list[ObjectMeta]:
-    """Metadata of a page's valid keys; each distinct timestamp is parsed once."""
     out: list[ObjectMeta] = []
-    times: dict[str, datetime] = {}
     for key, size, modified, e_tag in entries:
         try:
             parse_path(key)
         except InvalidPathError:
             logger.debug("listing skips %r: not a valid object key", key)
             continue
-        when = times.get(modified)
-        if when is None:
-            when = times[modified] = parse_iso_time(modified)
-        out.append(make_meta(key, size, when, e_tag, None))
+        out.append(make_meta(key, size, parse_iso_time(modified), e_tag, None))
     return out
 
 
