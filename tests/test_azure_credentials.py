@@ -280,3 +280,137 @@ async def test_entra_token_reaches_azurite_end_to_end(
                 await store.get("a/b")
     finally:
         azure_oauth_server.delete_container(container)
+
+
+# ---- Microsoft Fabric's token service ----------------------------------------------------------
+
+
+def _storage_jwt(lifetime: int, serial: int = 0) -> str:
+    """A token shaped as Entra ID issues them for Storage (Azurite's OAuth mode checks these
+    claims, not the signature)."""
+    now = int(time.time())
+    claims = {"aud": "https://storage.azure.com", "iss": "https://sts.windows.net/tenant-f/",
+              "iat": now, "nbf": now - 60, "exp": now + lifetime, "oid": "o-f", "tid": "tenant-f",
+              "serial": serial}  # fmt: skip
+    return jwt.encode(claims, "stand-in-signing-key-of-32-bytes!", algorithm="HS256")
+
+
+class Fabric:
+    """A Fabric token service stand-in: the body of the answer is the token."""
+
+    def __init__(self) -> None:
+        self.lifetime = 3600
+        self.status = 200
+        self.requests: list[web.Request] = []
+        self.tokens: list[str] = []
+
+    async def token(self, request: web.Request) -> web.Response:
+        self.requests.append(request)
+        if self.status != 200:
+            return web.Response(status=self.status, text="SignedPayloadValidationException")
+        self.tokens.append(_storage_jwt(self.lifetime, len(self.requests)))
+        return web.Response(text=self.tokens[-1])
+
+
+FABRIC = {
+    "fabric_workload_host": "https://workload.example",
+    "fabric_session_token": "session-secret",
+    "fabric_cluster_identifier": "cluster-7",
+}
+
+
+@pytest.fixture
+async def fabric(
+    identity: tuple[Identity, str],
+) -> AsyncIterator[tuple[Fabric, Identity, dict[str, str]]]:
+    """The Fabric stand-in, the Blob stand-in, and store options that reach both."""
+    service = Fabric()
+    app = web.Application()
+    app.router.add_get("/api/v1/token", service.token)
+    blobs, blob_url = identity
+    async with serve(app) as url:
+        yield (
+            service,
+            blobs,
+            _options(blob_url, **FABRIC, fabric_token_service_url=url + "/api/v1/token"),
+        )
+
+
+async def test_fabric_token_service(fabric: tuple[Fabric, Identity, dict[str, str]]) -> None:
+    service, blobs, options = fabric
+    options = {**options, "azure_storage_account_key": EMULATOR_KEY}  # Fabric comes first
+    async with objstore.from_url("az://data", options) as store:
+        assert store.credential_source == "Fabric token service"  # type: ignore[attr-defined]
+        assert await store.get("k") == b"abc"
+        assert await store.get("k") == b"abc"
+        assert "session-secret" not in repr(store.config)
+    (request,) = service.requests  # cached: one token serves both reads
+    assert request.query["resource"] == "https://storage.azure.com"
+    assert request.headers["x-ms-partner-token"] == "session-secret"
+    assert request.headers["x-ms-cluster-identifier"] == "cluster-7"
+    assert request.headers["x-ms-workload-resource-moniker"] == "cluster-7"
+    assert request.headers["x-ms-proxy-host"] == "https://workload.example"
+    assert blobs.authorizations == [f"Bearer {service.tokens[0]}"] * 2
+
+
+async def test_fabric_tokens_are_refreshed_by_their_jwt_expiry(
+    fabric: tuple[Fabric, Identity, dict[str, str]],
+) -> None:
+    service, blobs, options = fabric
+    service.lifetime = 120  # inside the 5-minute margin: each use asks again
+    async with objstore.from_url("az://data", options) as store:
+        for _ in range(3):
+            assert await store.get("k") == b"abc"
+    assert len(service.requests) == 3
+    assert blobs.authorizations == [f"Bearer {t}" for t in service.tokens]
+    assert len(set(service.tokens)) == 3
+
+
+async def test_fabric_uses_a_given_bearer_token_while_it_lasts(
+    fabric: tuple[Fabric, Identity, dict[str, str]],
+) -> None:
+    service, blobs, options = fabric
+    fresh = _storage_jwt(3600)
+    async with objstore.from_url("az://data", {**options, "bearer_token": fresh}) as store:
+        assert await store.get("k") == b"abc"
+    assert service.requests == []
+    assert blobs.authorizations == [f"Bearer {fresh}"]
+    near_expiry = _storage_jwt(60)
+    async with objstore.from_url("az://data", {**options, "bearer_token": near_expiry}) as store:
+        assert await store.get("k") == b"abc"
+    assert len(service.requests) == 1
+    assert blobs.authorizations[-1] == f"Bearer {service.tokens[0]}"
+
+
+async def test_fabric_refusal_and_half_configuration_are_typed(
+    fabric: tuple[Fabric, Identity, dict[str, str]],
+) -> None:
+    service, _, options = fabric
+    service.status = 401
+    async with objstore.from_url("az://data", options) as store:
+        with pytest.raises(
+            objstore.UnauthenticatedError, match="Fabric token service answered 401"
+        ) as info:
+            await store.get("k")
+    assert "session-secret" not in str(info.value)
+    half = {k: v for k, v in options.items() if k != "fabric_cluster_identifier"}
+    with pytest.raises(objstore.ConfigError, match="azure_fabric_cluster_identifier") as error:
+        objstore.from_url("az://data", half)
+    assert "session-secret" not in str(error.value)
+
+
+async def test_fabric_token_reaches_azurite_end_to_end(
+    azure_oauth_server: AzureServer, fabric: tuple[Fabric, Identity, dict[str, str]]
+) -> None:
+    service, _, options = fabric
+    container = f"t-{uuid.uuid4().hex[:12]}"
+    azure_oauth_server.create_container(container)
+    options = {**options, "azure_storage_endpoint": azure_oauth_server.endpoint,
+               "allow_invalid_certificates": "true"}  # fmt: skip
+    try:
+        async with objstore.from_url(f"az://{container}", options) as store:
+            await store.put("f", b"with a Fabric token")
+            assert await store.get("f") == b"with a Fabric token"
+        assert len(service.requests) == 1
+    finally:
+        azure_oauth_server.delete_container(container)

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STORAGE_SCOPE",
+    "FabricTokenCredential",
     "AnonymousAuth",
     "AzureAuth",
     "BearerAuth",
@@ -307,6 +309,119 @@ class ManagedIdentityCredential:
             self._session = None
 
 
+FABRIC_KEYS = (
+    "azure_fabric_token_service_url",
+    "azure_fabric_workload_host",
+    "azure_fabric_session_token",
+    "azure_fabric_cluster_identifier",
+)
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (read, not verified), or ``None`` when it has none."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+class FabricTokenCredential:
+    """Storage tokens from Microsoft Fabric's token service (Fabric notebooks and Spark).
+
+    ``GET <service URL>?resource=https://storage.azure.com`` with the session token as
+    ``x-ms-partner-token``, the cluster identifier (also as the workload resource moniker) and
+    the workload host as ``x-ms-proxy-host``; the body is the token itself, whose JWT ``exp``
+    claim says when it expires (an hour when it has none). A bearer token given beside it
+    (``azure_storage_token``) is used first while it has more than the refresh margin left.
+    """
+
+    def __init__(
+        self,
+        service_url: str,
+        workload_host: str,
+        session_token: str,
+        cluster_identifier: str,
+        *,
+        initial_token: str | None = None,
+    ) -> None:
+        self.service_url = service_url
+        self._headers = {
+            "x-ms-partner-token": session_token,
+            "x-ms-cluster-identifier": cluster_identifier,
+            "x-ms-workload-resource-moniker": cluster_identifier,
+            "x-ms-proxy-host": workload_host,
+        }
+        self._initial = initial_token
+        self._session: Any = None
+
+    def __repr__(self) -> str:
+        return f"FabricTokenCredential({self.service_url!r})"
+
+    async def get_token(self, *scopes: str) -> _Token:
+        """A Storage token: the initial one while it lasts, else one from the service.
+
+        Raises:
+            UnauthenticatedError: the service is unreachable, refuses or answers nothing.
+        """
+        import aiohttp
+
+        if self._initial is not None:
+            initial, self._initial = self._initial, None
+            expires = jwt_expiry(initial)
+            if expires is not None and expires - time.time() > REFRESH_MARGIN:
+                return _Token(initial, expires)
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        params = {"resource": STORAGE_RESOURCE}
+        try:
+            async with self._session.get(
+                self.service_url, params=params, headers=self._headers
+            ) as reply:
+                body = (await reply.text()).strip()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UnauthenticatedError(
+                f"no token from the Fabric token service {self.service_url}: {type(exc).__name__}"
+            ) from None
+        if reply.status != 200 or not body:
+            raise UnauthenticatedError(
+                f"the Fabric token service answered {reply.status}"
+                + ("" if body else " with no token"),
+                status=reply.status,
+            )
+        return _Token(body, jwt_expiry(body) or time.time() + 3600)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _fabric(config: Config) -> TokenCredentialAuth | None:
+    """The Fabric token flow when its four keys are set; a half-set Fabric is an error."""
+    given = [k for k in FABRIC_KEYS if config.get(k)]
+    if not given:
+        return None
+    missing = [k for k in FABRIC_KEYS if k not in given]
+    if missing:
+        raise ConfigError(
+            "the Fabric token flow needs "
+            + " and ".join(repr(k) for k in missing)
+            + " besides "
+            + " and ".join(repr(k) for k in given)
+        )
+    url, host, session, cluster = (config[k] for k in FABRIC_KEYS)
+    initial = config.get("azure_storage_token")
+    return TokenCredentialAuth(
+        lambda: FabricTokenCredential(
+            str(url), str(host), session.reveal(), str(cluster),
+            initial_token=initial.reveal() if initial else None,
+        ),
+        "Fabric token service",
+    )  # fmt: skip
+
+
 def _identity(name: str) -> Any:
     """A class of ``azure.identity.aio`` (imported on first use: it is slow to import)."""
     import azure.identity.aio
@@ -323,9 +438,10 @@ def auth_from_config(
 ) -> AzureAuth:
     """The credential source the configuration names, in object_store's ``auto`` order.
 
-    ``azure_skip_signature`` wins; then ``azure_credential_type`` if not ``auto``; then a bearer
-    token, an account key, workload identity, a service principal, a SAS token, the Azure CLI
-    (when enabled) and, last, managed identity. The emulator falls back to its well-known key.
+    ``azure_skip_signature`` wins; then ``azure_credential_type`` if not ``auto``; then Fabric's
+    token service (its four keys), a bearer token, an account key, workload identity, a service
+    principal, a SAS token, the Azure CLI (when enabled) and, last, managed identity. The
+    emulator falls back to its well-known key.
 
     Raises:
         ConfigError: the chosen source lacks a key it needs.
@@ -343,6 +459,9 @@ def auth_from_config(
     key = config.get("azure_storage_account_key")
     fallback = False
     if kind == "auto":
+        fabric = _fabric(config)
+        if fabric is not None:
+            return fabric
         if config.get("azure_storage_token"):
             kind = "bearer_token"
         elif key or (endpoint.emulator and not config.get("azure_storage_sas_key")):
