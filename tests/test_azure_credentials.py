@@ -414,3 +414,25 @@ async def test_fabric_token_reaches_azurite_end_to_end(
         assert len(service.requests) == 1
     finally:
         azure_oauth_server.delete_container(container)
+
+
+def test_credentials_of_closed_event_loops_are_dropped() -> None:
+    import asyncio
+
+    from objstore.backends._azure_auth import TokenCredentialAuth, _Token
+
+    class Expiring:
+        async def get_token(self, *scopes: str) -> _Token:
+            return _Token("t", time.time() + 60)  # inside the margin: each use asks again
+
+    made: list[Expiring] = []
+
+    def make() -> Expiring:
+        made.append(Expiring())
+        return made[-1]
+
+    auth = TokenCredentialAuth(make, "test")
+    for _ in range(3):  # a blocking caller running each call in a fresh loop
+        assert asyncio.run(auth.token()) == "t"
+    assert len(made) == 3
+    assert len(auth._credentials) == 1  # only the last loop's, not one per dead loop

@@ -207,6 +207,8 @@ class TokenCredentialAuth(AzureAuth):
             loop = asyncio.get_running_loop()
             credential = self._credentials.get(loop)
             if credential is None:
+                for closed in [old for old in self._credentials if old.is_closed()]:
+                    del self._credentials[closed]  # its session died with its loop
                 credential = self._credentials[loop] = self._make()
             try:
                 access = await credential.get_token(STORAGE_SCOPE)
