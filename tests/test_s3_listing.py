@@ -125,3 +125,24 @@ def test_repeated_timestamps_parse_to_equal_times() -> None:
     page, _ = S3Store._page(listing_xml(keys, None))
     assert len({m.last_modified for m in page}) == 1
     assert page[0].last_modified.tzinfo is not None
+
+
+async def test_the_next_page_is_requested_before_this_one_is_handed_out() -> None:
+    import asyncio
+
+    from objstore.backends._http import pages_ahead
+
+    started: list[str | None] = []
+    bodies = {None: b"page 1", "t2": b"page 2", "t3": b"page 3"}
+    after = {b"page 1": "t2", b"page 2": "t3"}
+
+    async def fetch(token: str | None) -> bytes:
+        started.append(token)  # the request goes out here
+        await asyncio.sleep(0.01)
+        return bodies[token]
+
+    pages = pages_ahead(fetch, after.get)
+    assert await anext(pages) == b"page 1"
+    assert started == [None, "t2"]  # page 2 is on its way while the caller parses page 1
+    assert [body async for body in pages] == [b"page 2", b"page 3"]
+    assert started == [None, "t2", "t3"]

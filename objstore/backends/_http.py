@@ -381,6 +381,8 @@ async def pages_ahead(
         token = next_token(body)
         following = asyncio.ensure_future(fetch(token)) if token else None
         try:
+            if following is not None:
+                await asyncio.sleep(0)  # it sends its request now, not after the caller parses
             yield body
             if following is None:
                 return
