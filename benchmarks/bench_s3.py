@@ -1,4 +1,4 @@
-"""S3 on one SeaweedFS server: objstore vs obstore vs aiobotocore, side by side in one run.
+"""S3 on one SeaweedFS server: objstore vs obstore, aiobotocore and s3fs, side by side in one run.
 
 Small PUT/GET/HEAD at concurrency 64, 64 KiB ranged GETs, listing 10,000 keys (recursive and
 with a delimiter) and the warm latency of one GET. Every client works on its own bucket on
@@ -15,6 +15,7 @@ import botocore.session
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from obstore.store import S3Store as ObS3
+from s3fs import S3FileSystem
 
 from benchmarks.cloud import CONCURRENCY, Client, ObstoreClient, Ours, run_clients
 from benchmarks.common import Row, print_table, save
@@ -84,12 +85,54 @@ class Aiobotocore(Client):
         return count
 
 
+class S3fs(Client):
+    """fsspec's s3fs in its asynchronous mode, caches off (every call reaches the server)."""
+
+    name = "s3fs"
+
+    async def open(self, server: S3Server, bucket: str) -> None:
+        self.bucket = bucket
+        self.fs = S3FileSystem(
+            key=server.access_key, secret=server.secret_key, asynchronous=True,
+            skip_instance_cache=True, use_listings_cache=False,
+            client_kwargs={"endpoint_url": server.endpoint, "region_name": server.region},
+            config_kwargs={"max_pool_connections": CONCURRENCY},
+        )  # fmt: skip
+        self.session = await self.fs.set_session()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    def _path(self, key: str) -> str:
+        return f"{self.bucket}/{key}"
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self.fs._pipe_file(self._path(key), data)
+
+    async def get(self, key: str) -> bytes:
+        data: bytes = await self.fs._cat_file(self._path(key))
+        return data
+
+    async def head(self, key: str) -> None:
+        await self.fs._info(self._path(key), refresh=True)
+
+    async def get_range(self, key: str, start: int, end: int) -> bytes:
+        data: bytes = await self.fs._cat_file(self._path(key), start=start, end=end)
+        return data
+
+    async def list(self, prefix: str) -> int:
+        return len(await self.fs._find(self._path(prefix)))
+
+    async def list_delimited(self, prefix: str) -> int:
+        return len(await self.fs._ls(self._path(prefix), detail=False, refresh=True))
+
+
 async def main_async(server: S3Server) -> list[Row]:
     admin = botocore.session.get_session().create_client(
         "s3", endpoint_url=server.endpoint, region_name=server.region,
         aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
     )  # fmt: skip
-    clients: list[Client] = [Ours("s3"), Obstore(), Aiobotocore()]
+    clients: list[Client] = [Ours("s3"), Obstore(), Aiobotocore(), S3fs()]
     return await run_clients(clients, server, lambda name: admin.create_bucket(Bucket=name))
 
 
@@ -97,7 +140,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory, seaweedfs(directory) as server:
         rows = asyncio.run(main_async(server))
     print_table("S3 on SeaweedFS (higher is better; latency as 1/s)", rows,
-                ["objstore", "obstore", "aiobotocore"], ["obstore", "aiobotocore"])  # fmt: skip
+                ["objstore", "obstore", "aiobotocore", "s3fs"],
+                ["obstore", "aiobotocore", "s3fs"])  # fmt: skip
     save("s3", rows)
 
 
