@@ -207,6 +207,12 @@ async def test_listing_pages_past_one_thousand(store: Any) -> None:
     assert listed == keys
     after = await store.list("many", offset="many/02000")
     assert [m.location for m in after] == keys[2001:]
+    before = asyncio.all_tasks()
+    listing = store.list_pages("many")
+    assert len(await anext(listing)) == 1000
+    assert len(asyncio.all_tasks() - before) == 1  # the second page is on its way
+    await listing.aclose()  # cancels it
+    assert not [t for t in asyncio.all_tasks() - before if not t.done()]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import aiohttp.payload
@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 MiB = 1024 * 1024
+PageT = TypeVar("PageT")
 READ_BUFFER = 4 * MiB
 """aiohttp's read buffer: its 64 KiB default pauses the socket thousands of times per large GET."""
 
@@ -371,9 +372,9 @@ async def delete_each(
 
 
 async def pages_ahead(
-    fetch: Callable[[str | None], Awaitable[bytes]], next_token: Callable[[bytes], str | None]
-) -> AsyncGenerator[bytes, None]:
-    """The bodies of a paged listing: ``fetch(None)`` first, then ``fetch(token)`` for the
+    fetch: Callable[[str | None], Awaitable[PageT]], next_token: Callable[[PageT], str | None]
+) -> AsyncGenerator[PageT, None]:
+    """The pages of a paged listing: ``fetch(None)`` first, then ``fetch(token)`` for the
     token ``next_token`` finds in the page before. Each next page is requested before this one
     is handed out, so the server works while the caller parses; closing early cancels it."""
     body = await fetch(None)

@@ -80,6 +80,7 @@ from objstore.backends._http import (
     ResponseBody,
     delete_each,
     exchange,
+    pages_ahead,
     parse_http_date,
     parse_iso_time,
     read_headers,
@@ -422,9 +423,11 @@ class GCSStore(ObjectStore):
 
     # ---- listings -------------------------------------------------------------------------
 
-    async def _list_page(
-        self, prefix: str, token: str | None, *, delimiter: bool = False, offset: str | None = None
-    ) -> dict[str, Any]:
+    def _pages(
+        self, prefix: str, *, delimiter: bool = False, offset: str | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """A listing's pages, parsed; each next one is requested once this one's token is known,
+        while the caller turns this one's items into metadata."""
         params = [("fields", _LIST_FIELDS)]
         if self.list_page_size:
             params.append(("maxResults", str(self.list_page_size)))
@@ -434,49 +437,45 @@ class GCSStore(ObjectStore):
             params.append(("delimiter", "/"))
         if offset is not None:
             params.append(("startOffset", offset))
-        if token:
-            params.append(("pageToken", token))
-        _, body = await self._send("GET", self._objects, None, params=params)
-        page: dict[str, Any] = json.loads(body)
-        return page
+
+        async def fetch(token: str | None) -> dict[str, Any]:
+            extra = [("pageToken", token)] if token else []
+            _, body = await self._send("GET", self._objects, None, params=params + extra)
+            page: dict[str, Any] = json.loads(body)
+            return page
+
+        return pages_ahead(fetch, lambda page: page.get("nextPageToken") or None)
 
     async def _list(
         self, prefix: Path, offset: Path | None
     ) -> AsyncGenerator[list[ObjectMeta], None]:
-        token: str | None = None
-        while True:
-            page = await self._list_page(prefix, token, offset=offset)
-            metas = []
-            for item in page.get("items", []):
-                name = item["name"]
-                if offset is not None and name <= offset:
-                    continue  # startOffset is inclusive; ours is not
-                try:
-                    parse_path(name)
-                except InvalidPathError:
-                    logger.debug("listing skips %r: not a valid object key", name)
-                    continue
-                metas.append(_meta_from_json(name, item))
-            if metas:
-                yield metas
-            token = page.get("nextPageToken")
-            if not token:
-                return
+        async with contextlib.aclosing(self._pages(prefix, offset=offset)) as pages:
+            async for page in pages:
+                metas = []
+                for item in page.get("items", []):
+                    name = item["name"]
+                    if offset is not None and name <= offset:
+                        continue  # startOffset is inclusive; ours is not
+                    try:
+                        parse_path(name)
+                    except InvalidPathError:
+                        logger.debug("listing skips %r: not a valid object key", name)
+                        continue
+                    metas.append(_meta_from_json(name, item))
+                if metas:
+                    yield metas
 
     async def _list_with_delimiter(self, prefix: Path) -> ListResult:
         prefixes: list[str] = []
         objects: list[ObjectMeta] = []
-        token: str | None = None
-        while True:
-            page = await self._list_page(prefix, token, delimiter=True)
-            prefixes.extend(p.rstrip("/") for p in page.get("prefixes", []))
-            for item in page.get("items", []):
-                with contextlib.suppress(InvalidPathError):
-                    parse_path(item["name"])
-                    objects.append(_meta_from_json(item["name"], item))
-            token = page.get("nextPageToken")
-            if not token:
-                return ListResult(common_prefixes=sorted(set(prefixes)), objects=objects)
+        async with contextlib.aclosing(self._pages(prefix, delimiter=True)) as pages:
+            async for page in pages:
+                prefixes.extend(p.rstrip("/") for p in page.get("prefixes", []))
+                for item in page.get("items", []):
+                    with contextlib.suppress(InvalidPathError):
+                        parse_path(item["name"])
+                        objects.append(_meta_from_json(item["name"], item))
+        return ListResult(common_prefixes=sorted(set(prefixes)), objects=objects)
 
     # ---- writes ---------------------------------------------------------------------------
 
