@@ -377,17 +377,17 @@ async def pages_ahead(
     """The pages of a paged listing: ``fetch(None)`` first, then ``fetch(token)`` for the
     token ``next_token`` finds in the page before. Each next page is requested before this one
     is handed out, so the server works while the caller parses; closing early cancels it."""
-    body = await fetch(None)
+    page = await fetch(None)
     while True:
-        token = next_token(body)
+        token = next_token(page)
         following = asyncio.ensure_future(fetch(token)) if token else None
         try:
             if following is not None:
                 await asyncio.sleep(0)  # it sends its request now, not after the caller parses
-            yield body
+            yield page
             if following is None:
                 return
-            body = await following
+            page = await following
         finally:
             if following is not None and not following.done():
                 following.cancel()
