@@ -21,6 +21,7 @@ from objstore import (
     NotSupportedError,
     UpdateVersion,
 )
+from objstore._inline import gather_bounded
 from objstore.backends.azure import AzureStore
 from objstore.testing.emulators import AzureServer
 from objstore.testing.faultproxy import FaultProxy, Rule
@@ -49,13 +50,7 @@ async def test_bulk_delete_goes_in_batches_of_256(
     store: AzureStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     keys = [f"many/{i:04d}" for i in range(300)]
-    semaphore = asyncio.Semaphore(32)
-
-    async def put(key: str) -> None:
-        async with semaphore:
-            await store.put(key, b"x")
-
-    await asyncio.gather(*(put(k) for k in keys))
+    await gather_bounded([store.put(k, b"x") for k in keys], 32)
     batches: list[int] = []
     original = store._delete_batch
 

@@ -19,6 +19,7 @@ from objstore import (
     NotSupportedError,
     UnknownOptionError,
 )
+from objstore._inline import gather_bounded
 from objstore.backends.gcs import GCSStore
 from objstore.testing.emulators import GCSServer
 from objstore.testing.faultproxy import FaultProxy, Rule
@@ -193,13 +194,7 @@ async def test_listing_pages_past_one_thousand(store: Any) -> None:
     import asyncio
 
     keys = [f"many/{i:05}" for i in range(2100)]
-    semaphore = asyncio.Semaphore(64)
-
-    async def put(key: str) -> None:
-        async with semaphore:
-            await store.put(key, b"")
-
-    await asyncio.gather(*(put(k) for k in keys))
+    await gather_bounded([store.put(k, b"") for k in keys], 64)
     store.list_page_size = 1000  # fake-gcs-server returns everything in one page otherwise
     pages = [len(page) async for page in store.list_pages("many")]
     assert pages == [1000, 1000, 100]

@@ -21,6 +21,7 @@ from objstore import (
     UnauthenticatedError,
     UnknownOptionError,
 )
+from objstore._inline import gather_bounded
 from objstore.backends.s3 import S3Store
 from objstore.testing.emulators import S3Server
 
@@ -306,13 +307,7 @@ def test_credential_source_descriptions(s3_server: S3Server) -> None:
 
 async def test_listings_across_pages_and_an_abandoned_listing(store: S3Store) -> None:
     keys = [f"pages/{i:05d}" for i in range(1100)]
-    semaphore = asyncio.Semaphore(32)
-
-    async def put(key: str) -> None:
-        async with semaphore:
-            await store.put(key, b"")
-
-    await asyncio.gather(*(put(k) for k in [*keys, "pages/sub/x", "pages/zz/y"]))
+    await gather_bounded([store.put(k, b"") for k in [*keys, "pages/sub/x", "pages/zz/y"]], 32)
     result = await store.list_with_delimiter("pages")
     assert sorted(m.location for m in result.objects) == keys  # two pages, the second prefetched
     assert sorted(result.common_prefixes) == ["pages/sub", "pages/zz"]
