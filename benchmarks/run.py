@@ -11,7 +11,7 @@ MODULES = [
     "benchmarks.bench_small",
     "benchmarks.bench_large",
     "benchmarks.bench_s3",
-    "benchmarks.bench_s3_ceiling",
+    "benchmarks.bench_ceiling",
     "benchmarks.bench_s3_large",
     "benchmarks.bench_gcs",
     "benchmarks.bench_gcs_large",
