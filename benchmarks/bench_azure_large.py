@@ -15,7 +15,13 @@ from typing import Any
 from benchmarks.common import print_table, save
 from benchmarks.large import SIZE_MIB, MiB, child, rows, write_source
 
-CLIENTS = ["objstore", "obstore", "azure-sdk"]
+MODULES = {
+    "objstore": "objstore.backends.azure",
+    "obstore": "obstore.store",
+    "azure-sdk": "azure.storage.blob.aio",
+}
+"""What each client imports before its transfer is timed."""
+CLIENTS = list(MODULES)
 
 
 async def transfer(client: str, op: str, env: dict[str, Any], source: str) -> None:
@@ -54,15 +60,6 @@ async def transfer(client: str, op: str, env: dict[str, Any], source: str) -> No
                 assert len(await (await blob.download_blob()).readall()) == SIZE_MIB * MiB
 
 
-def import_client(client: str) -> None:
-    if client == "objstore":
-        import objstore.backends.azure  # noqa: F401
-    elif client == "obstore":
-        import obstore.store  # noqa: F401
-    else:
-        import azure.storage.blob.aio  # noqa: F401
-
-
 def main() -> None:
     from objstore.testing.emulators import azurite
 
@@ -80,6 +77,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        child(transfer, import_client, sys.argv[2:6])
+        child(transfer, MODULES, sys.argv[2:6])
     else:
         main()

@@ -15,7 +15,13 @@ from typing import Any
 from benchmarks.common import print_table, save
 from benchmarks.large import SIZE_MIB, MiB, child, rows, write_source
 
-CLIENTS = ["objstore", "obstore", "aiobotocore"]
+MODULES = {
+    "objstore": "objstore.backends.s3",
+    "obstore": "obstore.store",
+    "aiobotocore": "aiobotocore.session",
+}
+"""What each client imports before its transfer is timed."""
+CLIENTS = list(MODULES)
 
 
 async def transfer(client: str, op: str, env: dict[str, Any], source: str) -> None:
@@ -60,15 +66,6 @@ async def transfer(client: str, op: str, env: dict[str, Any], source: str) -> No
                     assert len(await body.read()) == SIZE_MIB * MiB
 
 
-def import_client(client: str) -> None:
-    if client == "objstore":
-        import objstore.backends.s3  # noqa: F401
-    elif client == "obstore":
-        import obstore.store  # noqa: F401
-    else:
-        import aiobotocore.session  # noqa: F401
-
-
 def main() -> None:
     import botocore.session
 
@@ -91,6 +88,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        child(transfer, import_client, sys.argv[2:6])
+        child(transfer, MODULES, sys.argv[2:6])
     else:
         main()

@@ -1,16 +1,17 @@
 """What the large-object benchmarks share: one transfer per child process, peak memory measured.
 
-A benchmark module defines ``transfer(client, op, config, source)`` (async) and
-``import_client(client)``, calls :func:`child` when run as ``child`` and :func:`rows` otherwise.
+A benchmark module defines ``transfer(client, op, config, source)`` (async) and the module each
+client imports, calls :func:`child` when run as ``child`` and :func:`rows` otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from benchmarks.common import Row, interleave, peak_rss_bytes, reset_peak_rss, rss_bytes, run_child
@@ -22,14 +23,15 @@ REPS = int(os.environ.get("BENCH_REPS", "3"))
 Transfer = Callable[[str, str, dict[str, Any], str], Coroutine[Any, Any, None]]
 
 
-def child(transfer: Transfer, import_client: Callable[[str], None], argv: Sequence[str]) -> None:
-    """Run one transfer (``client op config source``) and print its time and peak extra RSS."""
+def child(transfer: Transfer, modules: Mapping[str, str], argv: Sequence[str]) -> None:
+    """Run one transfer (``client op config source``) and print its time and peak extra RSS;
+    ``modules[client]`` is imported first, outside the clock."""
     client, op, config, source = argv
     # what the transfer costs, not what loading the library (or the test helpers that build
     # objstore's options: they bring pytest, ~0.17 s) costs
     import objstore.testing.emulators  # noqa: F401
 
-    import_client(client)
+    importlib.import_module(modules[client])
     reset_peak_rss()
     before = rss_bytes()
     start = time.perf_counter()
