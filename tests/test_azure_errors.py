@@ -11,7 +11,7 @@ from aiohttp import web
 
 import objstore
 from objstore import NotFoundError
-from objstore.testing.standin import serve
+from objstore.testing.standin import serve_handler
 
 FAST_RETRIES = {"backoff_initial": "5ms", "backoff_max": "20ms", "max_retries": "5"}
 
@@ -44,9 +44,7 @@ class StandIn:
 @pytest.fixture
 async def stand_in() -> AsyncIterator[tuple[StandIn, str]]:
     server = StandIn()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
-    async with serve(app) as url:
+    async with serve_handler(server.handle) as url:
         yield server, f"{url}/acct"
 
 

@@ -23,7 +23,7 @@ from objstore._inline import gather_bounded
 from objstore.backends.gcs import GCSStore
 from objstore.testing.emulators import GCSServer
 from objstore.testing.faultproxy import FaultProxy, Rule
-from objstore.testing.standin import serve
+from objstore.testing.standin import serve_handler
 
 MiB = 1024 * 1024
 FAST_RETRIES = {"backoff_initial": "5ms", "backoff_max": "50ms", "max_retries": "5"}
@@ -106,9 +106,7 @@ class Recorder:
 @pytest.fixture
 async def recorder() -> AsyncIterator[tuple[Recorder, str]]:
     recording = Recorder()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", recording.handle)
-    async with serve(app) as url:
+    async with serve_handler(recording.handle) as url:
         yield recording, url
 
 
@@ -293,9 +291,7 @@ class StatusServer:
 @pytest.fixture
 async def status_store() -> AsyncIterator[tuple[StatusServer, Any]]:
     server = StatusServer()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
-    async with serve(app) as url:
+    async with serve_handler(server.handle) as url:
         store = objstore.from_url("gs://bkt", {"google_base_url": url, "allow_http": "true",
                                                **FAST_RETRIES})  # fmt: skip
         yield server, store

@@ -18,7 +18,7 @@ from aiohttp import web
 
 import objstore
 from objstore.testing.emulators import AzureServer, S3Server
-from objstore.testing.standin import serve
+from objstore.testing.standin import serve_handler
 
 CANARY = "c4n4ry"
 FAST = {"backoff_initial": "1ms", "backoff_max": "2ms", "max_retries": "2"}
@@ -121,9 +121,7 @@ class Refusing:
 
 @pytest.fixture
 async def refusing() -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", Refusing().handle)
-    async with serve(app) as url:
+    async with serve_handler(Refusing().handle) as url:
         yield url
 
 

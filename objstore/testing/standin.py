@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-__all__ = ["self_signed_tls", "serve"]
+__all__ = ["self_signed_tls", "serve", "serve_handler"]
 
 
 @contextlib.asynccontextmanager
@@ -23,6 +23,17 @@ async def serve(app: web.Application, tls: ssl.SSLContext | None = None) -> Asyn
         yield f"{'https' if tls else 'http'}://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def serve_handler(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """Serve one handler for every method and path; yield the base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    async with serve(app) as url:
+        yield url
 
 
 def self_signed_tls(directory: str) -> tuple[ssl.SSLContext, str, str]:
