@@ -211,17 +211,25 @@ async def test_service_principal_secret(
     assert blob.authorizations == ["Bearer entra-1", "Bearer entra-1"]
 
 
+def _workload_identity(
+    url: str, authority: str, tmp_path: Any, n: str, assertion: str
+) -> tuple[Any, dict[str, str]]:
+    """A federated token file holding ``assertion`` and options for app-``n`` in tenant-``n``."""
+    token_file = tmp_path / "federated-token"
+    token_file.write_text(assertion)
+    options = _options(url, azure_client_id=f"app-{n}", azure_tenant_id=f"tenant-{n}",
+                       azure_federated_token_file=str(token_file),
+                       azure_authority_host=authority,
+                       allow_invalid_certificates="true")  # fmt: skip
+    return token_file, options
+
+
 async def test_workload_identity_reads_the_token_file(
     identity: tuple[Identity, str], entra: tuple[Entra, str], tmp_path: Any
 ) -> None:
     blob, url = identity
     aad, authority = entra
-    token_file = tmp_path / "federated-token"
-    token_file.write_text("federated-assertion-1")
-    options = _options(url, azure_client_id="app-2", azure_tenant_id="tenant-2",
-                       azure_federated_token_file=str(token_file),
-                       azure_authority_host=authority,
-                       allow_invalid_certificates="true")  # fmt: skip
+    _, options = _workload_identity(url, authority, tmp_path, "2", "federated-assertion-1")
     async with objstore.from_url("az://data", options) as store:
         assert store.credential_source == "workload identity"  # type: ignore[attr-defined]
         assert await store.get("k") == b"abc"
@@ -238,12 +246,7 @@ async def test_workload_identity_reads_a_rotated_assertion_on_refresh(
 ) -> None:  # fmt: skip
     blob, url = identity
     aad, authority = entra
-    token_file = tmp_path / "federated-token"
-    token_file.write_text("assertion-1")
-    options = _options(url, azure_client_id="app-4", azure_tenant_id="tenant-4",
-                       azure_federated_token_file=str(token_file),
-                       azure_authority_host=authority,
-                       allow_invalid_certificates="true")  # fmt: skip
+    token_file, options = _workload_identity(url, authority, tmp_path, "4", "assertion-1")
     async with objstore.from_url("az://data", options) as store:
         assert await store.get("k") == b"abc"
         token_file.write_text("assertion-2")  # the kubelet rotates the projected token
