@@ -2,8 +2,9 @@
 
 A backend implements ``_get``, ``_put``, ``_list``, ``_delete``, ``_copy`` and
 ``_create_multipart`` (and may override ``_head``, ``_get_bytes``, ``_list_with_delimiter``,
-``_rename`` and ``_put_file`` where it has a faster native call). The public methods validate
-paths, apply the store's prefix, build the options, annotate errors and call them.
+``_rename``, ``_put_file`` and ``_put_file_of_size`` where it has a faster native call). The
+public methods validate paths, apply the store's prefix, build the options, annotate errors and
+call them.
 """
 
 from __future__ import annotations
@@ -219,6 +220,18 @@ class ObjectStore(abc.ABC):
         self, key: Path, source: os.PathLike[str], options: PutOptions, writer_args: dict[str, Any]
     ) -> PutResult:
         size = (await offload(os.stat, source)).st_size
+        return await self._put_file_of_size(key, source, size, options, writer_args)
+
+    async def _put_file_of_size(
+        self,
+        key: Path,
+        source: os.PathLike[str],
+        size: int,
+        options: PutOptions,
+        writer_args: dict[str, Any],
+    ) -> PutResult:
+        """Upload a local file of a known size: one put when small, else the multipart writer
+        (a backend with a better way for large files overrides this)."""
         if size <= self.single_put_limit:
             data = await offload(_read_file, source)
             return await self._put(key, data, options)

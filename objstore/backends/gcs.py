@@ -584,14 +584,18 @@ class GCSStore(ObjectStore):
                 return
             token = reply.get("rewriteToken")
 
-    async def _put_file(
-        self, key: Path, source: os.PathLike[str], options: PutOptions, writer_args: dict[str, Any]
+    async def _put_file_of_size(
+        self,
+        key: Path,
+        source: os.PathLike[str],
+        size: int,
+        options: PutOptions,
+        writer_args: dict[str, Any],
     ) -> PutResult:
         """A large file goes as one resumable upload request streamed from disk (a failure
         resumes from the offset the service reports), not chunk by chunk."""
-        size = (await offload(os.stat, source)).st_size
         if size <= self.single_put_limit or any(writer_args.values()):
-            return await super()._put_file(key, source, options, writer_args)
+            return await super()._put_file_of_size(key, source, size, options, writer_args)
         upload = await self._start_resumable(key, options, tokened=True)
         handle = await offload(open, source, "rb")
         try:
