@@ -254,7 +254,26 @@ class _Token:
         self.expires_on = expires_on
 
 
-class ManagedIdentityCredential:
+class _TokenEndpoint:
+    """A credential that asks one HTTP endpoint for tokens, on a session of its own made on
+    first use (inside the event loop that uses it)."""
+
+    _session: Any = None
+
+    def _client(self) -> Any:
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class ManagedIdentityCredential(_TokenEndpoint):
     """Managed identity from the instance metadata service, or the App Service / Functions
     identity endpoint (``IDENTITY_ENDPOINT`` with ``IDENTITY_HEADER``).
 
@@ -272,7 +291,6 @@ class ManagedIdentityCredential:
         self.endpoint = endpoint
         self.identity = identity
         self.identity_header = identity_header
-        self._session: Any = None
 
     async def get_token(self, *scopes: str) -> _Token:
         """Ask the endpoint for a Storage token.
@@ -288,10 +306,8 @@ class ManagedIdentityCredential:
         headers = {"Metadata": "true"}
         if self.identity_header:
             headers["X-IDENTITY-HEADER"] = self.identity_header
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         try:
-            async with self._session.get(self.endpoint, params=params, headers=headers) as reply:
+            async with self._client().get(self.endpoint, params=params, headers=headers) as reply:
                 body = await reply.json(content_type=None)
                 if reply.status != 200:
                     raise UnauthenticatedError(
@@ -304,11 +320,6 @@ class ManagedIdentityCredential:
                 f"no managed-identity token from {self.endpoint}: {type(exc).__name__}"
             ) from None
         return _Token(str(body["access_token"]), float(body["expires_on"]))
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 FABRIC_KEYS = (
@@ -329,7 +340,7 @@ def jwt_expiry(token: str) -> float | None:
         return None
 
 
-class FabricTokenCredential:
+class FabricTokenCredential(_TokenEndpoint):
     """Storage tokens from Microsoft Fabric's token service (Fabric notebooks and Spark).
 
     ``GET <service URL>?resource=https://storage.azure.com`` with the session token as
@@ -356,7 +367,6 @@ class FabricTokenCredential:
             "x-ms-proxy-host": workload_host,
         }
         self._initial = initial_token
-        self._session: Any = None
 
     def __repr__(self) -> str:
         return f"FabricTokenCredential({self.service_url!r})"
@@ -374,11 +384,9 @@ class FabricTokenCredential:
             expires = jwt_expiry(initial)
             if expires is not None and expires - time.time() > REFRESH_MARGIN:
                 return _Token(initial, expires)
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         params = {"resource": STORAGE_RESOURCE}
         try:
-            async with self._session.get(
+            async with self._client().get(
                 self.service_url, params=params, headers=self._headers
             ) as reply:
                 body = (await reply.text()).strip()
@@ -393,11 +401,6 @@ class FabricTokenCredential:
                 status=reply.status,
             )
         return _Token(body, jwt_expiry(body) or time.time() + 3600)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 def _fabric(config: Config) -> TokenCredentialAuth | None:
