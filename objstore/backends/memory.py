@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, TypeAlias
 from urllib.parse import SplitResult
 
 from objstore._config import COMMON_KEYS, ConfigTable
@@ -23,6 +23,7 @@ from objstore._multipart import MultipartUpload
 from objstore._path import Path
 from objstore._store import Capabilities, ObjectStore
 from objstore._types import (
+    DEFAULT_PUT,
     BytesBody,
     GetOptions,
     GetResponse,
@@ -40,36 +41,30 @@ _versions = map(str, itertools.count(1))  # version ids as text, made in C
 PAGE = 1000
 
 
-class _Entry(NamedTuple):
-    """One stored object version (a tuple: the put path is the store's hottest)."""
-
-    data: bytes
-    attributes: Mapping[str, str]
-    tags: Mapping[str, str]
-    mtime: float
-    result: PutResult
-
-    def meta(self, key: str) -> ObjectMeta:
-        modified = datetime.fromtimestamp(self.mtime, UTC)
-        tag = self.result.e_tag
-        return make_meta(key, len(self.data), modified, tag, tag)
-
-
-_tuple_new = tuple.__new__
-
+# One stored object version: (data, attributes, tags, mtime, result). A plain tuple, built by
+# a tuple display and read by unpacking: the put path is the store's hottest.
+_Entry: TypeAlias = tuple[bytes, Mapping[str, str], Mapping[str, str], float, PutResult]
 
 _new = object.__new__
 _set_e_tag = PutResult.__dict__["e_tag"].__set__
 _set_version = PutResult.__dict__["version"].__set__
+_now = time.time
+_NO_ATTRIBUTES = DEFAULT_PUT.attributes
 
 
 def _new_entry(data: bytes, attributes: Mapping[str, str], tags: Mapping[str, str]) -> _Entry:
+    """A fresh version of an object (``make_put_result`` inlined: this is the hottest path)."""
     tag = next(_versions)
-    result: PutResult = _new(PutResult)  # make_put_result, inlined: this is the hottest path
+    result: PutResult = _new(PutResult)
     _set_e_tag(result, tag)
     _set_version(result, tag)
-    entry: _Entry = _tuple_new(_Entry, (data, attributes, tags, time.time(), result))
-    return entry
+    return (data, attributes, tags, _now(), result)
+
+
+def _meta(key: str, entry: _Entry) -> ObjectMeta:
+    data, _, _, mtime, result = entry
+    tag = result.e_tag
+    return make_meta(key, len(data), datetime.fromtimestamp(mtime, UTC), tag, tag)
 
 
 class MemoryStore(ObjectStore):
@@ -116,7 +111,8 @@ class MemoryStore(ObjectStore):
     def __reduce__(self) -> tuple[Any, ...]:
         with self._lock:
             snapshot = {
-                k: (e.data, dict(e.attributes), dict(e.tags)) for k, e in self._objects.items()
+                k: (data, dict(attributes), dict(tags))
+                for k, (data, attributes, tags, _, _) in self._objects.items()
             }
         options = self.config.explicit_options(with_secrets=False)
         return (_restore, (options, self.prefix, snapshot))
@@ -133,10 +129,10 @@ class MemoryStore(ObjectStore):
         entry = self._objects.get(key)
         if entry is None:
             raise NotFoundError(f"object {key!r} not found", path=key, status=404)
-        return entry.data
+        return entry[0]
 
     def _head_sync(self, key: Path) -> ObjectMeta:
-        return self._entry(key).meta(key)
+        return _meta(key, self._entry(key))
 
     async def _get_bytes(self, key: Path) -> bytes:
         return self._get_bytes_sync(key)
@@ -146,17 +142,17 @@ class MemoryStore(ObjectStore):
 
     async def _get(self, key: Path, options: GetOptions) -> GetResponse:
         entry = self._entry(key)
-        meta = entry.meta(key)
+        meta = _meta(key, entry)
         check_read_conditions(meta, options)
+        data, attributes, _, _, _ = entry
         size = meta.size
         if options.head:
-            return GetResponse(
-                meta=meta, range=(0, size), attributes=dict(entry.attributes), body=None
-            )
+            return GetResponse(meta=meta, range=(0, size), attributes=dict(attributes), body=None)
         start, end = (0, size) if options.range is None else resolve_range(options.range, size)
-        data = entry.data if (start, end) == (0, size) else entry.data[start:end]
+        if (start, end) != (0, size):
+            data = data[start:end]
         return GetResponse(
-            meta=meta, range=(start, end), attributes=dict(entry.attributes), body=BytesBody(data)
+            meta=meta, range=(start, end), attributes=dict(attributes), body=BytesBody(data)
         )
 
     async def _list(
@@ -172,7 +168,7 @@ class MemoryStore(ObjectStore):
         if offset is not None:
             items = [(k, e) for k, e in items if k > offset]
         for first in range(0, len(items), PAGE):
-            yield [e.meta(k) for k, e in items[first : first + PAGE]]
+            yield [_meta(k, e) for k, e in items[first : first + PAGE]]
 
     # ---- writes ---------------------------------------------------------------------------
 
@@ -183,19 +179,23 @@ class MemoryStore(ObjectStore):
                 check_write_mode(
                     key,
                     options.mode,
-                    None if current is None else (current.result.e_tag, current.result.version),
+                    None if current is None else (current[4].e_tag, current[4].version),
                 )
             self._objects[key] = entry
-        return entry.result
+        return entry[4]
 
     def _put_sync(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
-        entry = _new_entry(data, options.attributes, options.tags)
-        if options.mode == "overwrite":
-            self._acquire()
-            self._objects[key] = entry
-            self._release()
-            return entry.result
-        return self._store(key, entry, options)
+        if options is not DEFAULT_PUT:
+            return self._store(key, _new_entry(data, options.attributes, options.tags), options)
+        tag = next(_versions)  # _new_entry(), inlined
+        result: PutResult = _new(PutResult)
+        _set_e_tag(result, tag)
+        _set_version(result, tag)
+        entry = (data, _NO_ATTRIBUTES, _NO_ATTRIBUTES, _now(), result)
+        self._acquire()  # no `with`: a dict store of a str key cannot raise
+        self._objects[key] = entry
+        self._release()
+        return result
 
     async def _put(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
         return self._put_sync(key, data, options)
@@ -208,10 +208,10 @@ class MemoryStore(ObjectStore):
 
     async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
         with self._lock:
-            source = self._entry(src)
+            data, attributes, tags, _, _ = self._entry(src)
             if not overwrite and dst in self._objects:
                 raise AlreadyExistsError(f"{dst!r} already exists", path=dst, status=412)
-            self._objects[dst] = _new_entry(source.data, dict(source.attributes), dict(source.tags))
+            self._objects[dst] = _new_entry(data, dict(attributes), dict(tags))
 
     async def _rename(self, src: Path, dst: Path, overwrite: bool) -> None:
         with self._lock:
