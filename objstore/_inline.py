@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import os
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
-if TYPE_CHECKING:
-    import concurrent.futures
-
-# asyncio and concurrent.futures load on first use: `import objstore` stays light, and any
+# asyncio and the file threads load on first use: `import objstore` stays light, and any
 # caller that awaits these helpers has imported asyncio already.
 
 __all__ = ["gather_bounded", "inline_active", "offload", "run_inline"]
@@ -49,40 +45,26 @@ def run_inline(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("objstore bug: a coroutine suspended while driven inline")
 
 
-FILE_IO_THREADS = 32
-_pools: list[concurrent.futures.ThreadPoolExecutor] = []
-os.register_at_fork(after_in_child=_pools.clear)
-
-
-def _file_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """The file-I/O thread pool of this process (a forked child makes its own)."""
-    if not _pools:
-        import concurrent.futures
-
-        _pools.append(
-            concurrent.futures.ThreadPoolExecutor(
-                FILE_IO_THREADS, thread_name_prefix="objstore-file"
-            )
-        )
-    return _pools[0]
-
-
 async def offload(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """Run blocking ``fn`` in a file-I/O worker thread, or directly when driven inline.
 
-    The pool is larger than asyncio's default (file syscalls wait on the disk, not the CPU),
-    and separate from it, so file I/O cannot starve other ``to_thread`` users.
+    The workers (``objstore._file_threads``) are more than asyncio's default executor has
+    (file syscalls wait on the disk, not the CPU) and separate from it, so file I/O cannot
+    starve other ``to_thread`` users.
     """
     if _INLINE.get():
         return fn(*args, **kwargs)
     import asyncio
 
-    call = functools.partial(fn, *args, **kwargs)
+    from objstore import _file_threads
+
+    call = functools.partial(fn, *args, **kwargs) if kwargs or args else fn
     try:
-        future = asyncio.get_running_loop().run_in_executor(_file_pool(), call)
-    except RuntimeError:  # interpreter exit: executors take no new work (aborts still must run)
+        future = _file_threads.submit(asyncio.get_running_loop(), call)
+    except RuntimeError:  # interpreter exit: no new work for the workers (aborts still must run)
         return fn(*args, **kwargs)
-    return await future
+    result: T = await future
+    return result
 
 
 async def gather_bounded(aws: Iterable[Awaitable[T]], limit: int) -> list[T]:
