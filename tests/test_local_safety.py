@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -9,6 +10,7 @@ import pathlib
 import stat
 import tempfile
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from objstore import (
     ObjstoreError,
     SymlinkEscapeError,
 )
+from objstore.backends import _openat2
 from objstore.backends.local import STAGING_MARK, LocalStore
 
 
@@ -83,6 +86,16 @@ def test_no_operation_leaves_the_root(key: str) -> None:
         check_contained(*plant(pathlib.Path(base)), key)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=KEYS)
+@example(key="link_dir/new")
+@example(key="sub/up/outside/new")
+def test_no_operation_leaves_the_root_without_openat2(key: str) -> None:
+    """The same, where the kernel cannot refuse links (every open is checked afterwards)."""
+    with tempfile.TemporaryDirectory() as base, _without_openat2():
+        check_contained(*plant(pathlib.Path(base)), key)
+
+
 def check_contained(root: pathlib.Path, outside: pathlib.Path, key: str) -> None:
     """Run every operation on ``key``; nothing outside the root may change or leak."""
     before = snapshot(outside)
@@ -114,7 +127,31 @@ def check_contained(root: pathlib.Path, outside: pathlib.Path, key: str) -> None
     assert snapshot(outside) == before
 
 
-def test_symlink_escapes_are_refused(planted: tuple[pathlib.Path, pathlib.Path]) -> None:
+@contextlib.contextmanager
+def _without_openat2() -> Iterator[None]:
+    saved = list(_openat2._kernel)
+    _openat2._kernel[:] = [None]
+    try:
+        yield
+    finally:
+        _openat2._kernel[:] = saved
+
+
+@pytest.fixture(params=["openat2", "verified-open"])
+def link_check(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test with the kernel's link check, and with the open-then-verify fallback."""
+    if request.param == "openat2":
+        if _openat2.open_without_links("/", os.O_RDONLY | os.O_DIRECTORY) is None:
+            pytest.fail("openat2(RESOLVE_NO_SYMLINKS) is unavailable on this Linux machine")
+        yield request.param
+        return
+    with _without_openat2():
+        yield request.param
+
+
+def test_symlink_escapes_are_refused(
+    planted: tuple[pathlib.Path, pathlib.Path], link_check: str
+) -> None:
     root, outside = planted
     store = objstore_sync.ObjectStore(str(root))
     for key in ("link_file", "link_dir/secret", "sub/up/outside/secret"):
@@ -135,12 +172,66 @@ def test_symlink_escapes_are_refused(planted: tuple[pathlib.Path, pathlib.Path])
     assert listed == ["alias/file", "real/file"]
 
 
-def test_symlink_inside_the_root_is_followed(planted: tuple[pathlib.Path, pathlib.Path]) -> None:
+def test_symlink_inside_the_root_is_followed(
+    planted: tuple[pathlib.Path, pathlib.Path], link_check: str
+) -> None:
     root, _ = planted
     store = objstore_sync.ObjectStore(str(root))
     assert store.get("alias/file") == b"inside"
     store.put("alias/new", b"via alias")
     assert (root / "real" / "new").read_bytes() == b"via alias"
+
+
+def test_a_root_reached_through_a_link_works(tmp_path: pathlib.Path, link_check: str) -> None:
+    (tmp_path / "real-root").mkdir()
+    (tmp_path / "root-link").symlink_to(tmp_path / "real-root")
+    store = objstore_sync.ObjectStore(str(tmp_path / "root-link"))
+    store.put("a/b", b"through the link")
+    assert store.get("a/b") == b"through the link"
+    assert (tmp_path / "real-root" / "a" / "b").read_bytes() == b"through the link"
+    assert [m.location for m in store.list()] == ["a/b"]
+
+
+def test_link_free_paths_are_opened_without_reading_them_back(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a root without links, put/get/head take the kernel's word (no /proc readlink)."""
+    if _openat2.open_without_links("/", os.O_RDONLY | os.O_DIRECTORY) is None:
+        pytest.fail("openat2(RESOLVE_NO_SYMLINKS) is unavailable on this Linux machine")
+    store = objstore_sync.ObjectStore(str(tmp_path))
+    store.put("d/k", b"first")  # creates d/ (that path verifies as it goes)
+    read_back: list[str] = []
+    real_readlink = os.readlink
+
+    def spy(path: Any, *args: Any, **kwargs: Any) -> Any:
+        read_back.append(str(path))
+        return real_readlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "readlink", spy)
+    store.put("d/k", b"second")
+    assert store.get("d/k") == b"second"
+    assert store.head("d/k").size == 6
+    assert read_back == []
+    (tmp_path / "d" / "alias").symlink_to(tmp_path / "d")
+    assert store.get("d/alias/k") == b"second"  # a link on the way: checked the old way
+    assert read_back
+
+
+def test_open_without_links(tmp_path: pathlib.Path) -> None:
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "dir")
+    fd = _openat2.open_without_links(str(tmp_path / "dir"), flags)
+    assert fd is not None
+    assert fd >= 0
+    assert os.path.samestat(os.fstat(fd), (tmp_path / "dir").stat())
+    os.close(fd)
+    assert _openat2.open_without_links(str(tmp_path / "link"), flags) is None
+    with pytest.raises(FileNotFoundError):
+        _openat2.open_without_links(str(tmp_path / "missing"), flags)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(NotADirectoryError):
+        _openat2.open_without_links(str(tmp_path / "file"), flags)
 
 
 def test_staging_files_are_never_listed_and_are_swept(tmp_path: pathlib.Path) -> None:

@@ -69,6 +69,7 @@ from objstore._types import (
     resolve_range,
 )
 from objstore.backends._conditions import check_read_conditions, check_write_mode, etag_matches
+from objstore.backends._openat2 import open_without_links
 
 __all__ = ["LocalStore"]
 
@@ -227,6 +228,7 @@ class LocalStore(ObjectStore):
         self._fsync: bool = config["fsync"]
         self._cleanup: bool = config["automatic_cleanup"]
         self._real_root = os.path.realpath(self._root)
+        self._root_without_links = self._real_root == self._root
 
     @classmethod
     def _from_url(
@@ -266,14 +268,30 @@ class LocalStore(ObjectStore):
         refreshed = os.path.realpath(self._root)
         if refreshed != self._real_root:
             self._real_root = refreshed
+            self._root_without_links = refreshed == self._root
             if self._inside(real):
                 return
         os.close(fd)
         raise SymlinkEscapeError(f"{key!r} resolves outside the store's root", path=key)
 
-    def _open_file(self, key: str) -> tuple[int, os.stat_result]:
-        fd = os.open(self._fs(key), _READ_FLAGS)
+    def _open_inside(self, key: str, flags: int) -> int:
+        """Open what ``key`` (a file, or a directory when it is a parent) names, proven inside.
+
+        One ``openat2(RESOLVE_NO_SYMLINKS)`` when the root has no links: validated segments
+        with no link among them cannot leave the root. Else, or when a link is on the way,
+        open and check the descriptor's real path.
+        """
+        path = self._fs(key)
+        if self._root_without_links:
+            fd = open_without_links(path, flags)
+            if fd is not None:
+                return fd
+        fd = os.open(path, flags)
         self._verify(fd, key)
+        return fd
+
+    def _open_file(self, key: str) -> tuple[int, os.stat_result]:
+        fd = self._open_inside(key, _READ_FLAGS)
         st = os.fstat(fd)
         if not stat_mod.S_ISREG(st.st_mode):
             os.close(fd)
@@ -284,15 +302,13 @@ class LocalStore(ObjectStore):
         """Open the directory that holds ``key``, creating it inside the root if asked."""
         parent = key.rpartition("/")[0]
         try:
-            fd = os.open(self._fs(parent), _DIR_FLAGS)
+            return self._open_inside(parent, _DIR_FLAGS)
         except FileNotFoundError:
             if not create:
                 raise
             return self._make_dirs(parent, key)
         except NotADirectoryError:
             raise KeyConflictError(f"a prefix of {key!r} is an object", path=key) from None
-        self._verify(fd, key)
-        return fd
 
     def _make_dirs(self, parent: str, key: str) -> int:
         os.makedirs(self._root, exist_ok=True)
