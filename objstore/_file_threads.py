@@ -28,7 +28,7 @@ __all__ = ["submit"]
 
 MAX_THREADS = 32
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+_Job = tuple["_Inbox", asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
 _Outcome = tuple["asyncio.Future[Any]", bool, Any]  # (future, succeeded, result or exception)
 
 
@@ -82,6 +82,7 @@ class _Workers:
 
     def submit(self, loop: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> asyncio.Future[Any]:
         future = loop.create_future()
+        inbox = self._inbox(loop)
         with self._lock:
             if self.closed:
                 raise RuntimeError("objstore's file threads are shut down")
@@ -89,7 +90,7 @@ class _Workers:
                 self._start_thread()  # the new worker takes a job without counting as idle
             else:
                 self._idle -= 1  # an idle worker takes it, or it waits in the queue
-        self._jobs.put((loop, future, fn))
+        self._jobs.put((inbox, loop, future, fn))
         return future
 
     def _start_thread(self) -> None:
@@ -100,10 +101,14 @@ class _Workers:
         thread.start()
 
     def _inbox(self, loop: asyncio.AbstractEventLoop) -> _Inbox:
-        inbox = self._inboxes.get(loop)
-        if inbox is None:
-            with self._lock:
-                inbox = self._inboxes.setdefault(loop, _Inbox())
+        """The loop's inbox (called on the loop's thread)."""
+        try:
+            inbox = self._inboxes.get(loop)
+            if inbox is None:
+                with self._lock:
+                    inbox = self._inboxes.setdefault(loop, _Inbox())
+        except TypeError:  # a loop that cannot be weakly referenced: one inbox per job
+            inbox = _Inbox()
         return inbox
 
     def _work(self) -> None:
@@ -112,7 +117,7 @@ class _Workers:
             job = jobs.get()
             if job is None:
                 return
-            loop, future, fn = job
+            inbox, loop, future, fn = job
             del job
             if not future.cancelled():
                 try:
@@ -121,9 +126,9 @@ class _Workers:
                     outcome = (future, False, RuntimeError(f"file job raised {exc!r}"))
                 except BaseException as exc:
                     outcome = (future, False, exc)
-                self._inbox(loop).post(loop, outcome)
+                inbox.post(loop, outcome)
                 del outcome
-            del loop, future, fn
+            del inbox, loop, future, fn
             with self._lock:
                 self._idle += 1
 

@@ -154,3 +154,18 @@ def test_a_forked_child_starts_its_own_workers() -> None:
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_loop_without_weak_references_still_gets_its_results(
+    workers: _file_threads._Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class NoWeakKeys:
+        def get(self, key: object) -> None:
+            raise TypeError(f"cannot create weak reference to {type(key).__name__!r} object")
+
+    monkeypatch.setattr(workers, "_inboxes", NoWeakKeys())
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(offload(abs, -n) for n in range(100)))
+
+    assert asyncio.run(main()) == list(range(100))
