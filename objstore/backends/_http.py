@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import html
+import io
 import logging
 import os
 import time
@@ -26,7 +27,6 @@ from objstore._errors import (
     ObjstoreError,
     ObjstoreTimeoutError,
 )
-from objstore._fill import Fill
 from objstore._inline import gather_bounded
 from objstore._path import Path
 from objstore._types import ByteRange, GetOptions, OffsetRange, SuffixRange
@@ -141,26 +141,26 @@ def client_session(
 
 
 async def read_body(response: aiohttp.ClientResponse) -> bytes:
-    """Read a whole body; large ones in place into a ``bytes`` sized from Content-Length.
+    """Read a whole body; large ones in chunks into a buffer sized from Content-Length.
 
     aiohttp's ``read()`` gathers a large body 2-3x slower than chunked reads and holds it twice
     at the end; ``iter_chunked`` joins the received pieces into chunks (one more copy, ~10%
-    slower). Here the pieces are copied as received into their final ``bytes``
-    (:class:`objstore._fill.Fill`: no zeroing pass, huge pages where allowed), so the peak
-    stays near the object's size.
+    slower). Here the pieces are written as received into a ``BytesIO`` presized to the length,
+    whose ``getvalue()`` then hands over its buffer without a copy (CPython), so the peak stays
+    near the object's size.
     """
     length = response.content_length
     if response.method == "HEAD" or length is None or length <= READ_BUFFER:
         return await response.read()
-    body = Fill(length)
+    buffer = io.BytesIO()
+    buffer.seek(length - 1)
+    buffer.write(b"\0")
+    buffer.seek(0)
     async for chunk in response.content.iter_any():  # as received: no re-chunking copy
-        try:
-            body.write(chunk)
-        except OverflowError:
-            raise IntegrityError(f"body ran past its Content-Length of {length} bytes") from None
-    if body.filled != length:
-        raise IntegrityError(f"body ended at {body.filled} of {length} bytes")
-    return body.value()
+        buffer.write(chunk)
+    if buffer.tell() != length:
+        raise IntegrityError(f"body ended at {buffer.tell()} of {length} bytes")
+    return buffer.getvalue()
 
 
 _MONTHS = {
