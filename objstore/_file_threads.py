@@ -95,7 +95,7 @@ class _Workers:
 
     def _start_thread(self) -> None:
         thread = threading.Thread(
-            target=self._work, name=f"objstore-file_{len(self._threads)}", daemon=False
+            target=self._work, name=f"objstore-file_{len(self._threads)}", daemon=_DAEMON
         )
         self._threads.append(thread)
         thread.start()
@@ -167,7 +167,20 @@ def _shutdown() -> None:
         _workers[0].shutdown()
 
 
+def _join_at_exit() -> bool:
+    """Have the workers joined at exit, before non-daemon threads are waited for
+    (``concurrent.futures`` hooks in the same way); ``False`` where that is not possible."""
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        return False
+    try:
+        register(_shutdown)
+    except RuntimeError:  # first imported while the interpreter shuts down
+        return False
+    return True
+
+
 _start_lock = threading.Lock()
 os.register_at_fork(after_in_child=_workers.clear)
-# Runs before non-daemon threads are joined at exit (concurrent.futures hooks in the same way).
-threading._register_atexit(_shutdown)  # type: ignore[attr-defined]
+# Without the exit hook, non-daemon workers would hold the interpreter open forever.
+_DAEMON = not _join_at_exit()

@@ -56,10 +56,10 @@ async def offload(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T
         return fn(*args, **kwargs)
     import asyncio
 
-    from objstore import _file_threads
-
     call = functools.partial(fn, *args, **kwargs) if kwargs or args else fn
     try:
+        from objstore import _file_threads
+
         future = _file_threads.submit(asyncio.get_running_loop(), call)
     except RuntimeError:  # interpreter exit: no new work for the workers (aborts still must run)
         return fn(*args, **kwargs)

@@ -169,3 +169,22 @@ def test_a_loop_without_weak_references_still_gets_its_results(
         return await asyncio.gather(*(offload(abs, -n) for n in range(100)))
 
     assert asyncio.run(main()) == list(range(100))
+
+
+def test_without_an_exit_hook_the_workers_cannot_hold_the_interpreter_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the hook is missing or refused (first import during shutdown), workers are
+    daemons: a non-daemon worker would make the interpreter wait for it forever."""
+    registered: list[object] = []
+    monkeypatch.setattr(threading, "_register_atexit", registered.append, raising=False)
+    assert _file_threads._join_at_exit() is True
+    assert registered == [_file_threads._shutdown]
+
+    def refuse(hook: object) -> None:
+        raise RuntimeError("can't register atexit after shutdown")
+
+    monkeypatch.setattr(threading, "_register_atexit", refuse)
+    assert _file_threads._join_at_exit() is False
+    monkeypatch.delattr(threading, "_register_atexit")
+    assert _file_threads._join_at_exit() is False
