@@ -61,6 +61,7 @@ from objstore._types import (
     RangeRequest,
     SuffixRange,
     UpdateVersion,
+    requested_part,
     validate_attributes,
     validate_tags,
 )
@@ -194,6 +195,12 @@ class ObjectStore(abc.ABC):
         retries, so a truncated body is fetched again rather than raised."""
         response = await self._get(key, options)
         return response, await _read_body(response)
+
+    async def _get_range_bytes(self, key: Path, request: ByteRange | OffsetRange) -> bytes:
+        """The bytes of one range, nothing else (``get_range``'s primitive; a network backend
+        may skip parsing the metadata and attributes that ``_get_buffered`` builds)."""
+        response, data = await self._get_buffered(key, GetOptions(range=request))
+        return requested_part(data, response.range[0], request)
 
     async def _list_with_delimiter(self, prefix: Path) -> ListResult:
         prefixes: list[str] = []
@@ -599,9 +606,7 @@ class ObjectStore(abc.ABC):
             InvalidRangeError: ``start`` is at or past the end, or the range is malformed.
         """
         try:
-            request = _range_request(start, end, length)
-            _, data = await self._get_buffered(self._key(path), GetOptions(range=request))
-            return data
+            return await self._get_range_bytes(self._key(path), _range_request(start, end, length))
         except ObjstoreError as exc:
             self._annotate(exc, "get_range")
             raise
@@ -634,13 +639,12 @@ class ObjectStore(abc.ABC):
 
             async def fetch(start: int, end: int) -> tuple[bytes, ObjectMeta]:
                 nonlocal done
-                response, data = await self._get_buffered(
-                    key, GetOptions(range=ByteRange(start, end))
-                )
+                request = ByteRange(start, end)
+                response, data = await self._get_buffered(key, GetOptions(range=request))
                 done += end - start
                 if progress is not None:
                     progress(done, total)
-                return data, response.meta
+                return requested_part(data, response.range[0], request), response.meta
 
             fetched = await gather_bounded(
                 (fetch(s, e) for s, e in fetches), max(1, max_concurrency)
@@ -681,8 +685,10 @@ class ObjectStore(abc.ABC):
             raise
 
         async def fetch(start: int, end: int, e_tag: str | None) -> bytes:
-            options = GetOptions(range=ByteRange(start, end), if_match=e_tag, version=version)
-            return (await self._get_buffered(key, options))[1]
+            request = ByteRange(start, end)
+            options = GetOptions(range=request, if_match=e_tag, version=version)
+            response, data = await self._get_buffered(key, options)
+            return requested_part(data, response.range[0], request)
 
         return Reader(self._rel_meta(meta), fetch, block_size=block_size, read_ahead=read_ahead)
 
@@ -1039,7 +1045,7 @@ def _get_options(
     )
 
 
-def _range_request(start: int, end: int | None, length: int | None) -> RangeRequest:
+def _range_request(start: int, end: int | None, length: int | None) -> ByteRange | OffsetRange:
     if end is not None and length is not None:
         raise InvalidRangeError("give end or length, not both")
     for name, value in (("start", start), ("end", end), ("length", length)):

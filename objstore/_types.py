@@ -176,6 +176,16 @@ def resolve_range(request: RangeRequest, size: int) -> tuple[int, int]:
     return start, end
 
 
+def requested_part(data: bytes, served_from: int, request: ByteRange | OffsetRange) -> bytes:
+    """The part of ``data`` (bytes of an object from ``served_from`` on) that ``request``
+    asked for: ``data`` itself normally, a slice when a server ignored the Range header."""
+    start = request.start if isinstance(request, ByteRange) else request.offset
+    if served_from == start:
+        return data
+    end = request.end - served_from if isinstance(request, ByteRange) else None
+    return data[start - served_from : end]
+
+
 @record
 class GetOptions:
     """Conditions and range of a read, as a backend primitive receives them."""

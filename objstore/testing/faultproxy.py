@@ -7,7 +7,9 @@ stay valid). Rules pick requests by method and a path/query substring, and injec
 - ``"reset_before"``: drop the connection without forwarding;
 - ``"reset_after"``: forward, let the upstream apply the request, then drop the connection
   (the response is lost);
-- ``"truncate"``: forward, then send the headers and only half of the body.
+- ``"truncate"``: forward, then send the headers and only half of the body;
+- ``"ignore_range"``: forward without the ``Range`` header, as a server that does not do
+  ranges would (the whole object comes back with 200).
 
 Each rule fires ``times`` times, or with ``every=N`` on every N-th matching request for as long
 as the proxy runs. ``proxy.log`` records ``(method, path_qs, fault or None)``.
@@ -94,6 +96,8 @@ class FaultProxy:
         if fault == "reset_before":
             return await _drop(request)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        if fault == "ignore_range":
+            headers = {k: v for k, v in headers.items() if k.lower() != "range"}
         data: object = body if len(body) <= 1 << 20 else io.BytesIO(body)  # aiohttp warns on more
         async with self._session.request(
             request.method, self.upstream + request.path_qs, headers=headers,
