@@ -23,13 +23,20 @@ from yarl import URL
 from objstore._config import Config
 from objstore._errors import (
     IntegrityError,
+    InvalidRangeError,
     ObjstoreConnectionError,
     ObjstoreError,
     ObjstoreTimeoutError,
 )
 from objstore._inline import gather_bounded
 from objstore._path import Path
-from objstore._types import ByteRange, GetOptions, OffsetRange, SuffixRange
+from objstore._types import (
+    ByteRange,
+    GetOptions,
+    OffsetRange,
+    RangeRequest,
+    requested_part,
+)
 
 __all__ = [
     "READ_BUFFER",
@@ -43,6 +50,8 @@ __all__ = [
     "pages_ahead",
     "parse_http_date",
     "parse_iso_time",
+    "range_header",
+    "ranged_get",
     "read_body",
     "read_headers",
     "served_range",
@@ -345,14 +354,41 @@ def read_headers(options: GetOptions) -> dict[str, str]:
         headers["If-Modified-Since"] = http_date(options.if_modified_since)
     if options.if_unmodified_since is not None:
         headers["If-Unmodified-Since"] = http_date(options.if_unmodified_since)
-    request = options.range
-    if isinstance(request, ByteRange):
-        headers["Range"] = f"bytes={request.start}-{request.end - 1}"
-    elif isinstance(request, OffsetRange):
-        headers["Range"] = f"bytes={request.offset}-"
-    elif isinstance(request, SuffixRange):
-        headers["Range"] = f"bytes=-{request.suffix}"
+    if options.range is not None:
+        headers["Range"] = range_header(options.range)
     return headers
+
+
+def range_header(request: RangeRequest) -> str:
+    """The ``Range`` header value of a range request."""
+    if isinstance(request, ByteRange):
+        return f"bytes={request.start}-{request.end - 1}"
+    if isinstance(request, OffsetRange):
+        return f"bytes={request.offset}-"
+    return f"bytes=-{request.suffix}"
+
+
+async def ranged_get(
+    send: Callable[[str], Awaitable[tuple[aiohttp.ClientResponse, bytes]]],
+    request: ByteRange | OffsetRange,
+) -> bytes | None:
+    """The lean half of ``get_range``: ``send`` the GET with this ``Range`` header and return
+    the bytes, not parsing the reply into metadata.
+
+    ``None`` means the general path must answer: an empty range, a refused one (416), or an
+    empty reply (a start past the end that a server answered with 206 anyway); that path
+    tells an empty object from a start past its end. A whole object sent back with 200 (a
+    server that ignores ranges) is cut to the request.
+    """
+    if isinstance(request, ByteRange) and request.end == request.start:
+        return None
+    try:
+        response, data = await send(range_header(request))
+    except InvalidRangeError:
+        return None
+    if response.status != 206:
+        return requested_part(data, 0, request)
+    return data or None
 
 
 async def delete_each(

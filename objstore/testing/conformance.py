@@ -255,6 +255,10 @@ class StoreConformance:
         with pytest.raises(InvalidRangeError):
             await store.get_range("r", 10_000, 10_010)
         with pytest.raises(InvalidRangeError):
+            await store.get_range("r", 10_000)  # an offset at the end
+        with pytest.raises(InvalidRangeError):
+            await store.get_range("r", 10_500, length=0)
+        with pytest.raises(InvalidRangeError):
             await store.get_range("r", 20, 10)
         with pytest.raises(InvalidRangeError):
             await store.get_range("r", -1, 10)
