@@ -96,9 +96,11 @@ class Recorder:
 
     def __init__(self) -> None:
         self.authorization: list[str | None] = []
+        self.fields: list[str | None] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         self.authorization.append(request.headers.get("Authorization"))
+        self.fields.append(request.query.get("fields"))
         return web.json_response({"name": "k", "size": "3", "etag": "e1", "generation": "7",
                                   "updated": "2026-11-26T00:00:00Z"})  # fmt: skip
 
@@ -117,6 +119,7 @@ async def test_bearer_token_is_sent_and_never_shown(recorder: tuple[Recorder, st
     meta = await store.head("k")
     assert (meta.size, meta.e_tag, meta.version) == (3, "e1", "7")
     assert recording.authorization == ["Bearer canary-token"]
+    assert recording.fields == ["name,size,updated,etag,generation"]  # head asks for no more
     assert store.credential_source == "static bearer token"
     assert "canary" not in repr(store) + repr(store.config)
     assert b"canary" not in pickle.dumps(store)

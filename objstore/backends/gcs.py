@@ -116,7 +116,8 @@ _ATTRIBUTE_HEADERS = {
     "cache_control": "Cache-Control",
 }
 _META_PREFIX = "x-goog-meta-"
-_LIST_FIELDS = "items(name,size,updated,etag,generation),prefixes,nextPageToken"
+_META_FIELDS = "name,size,updated,etag,generation"  # what _meta_from_json reads
+_LIST_FIELDS = f"items({_META_FIELDS}),prefixes,nextPageToken"
 
 
 def _error(
@@ -355,14 +356,19 @@ class GCSStore(ObjectStore):
 
     # ---- reads ----------------------------------------------------------------------------
 
-    async def _metadata(self, key: str, version: str | None = None) -> dict[str, Any]:
+    async def _metadata(
+        self, key: str, version: str | None = None, fields: str | None = None
+    ) -> dict[str, Any]:
         params = [("generation", version)] if version else []
+        if fields:
+            params.append(("fields", fields))
         _, body = await self._send("GET", self._object_url(self._objects, key), key, params=params)
         item: dict[str, Any] = json.loads(body)
         return item
 
     async def _head(self, key: Path) -> ObjectMeta:
-        return _meta_from_json(key, await self._metadata(key))
+        # only the fields the metadata needs: GCS's full resource is ~1 KB of JSON
+        return _meta_from_json(key, await self._metadata(key, fields=_META_FIELDS))
 
     async def _get(self, key: Path, options: GetOptions) -> GetResponse:
         response, _ = await self._fetch(key, options, buffered=False)
