@@ -1,15 +1,17 @@
 """What plain aiohttp reaches on small requests: the ceiling of any aiohttp-based client.
 
 PUT, HEAD and GET of 4 KiB at concurrency 64, side by side in one process: objstore, obstore,
-and bare aiohttp requests signed by objstore's signers with nothing around them (no retries,
-no error mapping, no metadata parsing), on one SeaweedFS (S3) and then one Azurite (Azure).
-Client CPU per request is recorded.
+bare aiohttp requests signed by objstore's signers with nothing around them (no retries,
+no error mapping, no metadata parsing), and the same requests through a minimal HTTP/1.1
+client on ``asyncio.Protocol`` (``bare_protocol.py``: the headroom under aiohttp), on one
+SeaweedFS (S3) and then one Azurite (Azure). Client CPU per request is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,17 +25,18 @@ from obstore.store import S3Store as ObS3
 from yarl import URL
 
 import objstore
+from benchmarks.bare_protocol import BareProtocol
 from benchmarks.common import Row, print_table, save
 from objstore.backends._azure_auth import SharedKeyAuth
 from objstore.backends._sigv4 import EMPTY_SHA256, Credentials, SigV4
 from objstore.testing.emulators import AzureServer, S3Server, azurite, seaweedfs
 
-N = 2000
+N = int(os.environ.get("BENCH_N", "2000"))
 CONCURRENCY = 64
 REPS = 3
 BUCKET = "ceiling"
 SMALL = b"x" * 4096
-CLIENTS = ["objstore", "obstore", "bare aiohttp"]
+CLIENTS = ["objstore", "obstore", "bare aiohttp", "bare protocol"]
 Work = Callable[[str], Awaitable[Any]]
 Signer = Callable[[str, str, bytes], Awaitable[dict[str, str]]]
 
@@ -104,7 +107,8 @@ def azure_signer(server: AzureServer) -> Signer:
 async def measure(
     title: str, store: Any, theirs: Mapping[str, Work], bare: BareAiohttp, prefix: str
 ) -> list[Row]:
-    """Rows of PUT, HEAD and GET for the three clients, reps interleaved."""
+    """Rows of PUT, HEAD and GET for the four clients, reps interleaved."""
+    raw = BareProtocol(bare.base, bare.sign)
     keys = [f"small/{i:05d}" for i in range(N)]
     await bounded(lambda k: store.put(k, SMALL), keys)
     clients: dict[str, dict[str, Work]] = {
@@ -112,16 +116,19 @@ async def measure(
             "objstore": lambda k: store.put(k, SMALL),
             "obstore": theirs["put"],
             "bare aiohttp": lambda k: bare.request("PUT", f"{prefix}/{k}", SMALL),
+            "bare protocol": lambda k: raw.request("PUT", f"{prefix}/{k}", SMALL),
         },
         "HEAD": {
             "objstore": store.head,
             "obstore": theirs["head"],
             "bare aiohttp": lambda k: bare.request("HEAD", f"{prefix}/{k}"),
+            "bare protocol": lambda k: raw.request("HEAD", f"{prefix}/{k}"),
         },
         "GET 4 KiB": {
             "objstore": store.get,
             "obstore": theirs["get"],
             "bare aiohttp": lambda k: bare.request("GET", f"{prefix}/{k}"),
+            "bare protocol": lambda k: raw.request("GET", f"{prefix}/{k}"),
         },
     }
     rows = []
@@ -136,6 +143,7 @@ async def measure(
                 row.extra[f"{name} client CPU"] = f"{cpu / N * 1e6:,.0f} µs/op"
         rows.append(row)
     await bare.session.close()
+    raw.close()
     await store.aclose()
     return rows
 
@@ -186,8 +194,8 @@ def main() -> None:
         rows += asyncio.run(s3(server))
     with tempfile.TemporaryDirectory() as directory, azurite(directory) as az_server:
         rows += asyncio.run(azure(az_server))
-    print_table("Small requests: objstore, obstore and bare aiohttp (SeaweedFS, Azurite)", rows,
-                CLIENTS, ["obstore", "bare aiohttp"])  # fmt: skip
+    print_table("Small requests: objstore, obstore, bare aiohttp and a bare asyncio protocol "
+                "(SeaweedFS, Azurite)", rows, CLIENTS, ["obstore", "bare aiohttp"])  # fmt: skip
     save("ceiling", rows)
 
 
