@@ -24,11 +24,12 @@ import io
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-__all__ = ["FaultProxy", "Rule", "serve_in_thread"]
+__all__ = ["FaultProxy", "Rule", "check_ranges_from_whole_replies", "serve_in_thread"]
 
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
@@ -122,6 +123,27 @@ class FaultProxy:
             await response.prepare(request)
             await response.write(payload)
             return response
+
+
+async def check_ranges_from_whole_replies(store: Any, proxy: FaultProxy, key: str) -> None:
+    """Ranged reads through ``proxy`` with every Range header dropped (the server sends the
+    whole object with 200) still give just the ranges: ``get_range``, ``get_ranges`` and
+    ``open_reader``."""
+    data = bytes(range(256)) * 64
+    await store.put(key, data)
+    proxy.rules = [Rule("ignore_range", "GET", contains=key, every=1)]
+    assert await store.get_range(key, 10, 20) == data[10:20]
+    assert await store.get_range(key, 16000) == data[16000:]
+    assert await store.get_range(key, 100, length=5000) == data[100:5100]
+    assert await store.get_range(key, 16380, 99999) == data[16380:]
+    assert await store.get_ranges(key, [(0, 3), (9000, 9010)], coalesce=0) == [
+        data[0:3],
+        data[9000:9010],
+    ]
+    async with await store.open_reader(key, block_size=4096) as reader:
+        reader.seek(5000)
+        assert await reader.read(100) == data[5000:5100]
+    assert [fault for _, _, fault in proxy.log].count("ignore_range") >= 7
 
 
 async def _drop(request: web.Request) -> web.StreamResponse:
