@@ -29,6 +29,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from objstore._errors import InvalidRangeError
+
 __all__ = ["FaultProxy", "Rule", "check_ranges_from_whole_replies", "serve_in_thread"]
 
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length"}
@@ -143,7 +145,13 @@ async def check_ranges_from_whole_replies(store: Any, proxy: FaultProxy, key: st
     async with await store.open_reader(key, block_size=4096) as reader:
         reader.seek(5000)
         assert await reader.read(100) == data[5000:5100]
-    assert [fault for _, _, fault in proxy.log].count("ignore_range") >= 7
+    for past_the_end in ((len(data), None), (len(data) + 5, len(data) + 10)):
+        try:
+            await store.get_range(key, *past_the_end)
+        except InvalidRangeError:
+            continue
+        raise AssertionError(f"get_range{past_the_end} past the end did not raise")
+    assert [fault for _, _, fault in proxy.log].count("ignore_range") >= 9
 
 
 async def _drop(request: web.Request) -> web.StreamResponse:
