@@ -62,7 +62,6 @@ from objstore._types import (
     SuffixRange,
     UpdateVersion,
     requested_part,
-    resolve_range,
     validate_attributes,
     validate_tags,
 )
@@ -201,10 +200,7 @@ class ObjectStore(abc.ABC):
         """The bytes of one range, nothing else (``get_range``'s primitive; a network backend
         may skip parsing the metadata and attributes that ``_get_buffered`` builds)."""
         response, data = await self._get_buffered(key, GetOptions(range=request))
-        start = request.start if isinstance(request, ByteRange) else request.offset
-        if response.range[0] != start:  # the server ignored Range: check the start ourselves
-            resolve_range(request, response.meta.size)
-        return requested_part(data, response.range[0], request)
+        return requested_part(data, response.range[0], request, response.meta.size)
 
     async def _list_with_delimiter(self, prefix: Path) -> ListResult:
         prefixes: list[str] = []
@@ -648,7 +644,8 @@ class ObjectStore(abc.ABC):
                 done += end - start
                 if progress is not None:
                     progress(done, total)
-                return requested_part(data, response.range[0], request), response.meta
+                part = requested_part(data, response.range[0], request, response.meta.size)
+                return part, response.meta
 
             fetched = await gather_bounded(
                 (fetch(s, e) for s, e in fetches), max(1, max_concurrency)
@@ -692,7 +689,7 @@ class ObjectStore(abc.ABC):
             request = ByteRange(start, end)
             options = GetOptions(range=request, if_match=e_tag, version=version)
             response, data = await self._get_buffered(key, options)
-            return requested_part(data, response.range[0], request)
+            return requested_part(data, response.range[0], request, response.meta.size)
 
         return Reader(self._rel_meta(meta), fetch, block_size=block_size, read_ahead=read_ahead)
 

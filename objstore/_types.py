@@ -176,12 +176,20 @@ def resolve_range(request: RangeRequest, size: int) -> tuple[int, int]:
     return start, end
 
 
-def requested_part(data: bytes, served_from: int, request: ByteRange | OffsetRange) -> bytes:
-    """The part of ``data`` (bytes of an object from ``served_from`` on) that ``request``
-    asked for: ``data`` itself normally, a slice when a server ignored the Range header."""
+def requested_part(
+    data: bytes, served_from: int, request: ByteRange | OffsetRange, size: int
+) -> bytes:
+    """The part of ``data`` (bytes of a ``size``-byte object from ``served_from`` on) that
+    ``request`` asked for: ``data`` itself normally, a slice when a server ignored the Range
+    header and sent the whole object.
+
+    Raises:
+        InvalidRangeError: the server ignored Range and the request starts past the end.
+    """
     start = request.start if isinstance(request, ByteRange) else request.offset
     if served_from == start:
         return data
+    resolve_range(request, size)  # the server did not check the start: check it here
     end = request.end - served_from if isinstance(request, ByteRange) else None
     return data[start - served_from : end]
 

@@ -376,9 +376,9 @@ async def ranged_get(
     the bytes, not parsing the reply into metadata.
 
     ``None`` means the general path must answer: an empty range, a refused one (416), or an
-    empty reply (a start past the end that a server answered with 206 anyway, or with the
-    whole object); that path tells an empty object from a start past its end. A whole object
-    sent back with 200 (a server that ignores ranges) is cut to the request.
+    empty reply (a start past the end that a server answered with 206 anyway); that path
+    tells an empty object from a start past its end. A whole object sent back with 200 (a
+    server that ignores ranges) is cut to the request.
     """
     if isinstance(request, ByteRange) and request.end == request.start:
         return None
@@ -386,8 +386,8 @@ async def ranged_get(
         response, data = await send(range_header(request))
     except InvalidRangeError:
         return None
-    if response.status != 206:
-        data = requested_part(data, 0, request)
+    if response.status != 206:  # the whole object: cut it (a start past the end raises)
+        data = requested_part(data, 0, request, len(data))
     return data or None
 
 

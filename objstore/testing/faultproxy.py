@@ -151,6 +151,12 @@ async def check_ranges_from_whole_replies(store: Any, proxy: FaultProxy, key: st
         except InvalidRangeError:
             continue
         raise AssertionError(f"get_range{past_the_end} past the end did not raise")
+    try:
+        await store.get_ranges(key, [(0, 3), (len(data) + 5, len(data) + 10)], coalesce=0)
+    except InvalidRangeError:
+        pass
+    else:
+        raise AssertionError("get_ranges with a range past the end did not raise")
     assert [fault for _, _, fault in proxy.log].count("ignore_range") >= 9
 
 
