@@ -49,7 +49,6 @@ _new = object.__new__
 _set_e_tag = PutResult.__dict__["e_tag"].__set__
 _set_version = PutResult.__dict__["version"].__set__
 _now = time.time
-_NO_ATTRIBUTES = DEFAULT_PUT.attributes
 
 
 def _new_entry(data: bytes, attributes: Mapping[str, str], tags: Mapping[str, str]) -> _Entry:
@@ -191,7 +190,7 @@ class MemoryStore(ObjectStore):
         result: PutResult = _new(PutResult)
         _set_e_tag(result, tag)
         _set_version(result, tag)
-        entry = (data, _NO_ATTRIBUTES, _NO_ATTRIBUTES, _now(), result)
+        entry = (data, options.attributes, options.tags, _now(), result)
         self._acquire()  # no `with`: a dict store of a str key cannot raise
         self._objects[key] = entry
         self._release()
