@@ -25,6 +25,7 @@
     ├── NotSupportedError (NotImplementedError)   alias: UnsupportedOperationError
     ├── MultipartUploadError
     ├── BulkDeleteError                           some paths of a bulk delete failed
+    ├── TLSError (ConnectionError)                 certificate not trusted, no TLS: not retried
     ├── TransientError                            retryable
     │   ├── ThrottledError
     │   ├── ServiceUnavailableError
@@ -71,6 +72,7 @@ __all__ = [
     "ServiceUnavailableError",
     "SymlinkEscapeError",
     "SyncInAsyncContextError",
+    "TLSError",
     "ThrottledError",
     "TransientError",
     "UnauthenticatedError",
@@ -271,6 +273,11 @@ class BulkDeleteError(ObjstoreError):
 
     def _extra_state(self) -> dict[str, Any]:
         return {"errors": self.errors}
+
+
+class TLSError(ObjstoreError, ConnectionError):
+    """The TLS handshake failed: the server's certificate is not trusted for its name, or the
+    server does not speak TLS. Not retried: trying again cannot change either."""
 
 
 class TransientError(ObjstoreError):

@@ -10,6 +10,7 @@ import html
 import io
 import logging
 import os
+import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from objstore._errors import (
     ObjstoreConnectionError,
     ObjstoreError,
     ObjstoreTimeoutError,
+    TLSError,
 )
 from objstore._inline import gather_bounded
 from objstore._path import Path
@@ -37,10 +39,19 @@ from objstore._types import (
     RangeRequest,
     requested_part,
 )
+from objstore.backends._client_options import (
+    ProxyRoute,
+    ShuffledResolver,
+    check_http_version,
+    proxy_route,
+    tls_context,
+)
+from objstore.backends._lean_http import LeanClient, LeanReply
 
 __all__ = [
     "READ_BUFFER",
     "BufferPayload",
+    "Reply",
     "ResponseBody",
     "SessionPool",
     "client_session",
@@ -66,17 +77,32 @@ READ_BUFFER = 4 * MiB
 """aiohttp's read buffer: its 64 KiB default pauses the socket thousands of times per large GET."""
 
 
-class SessionPool:
-    """One aiohttp session per (process, event loop), made on first use inside a coroutine.
+Reply = aiohttp.ClientResponse | LeanReply
+"""A response as ``exchange`` returns it: its ``status`` and ``headers``."""
 
-    A forked child or a new event loop (a second ``asyncio.run``, per-test loops) gets a fresh
-    session; sessions of closed loops and of the parent process are detached, never reused.
+
+class SessionPool:
+    """The clients of a store, one set per (process, event loop), made on first use inside a
+    coroutine: an aiohttp session, and the lean client of small buffered requests.
+
+    A forked child or a new event loop (a second ``asyncio.run``, per-test loops) gets fresh
+    clients; those of closed loops and of the parent process are dropped, never reused.
     """
 
-    def __init__(self, make: Callable[[], aiohttp.ClientSession]) -> None:
+    def __init__(
+        self,
+        make: Callable[[], aiohttp.ClientSession],
+        proxy: ProxyRoute | None = None,
+        make_lean: Callable[[], LeanClient] | None = None,
+    ) -> None:
         self._make = make
+        self._proxy = proxy
+        self._make_lean = make_lean
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._lean: dict[asyncio.AbstractEventLoop, LeanClient] = {}
         self._pid = os.getpid()
+        self.lean_enabled = make_lean is not None
+        """Whether small buffered requests take the lean client (benchmarks switch it)."""
 
     @property
     def pid(self) -> int:
@@ -84,15 +110,24 @@ class SessionPool:
         return self._pid
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        """How many event loops hold clients of this store."""
+        return len(self._sessions.keys() | self._lean.keys())
+
+    def proxy_for(self, url: URL) -> URL | None:
+        """The proxy a request to ``url`` goes through (``proxy_url``, ``proxy_excludes``)."""
+        proxy = self._proxy
+        return proxy.url if proxy is not None and proxy.applies_to(url.host or "") else None
+
+    def _same_process(self) -> None:
+        if self._pid != os.getpid():
+            for session in self._sessions.values():
+                session.detach()
+            self._sessions, self._lean, self._pid = {}, {}, os.getpid()
 
     def session(self) -> aiohttp.ClientSession:
         """This event loop's session."""
         loop = asyncio.get_running_loop()
-        if self._pid != os.getpid():
-            for session in self._sessions.values():
-                session.detach()
-            self._sessions, self._pid = {}, os.getpid()
+        self._same_process()
         existing = self._sessions.get(loop)
         if existing is not None and not existing.closed:
             return existing
@@ -102,26 +137,59 @@ class SessionPool:
         self._sessions[loop] = session
         return session
 
+    def lean(self, url: URL) -> LeanClient | None:
+        """This event loop's lean client for a request to ``url``; None where aiohttp sends
+        it (through a proxy, or with the lean path switched off)."""
+        if not self.lean_enabled or self.proxy_for(url) is not None:
+            return None
+        loop = asyncio.get_running_loop()
+        self._same_process()
+        client = self._lean.get(loop)
+        if client is None:
+            for old_loop in [old for old in self._lean if old.is_closed()]:
+                del self._lean[old_loop]
+            assert self._make_lean is not None
+            client = self._lean[loop] = self._make_lean()
+        return client
+
     async def close(self) -> None:
-        """Close this event loop's session (the next request opens a new one)."""
+        """Close this event loop's clients (the next request opens new ones)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
+        lean = self._lean.pop(loop, None)
+        if lean is not None:
+            lean.close()
         session = self._sessions.pop(loop, None)
         if session is not None:
             await session.close()
 
 
 def session_pool(config: Config) -> SessionPool:
-    """Sessions made from a store's client keys: timeouts, pool size, certificate checks."""
+    """Sessions made from a store's client keys: timeouts, pool size and idle time, TLS
+    trust, proxy, address order. Raises ``ConfigError`` for a key that cannot be honoured."""
+    check_http_version(config)
     timeout = aiohttp.ClientTimeout(
         total=config["timeout"],
         connect=config["connect_timeout"],
         sock_read=config.get("read_timeout"),
     )
-    limit = int(config.get("pool_max_idle_per_host") or 0)
-    return SessionPool(lambda: client_session(config, timeout, pool_limit=limit))
+    tls = tls_context(config)
+    proxy = proxy_route(config)
+
+    def make_lean() -> LeanClient:
+        return LeanClient(
+            tls=tls,
+            connect_timeout=config["connect_timeout"],
+            timeout=config["timeout"],
+            read_timeout=config.get("read_timeout"),
+            idle_timeout=config["pool_idle_timeout"],
+            limit=int(config.get("pool_max_idle_per_host") or 0) or 100,
+            randomize_addresses=config["randomize_addresses"],
+        )
+
+    return SessionPool(lambda: client_session(config, timeout, tls), proxy, make_lean)
 
 
 def served_range(headers: Mapping[str, str], size: int) -> tuple[int, int]:
@@ -134,11 +202,14 @@ def served_range(headers: Mapping[str, str], size: int) -> tuple[int, int]:
 
 
 def client_session(
-    config: Config, timeout: aiohttp.ClientTimeout, *, pool_limit: int = 0
+    config: Config, timeout: aiohttp.ClientTimeout, tls: ssl.SSLContext
 ) -> aiohttp.ClientSession:
     """A session for an object store: no cookies, no decompression, large read buffers."""
     connector = aiohttp.TCPConnector(
-        limit=pool_limit or 100, ssl=not config["allow_invalid_certificates"]
+        limit=int(config.get("pool_max_idle_per_host") or 0) or 100,
+        ssl=tls,
+        keepalive_timeout=config["pool_idle_timeout"],
+        resolver=ShuffledResolver() if config["randomize_addresses"] else None,
     )
     return aiohttp.ClientSession(
         connector=connector,
@@ -234,6 +305,18 @@ def http_date(value: datetime) -> str:
 def transport_error(exc: BaseException, key: str | None, service: str) -> ObjstoreError:
     """A timeout or connection failure as objstore's error (transient, so retried)."""
     what = f"{key!r}" if key else "the bucket"
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+        reason = (
+            exc.certificate_error
+            if isinstance(exc, aiohttp.ClientConnectorCertificateError)
+            else getattr(exc, "os_error", exc)
+        )
+        return TLSError(
+            f"{service} request on {what}: TLS with the server failed ({reason}); its "
+            "certificate must be trusted for its name (system roots, proxy_ca_certificate), "
+            "or set allow_invalid_certificates for a test server",
+            path=key,
+        )
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return ObjstoreTimeoutError(f"{service} request on {what} timed out", path=key)
     return ObjstoreConnectionError(
@@ -242,7 +325,7 @@ def transport_error(exc: BaseException, key: str | None, service: str) -> Objsto
 
 
 async def exchange(
-    session: aiohttp.ClientSession,
+    http: SessionPool,
     method: str,
     url: URL,
     *,
@@ -253,21 +336,36 @@ async def exchange(
     key: str | None,
     service: str,
     logger: logging.Logger,
-) -> tuple[aiohttp.ClientResponse, bytes]:
+) -> tuple[Reply, bytes]:
     """Send one request; read the body of a wanted status (when ``read``) or of an error.
 
-    A body that fails half-way drops its connection; transport failures become
-    :func:`transport_error`.
+    A request whose body is small bytes and whose reply is read whole takes the lean client
+    (unless proxied); the rest, streams above all, go through aiohttp. A body that fails
+    half-way drops its connection; transport failures become :func:`transport_error`.
     """
     started = time.monotonic()
+    lean = http.lean(url) if read and type(body) is bytes and len(body) <= MiB else None
+    if lean is not None:
+        assert isinstance(body, bytes)
+        try:
+            reply, data = await lean.request(method, url, headers, body)
+        except OSError as exc:  # TimeoutError, ConnectionError, ssl.SSLError among them
+            raise transport_error(exc, key, service) from exc
+        _log_exchange(logger, method, key, reply.status, started)
+        return reply, data
     try:
         data_arg: Any = None
         if isinstance(body, aiohttp.payload.Payload):
             data_arg = body  # streamed (a file)
         elif body:
             data_arg = body if len(body) <= MiB else BufferPayload(body)
-        response = await session.request(
-            method, url, headers=headers, data=data_arg, allow_redirects=False
+        response = await http.session().request(
+            method,
+            url,
+            headers=headers,
+            data=data_arg,
+            allow_redirects=False,
+            proxy=http.proxy_for(url),
         )
         try:
             if response.status in ok:
@@ -280,10 +378,16 @@ async def exchange(
             raise
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise transport_error(exc, key, service) from exc
+    _log_exchange(logger, method, key, response.status, started)
+    return response, data
+
+
+def _log_exchange(
+    logger: logging.Logger, method: str, key: str | None, status: int, started: float
+) -> None:
     if logger.isEnabledFor(logging.DEBUG):
         elapsed = (time.monotonic() - started) * 1000
-        logger.debug("%s %s -> %d (%.1f ms)", method, key, response.status, elapsed)
-    return response, data
+        logger.debug("%s %s -> %d (%.1f ms)", method, key, status, elapsed)
 
 
 class BufferPayload(aiohttp.payload.Payload):
@@ -319,7 +423,8 @@ class BufferPayload(aiohttp.payload.Payload):
 class ResponseBody:
     """A streaming response body (a network backend's ``GetResponse.body``)."""
 
-    def __init__(self, response: aiohttp.ClientResponse, service: str) -> None:
+    def __init__(self, response: Reply, service: str) -> None:
+        assert isinstance(response, aiohttp.ClientResponse), "streams come from aiohttp"
         self._response = response
         self._service = service
 
@@ -369,7 +474,7 @@ def range_header(request: RangeRequest) -> str:
 
 
 async def ranged_get(
-    send: Callable[[str], Awaitable[tuple[aiohttp.ClientResponse, bytes]]],
+    send: Callable[[str], Awaitable[tuple[Reply, bytes]]],
     request: ByteRange | OffsetRange,
 ) -> bytes | None:
     """The lean half of ``get_range``: ``send`` the GET with this ``Range`` header and return

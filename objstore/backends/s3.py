@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 from urllib.parse import SplitResult, urlsplit
 from xml.sax.saxutils import escape
 
-import aiohttp
 from yarl import URL
 
 from objstore._config import Config
@@ -74,6 +73,7 @@ from objstore.backends._aws_credentials import (
 )
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
+    Reply,
     ResponseBody,
     delete_each,
     exchange,
@@ -478,7 +478,7 @@ class S3Store(ObjectStore):
         idempotent: bool = True,
         create_mode: bool = False,
         conditional: bool = False,
-    ) -> tuple[aiohttp.ClientResponse, bytes]:
+    ) -> tuple[Reply, bytes]:
         """Send a signed request; return the response and (when ``read``) its body."""
         path = self._path(key)
         query = canonical_query(params)
@@ -492,7 +492,7 @@ class S3Store(ObjectStore):
             payload = EMPTY_SHA256
         to_sign = {k: v for k, v in base.items() if k.lower().startswith("x-amz-")}
 
-        async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
+        async def attempt() -> tuple[Reply, bytes]:
             request_headers = dict(base)
             credentials = await self._source.get()
             if credentials is not None:
@@ -508,7 +508,7 @@ class S3Store(ObjectStore):
                     )
                 )
             response, data = await exchange(
-                self._http.session(), method, url, headers=request_headers, body=body, ok=ok,
+                self._http, method, url, headers=request_headers, body=body, ok=ok,
                 read=read, key=key, service="S3", logger=logger,
             )  # fmt: skip
             if response.status not in ok:
@@ -539,7 +539,7 @@ class S3Store(ObjectStore):
     async def _get_range_bytes(self, key: Path, request: ByteRange | OffsetRange) -> bytes:
         """A ranged GET whose reply is not parsed into metadata (the data tools' hot path)."""
 
-        def send(wanted: str) -> Awaitable[tuple[aiohttp.ClientResponse, bytes]]:
+        def send(wanted: str) -> Awaitable[tuple[Reply, bytes]]:
             return self._send("GET", key, ok=(200, 206), headers={**self._sse_c, "Range": wanted})
 
         data = await ranged_get(send, request)

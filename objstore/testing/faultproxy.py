@@ -13,6 +13,10 @@ stay valid). Rules pick requests by method and a path/query substring, and injec
 
 Each rule fires ``times`` times, or with ``every=N`` on every N-th matching request for as long
 as the proxy runs. ``proxy.log`` records ``(method, path_qs, fault or None)``.
+
+It is also a forward proxy (``proxy_url``): ``proxy.targets`` records each request's target as
+sent (absolute-form through a proxy) and its ``Proxy-Authorization``; with ``tls`` (a server
+``SSLContext``) it serves HTTPS.
 :func:`serve_in_thread` runs a proxy on a thread of its own, for blocking callers (pyarrow).
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +38,13 @@ from objstore._errors import InvalidRangeError
 
 __all__ = ["FaultProxy", "Rule", "check_ranges_from_whole_replies", "serve_in_thread"]
 
-_HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+_HOP_HEADERS = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "proxy-authorization",
+}
 
 
 @dataclass
@@ -64,7 +75,9 @@ class FaultProxy:
     upstream: str
     rules: list[Rule] = field(default_factory=list)
     log: list[tuple[str, str, str | None]] = field(default_factory=list)
+    targets: list[tuple[str, str | None]] = field(default_factory=list)
     url: str = ""
+    tls: ssl.SSLContext | None = None
 
     async def __aenter__(self) -> FaultProxy:
         self._session = aiohttp.ClientSession(auto_decompress=False)
@@ -72,10 +85,10 @@ class FaultProxy:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.tls)
         await site.start()
         port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -93,6 +106,7 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         fault = self._fault(request.method, request.path_qs)
         self.log.append((request.method, request.path_qs, fault))
+        self.targets.append((request.raw_path, request.headers.get("Proxy-Authorization")))
         body = await request.read()
         if fault and fault.startswith("status:"):
             return web.Response(status=int(fault.split(":")[1]), text="injected")
