@@ -1,7 +1,6 @@
 """What plain aiohttp reaches on small requests: the ceiling of any aiohttp-based client.
 
-PUT, HEAD and GET of 4 KiB at concurrency 64, side by side in one process: objstore (its lean
-HTTP path, and again with every request on aiohttp), obstore,
+PUT, HEAD and GET of 4 KiB at concurrency 64, side by side in one process: objstore, obstore,
 bare aiohttp requests signed by objstore's signers with nothing around them (no retries,
 no error mapping, no metadata parsing), and the same requests through a minimal HTTP/1.1
 client on ``asyncio.Protocol`` (``bare_protocol.py``: the headroom under aiohttp), on one
@@ -37,7 +36,7 @@ CONCURRENCY = 64
 REPS = 3
 BUCKET = "ceiling"
 SMALL = b"x" * 4096
-CLIENTS = ["objstore", "objstore on aiohttp", "obstore", "bare aiohttp", "bare protocol"]
+CLIENTS = ["objstore", "obstore", "bare aiohttp", "bare protocol"]
 Work = Callable[[str], Awaitable[Any]]
 Signer = Callable[[str, str, bytes], Awaitable[dict[str, str]]]
 
@@ -105,43 +104,28 @@ def azure_signer(server: AzureServer) -> Signer:
     return sign
 
 
-def on_aiohttp(url: str, options: Mapping[str, str]) -> Any:
-    """A store that sends every request through aiohttp (its lean path off)."""
-    store: Any = objstore.from_url(url, options)
-    store._http.lean_enabled = False
-    return store
-
-
 async def measure(
-    title: str,
-    stores: tuple[Any, Any],
-    theirs: Mapping[str, Work],
-    bare: BareAiohttp,
-    prefix: str,
+    title: str, store: Any, theirs: Mapping[str, Work], bare: BareAiohttp, prefix: str
 ) -> list[Row]:
-    """Rows of PUT, HEAD and GET for the clients, reps interleaved."""
-    store, old = stores
+    """Rows of PUT, HEAD and GET for the four clients, reps interleaved."""
     raw = BareProtocol(bare.base, bare.sign)
     keys = [f"small/{i:05d}" for i in range(N)]
     await bounded(lambda k: store.put(k, SMALL), keys)
     clients: dict[str, dict[str, Work]] = {
         "PUT 4 KiB": {
             "objstore": lambda k: store.put(k, SMALL),
-            "objstore on aiohttp": lambda k: old.put(k, SMALL),
             "obstore": theirs["put"],
             "bare aiohttp": lambda k: bare.request("PUT", f"{prefix}/{k}", SMALL),
             "bare protocol": lambda k: raw.request("PUT", f"{prefix}/{k}", SMALL),
         },
         "HEAD": {
             "objstore": store.head,
-            "objstore on aiohttp": old.head,
             "obstore": theirs["head"],
             "bare aiohttp": lambda k: bare.request("HEAD", f"{prefix}/{k}"),
             "bare protocol": lambda k: raw.request("HEAD", f"{prefix}/{k}"),
         },
         "GET 4 KiB": {
             "objstore": store.get,
-            "objstore on aiohttp": old.get,
             "obstore": theirs["get"],
             "bare aiohttp": lambda k: bare.request("GET", f"{prefix}/{k}"),
             "bare protocol": lambda k: raw.request("GET", f"{prefix}/{k}"),
@@ -161,7 +145,6 @@ async def measure(
     await bare.session.close()
     raw.close()
     await store.aclose()
-    await old.aclose()
     return rows
 
 
@@ -189,10 +172,9 @@ async def s3(server: S3Server) -> list[Row]:
         secret_access_key=server.secret_key, region=server.region,
         client_options={"allow_http": True},
     )  # fmt: skip
-    url, options = f"s3://{BUCKET}", server.options()
-    stores = (objstore.from_url(url, options), on_aiohttp(url, options))
+    store = objstore.from_url(f"s3://{BUCKET}", server.options())
     bare = BareAiohttp(server.endpoint, s3_signer(server))
-    return await measure("S3", stores, obstore_work(theirs), bare, f"/{BUCKET}")
+    return await measure("S3", store, obstore_work(theirs), bare, f"/{BUCKET}")
 
 
 async def azure(server: AzureServer) -> list[Row]:
@@ -201,10 +183,9 @@ async def azure(server: AzureServer) -> list[Row]:
         BUCKET, account_name=server.account, account_key=server.key,
         endpoint=server.endpoint, client_options={"allow_http": True},
     )  # fmt: skip
-    url, options = f"az://{BUCKET}", server.options()
-    stores = (objstore.from_url(url, options), on_aiohttp(url, options))
+    store = objstore.from_url(f"az://{BUCKET}", server.options())
     bare = BareAiohttp(server.endpoint, azure_signer(server))
-    return await measure("Azure", stores, obstore_work(theirs), bare, f"/{BUCKET}")
+    return await measure("Azure", store, obstore_work(theirs), bare, f"/{BUCKET}")
 
 
 def main() -> None:
@@ -214,8 +195,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory, azurite(directory) as az_server:
         rows += asyncio.run(azure(az_server))
     print_table("Small requests: objstore, obstore, bare aiohttp and a bare asyncio protocol "
-                "(SeaweedFS, Azurite)", rows, CLIENTS,
-                ["obstore", "objstore on aiohttp", "bare protocol"])  # fmt: skip
+                "(SeaweedFS, Azurite)", rows, CLIENTS, ["obstore", "bare aiohttp"])  # fmt: skip
     save("ceiling", rows)
 
 

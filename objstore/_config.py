@@ -387,22 +387,27 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
     ),
     ConfigKey("read_timeout", parse=parse_duration, doc="Longest wait for the next body bytes."),
     ConfigKey("default_content_type", doc="Content-Type of writes that set none."),
-    ConfigKey("http1_only", parse=parse_bool, default=True, doc="Speak HTTP/1.1 only."),
-    ConfigKey("http2_only", parse=parse_bool, default=False, doc="Speak HTTP/2 only."),
-    ConfigKey("http2_keep_alive_interval", parse=parse_duration, doc="HTTP/2 ping interval."),
-    ConfigKey("http2_keep_alive_timeout", parse=parse_duration, doc="HTTP/2 ping timeout."),
-    ConfigKey("http2_keep_alive_while_idle", parse=parse_bool, doc="Ping idle HTTP/2 links."),
-    ConfigKey("http2_max_frame_size", parse=parse_int(16384), doc="HTTP/2 frame size."),
+    ConfigKey("http1_only", parse=parse_bool, default=True, doc="Speak HTTP/1.1 only (always)."),
+    ConfigKey(
+        "http2_only", parse=parse_bool, default=False, doc="Refused when true: HTTP/1.1 only."
+    ),
+    ConfigKey("http2_keep_alive_interval", parse=parse_duration, doc="Accepted; no HTTP/2."),
+    ConfigKey("http2_keep_alive_timeout", parse=parse_duration, doc="Accepted; no HTTP/2."),
+    ConfigKey("http2_keep_alive_while_idle", parse=parse_bool, doc="Accepted; no HTTP/2."),
+    ConfigKey("http2_max_frame_size", parse=parse_int(16384), doc="Accepted; no HTTP/2."),
     ConfigKey(
         "pool_idle_timeout",
         parse=parse_duration,
         default=90.0,
         doc="Close pooled connections idle this long.",
     ),
-    ConfigKey("pool_max_idle_per_host", parse=parse_int(0), doc="Pooled idle connections."),
+    ConfigKey("pool_max_idle_per_host", parse=parse_int(0), doc="Most connections per host (100)."),
     ConfigKey("proxy_url", secret=True, doc="HTTP(S) proxy; may carry credentials."),
-    ConfigKey("proxy_ca_certificate", doc="PEM of the proxy's CA."),
-    ConfigKey("proxy_excludes", doc="Comma-separated hosts that bypass the proxy."),
+    ConfigKey("proxy_ca_certificate", doc="PEM of a CA to trust (the proxy's), for every host."),
+    ConfigKey(
+        "proxy_excludes",
+        doc="Comma-separated hosts, domains (with subdomains), IPs, networks or * not proxied.",
+    ),
     ConfigKey(
         "randomize_addresses", parse=parse_bool, default=True, doc="Shuffle resolved addresses."
     ),

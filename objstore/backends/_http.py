@@ -46,12 +46,10 @@ from objstore.backends._client_options import (
     proxy_route,
     tls_context,
 )
-from objstore.backends._lean_http import LeanClient, LeanReply
 
 __all__ = [
     "READ_BUFFER",
     "BufferPayload",
-    "Reply",
     "ResponseBody",
     "SessionPool",
     "client_session",
@@ -77,32 +75,20 @@ READ_BUFFER = 4 * MiB
 """aiohttp's read buffer: its 64 KiB default pauses the socket thousands of times per large GET."""
 
 
-Reply = aiohttp.ClientResponse | LeanReply
-"""A response as ``exchange`` returns it: its ``status`` and ``headers``."""
-
-
 class SessionPool:
-    """The clients of a store, one set per (process, event loop), made on first use inside a
-    coroutine: an aiohttp session, and the lean client of small buffered requests.
+    """One aiohttp session per (process, event loop), made on first use inside a coroutine.
 
-    A forked child or a new event loop (a second ``asyncio.run``, per-test loops) gets fresh
-    clients; those of closed loops and of the parent process are dropped, never reused.
+    A forked child or a new event loop (a second ``asyncio.run``, per-test loops) gets a fresh
+    session; sessions of closed loops and of the parent process are detached, never reused.
     """
 
     def __init__(
-        self,
-        make: Callable[[], aiohttp.ClientSession],
-        proxy: ProxyRoute | None = None,
-        make_lean: Callable[[], LeanClient] | None = None,
+        self, make: Callable[[], aiohttp.ClientSession], proxy: ProxyRoute | None = None
     ) -> None:
         self._make = make
         self._proxy = proxy
-        self._make_lean = make_lean
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
-        self._lean: dict[asyncio.AbstractEventLoop, LeanClient] = {}
         self._pid = os.getpid()
-        self.lean_enabled = make_lean is not None
-        """Whether small buffered requests take the lean client (benchmarks switch it)."""
 
     @property
     def pid(self) -> int:
@@ -110,24 +96,20 @@ class SessionPool:
         return self._pid
 
     def __len__(self) -> int:
-        """How many event loops hold clients of this store."""
-        return len(self._sessions.keys() | self._lean.keys())
+        return len(self._sessions)
 
     def proxy_for(self, url: URL) -> URL | None:
         """The proxy a request to ``url`` goes through (``proxy_url``, ``proxy_excludes``)."""
         proxy = self._proxy
         return proxy.url if proxy is not None and proxy.applies_to(url.host or "") else None
 
-    def _same_process(self) -> None:
-        if self._pid != os.getpid():
-            for session in self._sessions.values():
-                session.detach()
-            self._sessions, self._lean, self._pid = {}, {}, os.getpid()
-
     def session(self) -> aiohttp.ClientSession:
         """This event loop's session."""
         loop = asyncio.get_running_loop()
-        self._same_process()
+        if self._pid != os.getpid():
+            for session in self._sessions.values():
+                session.detach()
+            self._sessions, self._pid = {}, os.getpid()
         existing = self._sessions.get(loop)
         if existing is not None and not existing.closed:
             return existing
@@ -137,30 +119,12 @@ class SessionPool:
         self._sessions[loop] = session
         return session
 
-    def lean(self, url: URL) -> LeanClient | None:
-        """This event loop's lean client for a request to ``url``; None where aiohttp sends
-        it (through a proxy, or with the lean path switched off)."""
-        if not self.lean_enabled or self.proxy_for(url) is not None:
-            return None
-        loop = asyncio.get_running_loop()
-        self._same_process()
-        client = self._lean.get(loop)
-        if client is None:
-            for old_loop in [old for old in self._lean if old.is_closed()]:
-                del self._lean[old_loop]
-            assert self._make_lean is not None
-            client = self._lean[loop] = self._make_lean()
-        return client
-
     async def close(self) -> None:
-        """Close this event loop's clients (the next request opens new ones)."""
+        """Close this event loop's session (the next request opens a new one)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        lean = self._lean.pop(loop, None)
-        if lean is not None:
-            lean.close()
         session = self._sessions.pop(loop, None)
         if session is not None:
             await session.close()
@@ -177,19 +141,7 @@ def session_pool(config: Config) -> SessionPool:
     )
     tls = tls_context(config)
     proxy = proxy_route(config)
-
-    def make_lean() -> LeanClient:
-        return LeanClient(
-            tls=tls,
-            connect_timeout=config["connect_timeout"],
-            timeout=config["timeout"],
-            read_timeout=config.get("read_timeout"),
-            idle_timeout=config["pool_idle_timeout"],
-            limit=int(config.get("pool_max_idle_per_host") or 0) or 100,
-            randomize_addresses=config["randomize_addresses"],
-        )
-
-    return SessionPool(lambda: client_session(config, timeout, tls), proxy, make_lean)
+    return SessionPool(lambda: client_session(config, timeout, tls), proxy)
 
 
 def served_range(headers: Mapping[str, str], size: int) -> tuple[int, int]:
@@ -336,23 +288,14 @@ async def exchange(
     key: str | None,
     service: str,
     logger: logging.Logger,
-) -> tuple[Reply, bytes]:
-    """Send one request; read the body of a wanted status (when ``read``) or of an error.
+) -> tuple[aiohttp.ClientResponse, bytes]:
+    """Send one request (through the store's proxy, if any); read the body of a wanted status
+    (when ``read``) or of an error.
 
-    A request whose body is small bytes and whose reply is read whole takes the lean client
-    (unless proxied); the rest, streams above all, go through aiohttp. A body that fails
-    half-way drops its connection; transport failures become :func:`transport_error`.
+    A body that fails half-way drops its connection; transport failures become
+    :func:`transport_error`.
     """
     started = time.monotonic()
-    lean = http.lean(url) if read and type(body) is bytes and len(body) <= MiB else None
-    if lean is not None:
-        assert isinstance(body, bytes)
-        try:
-            reply, data = await lean.request(method, url, headers, body)
-        except OSError as exc:  # TimeoutError, ConnectionError, ssl.SSLError among them
-            raise transport_error(exc, key, service) from exc
-        _log_exchange(logger, method, key, reply.status, started)
-        return reply, data
     try:
         data_arg: Any = None
         if isinstance(body, aiohttp.payload.Payload):
@@ -378,16 +321,10 @@ async def exchange(
             raise
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise transport_error(exc, key, service) from exc
-    _log_exchange(logger, method, key, response.status, started)
-    return response, data
-
-
-def _log_exchange(
-    logger: logging.Logger, method: str, key: str | None, status: int, started: float
-) -> None:
     if logger.isEnabledFor(logging.DEBUG):
         elapsed = (time.monotonic() - started) * 1000
-        logger.debug("%s %s -> %d (%.1f ms)", method, key, status, elapsed)
+        logger.debug("%s %s -> %d (%.1f ms)", method, key, response.status, elapsed)
+    return response, data
 
 
 class BufferPayload(aiohttp.payload.Payload):
@@ -423,8 +360,7 @@ class BufferPayload(aiohttp.payload.Payload):
 class ResponseBody:
     """A streaming response body (a network backend's ``GetResponse.body``)."""
 
-    def __init__(self, response: Reply, service: str) -> None:
-        assert isinstance(response, aiohttp.ClientResponse), "streams come from aiohttp"
+    def __init__(self, response: aiohttp.ClientResponse, service: str) -> None:
         self._response = response
         self._service = service
 
@@ -474,7 +410,7 @@ def range_header(request: RangeRequest) -> str:
 
 
 async def ranged_get(
-    send: Callable[[str], Awaitable[tuple[Reply, bytes]]],
+    send: Callable[[str], Awaitable[tuple[aiohttp.ClientResponse, bytes]]],
     request: ByteRange | OffsetRange,
 ) -> bytes | None:
     """The lean half of ``get_range``: ``send`` the GET with this ``Range`` header and return

@@ -29,6 +29,7 @@ from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit
 
+import aiohttp
 from yarl import URL
 
 from objstore._errors import (
@@ -76,7 +77,6 @@ from objstore.backends._azure_config import (
 )
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
-    Reply,
     ResponseBody,
     delete_each,
     exchange,
@@ -398,10 +398,10 @@ class AzureStore(ObjectStore):
         read: bool = True,
         idempotent: bool = True,
         create_mode: bool = False,
-    ) -> tuple[Reply, bytes]:
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Send a request; return the response and (when ``read``) its body."""
 
-        async def attempt() -> tuple[Reply, bytes]:
+        async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
             url, request_headers = await self._signed(method, path, params, headers, len(body))
             response, data = await exchange(
                 self._http, method, url, headers=request_headers, body=body, ok=ok,
@@ -415,7 +415,7 @@ class AzureStore(ObjectStore):
 
     # ---- reads ----------------------------------------------------------------------------
 
-    async def _properties(self, key: str, version: str | None = None) -> Reply:
+    async def _properties(self, key: str, version: str | None = None) -> aiohttp.ClientResponse:
         params = [("versionid", version)] if version else []
         response, _ = await self._send(
             "HEAD", self._blob_path(key), key, params=params, headers=self._encryption
@@ -465,7 +465,7 @@ class AzureStore(ObjectStore):
     async def _get_range_bytes(self, key: Path, request: ByteRange | OffsetRange) -> bytes:
         """A ranged GET whose reply is not parsed into metadata."""
 
-        def send(wanted: str) -> Awaitable[tuple[Reply, bytes]]:
+        def send(wanted: str) -> Awaitable[tuple[aiohttp.ClientResponse, bytes]]:
             return self._send(
                 "GET", self._blob_path(key), key, headers={"Range": wanted, **self._encryption},
                 ok=(200, 206),

@@ -77,7 +77,6 @@ from objstore.backends._gcs_config import (
 )
 from objstore.backends._gcs_sign import ServiceAccount, sign_url
 from objstore.backends._http import (
-    Reply,
     ResponseBody,
     delete_each,
     exchange,
@@ -325,7 +324,7 @@ class GCSStore(ObjectStore):
         read: bool = True,
         idempotent: bool = True,
         create_mode: bool = False,
-    ) -> tuple[Reply, bytes]:
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Send a request; return the response and (when ``read``) its body.
 
         ``body`` may be a coroutine function giving each attempt its body and extra headers
@@ -335,7 +334,7 @@ class GCSStore(ObjectStore):
         if params:
             target = target.update_query(list(params))
 
-        async def attempt() -> tuple[Reply, bytes]:
+        async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
             session = self._http.session()
             request_headers = {**self._user_agent, **(headers or {})}
             payload: bytes | aiohttp.payload.Payload
@@ -387,7 +386,7 @@ class GCSStore(ObjectStore):
     async def _get_range_bytes(self, key: Path, request: ByteRange | OffsetRange) -> bytes:
         """A ranged media GET whose reply is not parsed into metadata."""
 
-        def send(wanted: str) -> Awaitable[tuple[Reply, bytes]]:
+        def send(wanted: str) -> Awaitable[tuple[aiohttp.ClientResponse, bytes]]:
             return self._send(
                 "GET", self._object_url(self._media, key), key, params=[("alt", "media")],
                 headers={"Range": wanted}, ok=(200, 206),

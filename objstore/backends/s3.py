@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from urllib.parse import SplitResult, urlsplit
 from xml.sax.saxutils import escape
 
+import aiohttp
 from yarl import URL
 
 from objstore._config import Config
@@ -73,7 +74,6 @@ from objstore.backends._aws_credentials import (
 )
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
-    Reply,
     ResponseBody,
     delete_each,
     exchange,
@@ -478,7 +478,7 @@ class S3Store(ObjectStore):
         idempotent: bool = True,
         create_mode: bool = False,
         conditional: bool = False,
-    ) -> tuple[Reply, bytes]:
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Send a signed request; return the response and (when ``read``) its body."""
         path = self._path(key)
         query = canonical_query(params)
@@ -492,7 +492,7 @@ class S3Store(ObjectStore):
             payload = EMPTY_SHA256
         to_sign = {k: v for k, v in base.items() if k.lower().startswith("x-amz-")}
 
-        async def attempt() -> tuple[Reply, bytes]:
+        async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
             request_headers = dict(base)
             credentials = await self._source.get()
             if credentials is not None:
@@ -539,7 +539,7 @@ class S3Store(ObjectStore):
     async def _get_range_bytes(self, key: Path, request: ByteRange | OffsetRange) -> bytes:
         """A ranged GET whose reply is not parsed into metadata (the data tools' hot path)."""
 
-        def send(wanted: str) -> Awaitable[tuple[Reply, bytes]]:
+        def send(wanted: str) -> Awaitable[tuple[aiohttp.ClientResponse, bytes]]:
             return self._send("GET", key, ok=(200, 206), headers={**self._sse_c, "Range": wanted})
 
         data = await ranged_get(send, request)
