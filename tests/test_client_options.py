@@ -16,7 +16,7 @@ from yarl import URL
 
 import objstore
 from objstore import ConfigError, TLSError
-from objstore.backends._client_options import ProxyRoute, proxy_route
+from objstore.backends._client_options import ProxyRoute, proxy_route, tls_context
 from objstore.testing.emulators import S3Server
 from objstore.testing.faultproxy import FaultProxy
 
@@ -211,3 +211,17 @@ async def test_addresses_in_either_order_and_a_short_idle_timeout(
         store = objstore.from_url(f"s3://{bucket}", options)
         await store.put("named", b"n")
         await store.aclose()
+
+
+def test_stores_share_tls_contexts(s3_server: S3Server, test_ca: trustme.CA) -> None:
+    # building a context loads the system's roots (~50 ms): never once per store
+    def tls_of(**extra: str) -> object:
+        return tls_context(objstore.from_url("s3://bkt", s3_server.options(**extra)).config)
+
+    assert tls_of() is True  # aiohttp's own verifying context
+    assert tls_of(allow_invalid_certificates="true") is False
+    pem = test_ca.cert_pem.bytes().decode()
+    first = tls_of(proxy_ca_certificate=pem)
+    assert isinstance(first, ssl.SSLContext)
+    assert tls_of(proxy_ca_certificate=pem) is first
+    assert tls_of(proxy_ca_certificate=pem, allow_invalid_certificates="true") is not first

@@ -6,6 +6,7 @@ demand fails at ``from_url`` with the key's name, never at the first request.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
 import socket
@@ -32,24 +33,37 @@ def check_http_version(config: Config) -> None:
         )
 
 
-def tls_context(config: Config) -> ssl.SSLContext:
-    """The TLS context of a store's connections.
+def tls_context(config: Config) -> ssl.SSLContext | bool:
+    """The TLS setting of a store's connections.
 
-    The system's trusted roots (none with ``disable_system_certificates``), plus the PEM of
-    ``proxy_ca_certificate`` (trusted for every host, as object_store does); no checks at all
-    with ``allow_invalid_certificates``.
+    ``True`` (aiohttp's own verifying context, made once at its import) or ``False``
+    (``allow_invalid_certificates``) when nothing else is asked: building a context loads the
+    system's roots, ~50 ms here, too much for every ``from_url``. With
+    ``disable_system_certificates`` or ``proxy_ca_certificate``, a context of its own, shared
+    by the stores that ask the same.
     """
-    if config["disable_system_certificates"]:
+    pem = config.get("proxy_ca_certificate")
+    disable_system = bool(config["disable_system_certificates"])
+    allow_invalid = bool(config["allow_invalid_certificates"])
+    if not pem and not disable_system:
+        return not allow_invalid
+    return _custom_context(disable_system, str(pem or ""), allow_invalid)
+
+
+@functools.lru_cache(maxsize=16)
+def _custom_context(disable_system: bool, pem: str, allow_invalid: bool) -> ssl.SSLContext:
+    """The system's roots (none with ``disable_system``) and ``pem``; no checks at all with
+    ``allow_invalid``."""
+    if disable_system:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     else:
         context = ssl.create_default_context()
-    pem = config.get("proxy_ca_certificate")
     if pem:
         try:
-            context.load_verify_locations(cadata=str(pem))
+            context.load_verify_locations(cadata=pem)
         except (ssl.SSLError, ValueError) as exc:
             raise ConfigError(f"proxy_ca_certificate is not a PEM certificate: {exc}") from None
-    if config["allow_invalid_certificates"]:
+    if allow_invalid:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context

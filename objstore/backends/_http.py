@@ -154,7 +154,7 @@ def served_range(headers: Mapping[str, str], size: int) -> tuple[int, int]:
 
 
 def client_session(
-    config: Config, timeout: aiohttp.ClientTimeout, tls: ssl.SSLContext
+    config: Config, timeout: aiohttp.ClientTimeout, tls: ssl.SSLContext | bool
 ) -> aiohttp.ClientSession:
     """A session for an object store: no cookies, no decompression, large read buffers."""
     connector = aiohttp.TCPConnector(
