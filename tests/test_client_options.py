@@ -17,7 +17,7 @@ from yarl import URL
 import objstore
 from objstore import ConfigError, TLSError
 from objstore.backends._client_options import ProxyRoute, proxy_route, tls_context
-from objstore.testing.emulators import S3Server
+from objstore.testing.emulators import AzureServer, GCSServer, S3Server
 from objstore.testing.faultproxy import FaultProxy
 
 SLOW_RETRIES = {"backoff_initial": "2s", "backoff_max": "2s", "max_retries": "3"}
@@ -131,6 +131,25 @@ async def test_requests_go_through_proxy_url_with_its_credentials(
     target = f"{s3_server.endpoint}/{bucket}/via/proxy"
     assert (target, "Basic YWdlbnQ6cEBzcw==") in proxy.targets  # absolute-form, agent:p@ss
     assert {auth for _, auth in proxy.targets} == {"Basic YWdlbnQ6cEBzcw=="}
+
+
+async def test_gcs_and_azure_requests_go_through_the_proxy(
+    gcs_server: GCSServer, gcs_bucket: str, azure_server: AzureServer, azure_container: str
+) -> None:
+    targets = [
+        (f"gs://{gcs_bucket}", gcs_server.options(), gcs_server.endpoint),
+        (f"az://{azure_container}", azure_server.options(), azure_server.endpoint),
+    ]
+    for url, options, endpoint in targets:
+        origin = str(URL(endpoint).origin())
+        async with FaultProxy(origin) as proxy:
+            store = objstore.from_url(url, {**options, "proxy_url": proxy.url})
+            await store.put("via/proxy", b"proxied")
+            assert await store.get("via/proxy") == b"proxied"
+            assert [m.location for m in await store.list("via/")] == ["via/proxy"]
+            await store.aclose()
+        assert proxy.targets, url
+        assert all(target.startswith(origin + "/") for target, _ in proxy.targets), url
 
 
 async def test_proxy_excludes_bypass_the_proxy(s3_server: S3Server, bucket: str) -> None:
