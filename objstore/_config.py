@@ -401,7 +401,9 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
         default=90.0,
         doc="Close pooled connections idle this long.",
     ),
-    ConfigKey("pool_max_idle_per_host", parse=parse_int(0), doc="Most connections per host (100)."),
+    ConfigKey(
+        "pool_max_idle_per_host", parse=parse_int(0), doc="Most open connections (100 unset)."
+    ),
     ConfigKey("proxy_url", secret=True, doc="HTTP(S) proxy; may carry credentials."),
     ConfigKey("proxy_ca_certificate", doc="PEM of a CA to trust (the proxy's), for every host."),
     ConfigKey(
