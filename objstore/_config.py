@@ -402,7 +402,7 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
         doc="Close pooled connections idle this long.",
     ),
     ConfigKey(
-        "pool_max_idle_per_host", parse=parse_int(0), doc="Most open connections (100 unset)."
+        "pool_max_idle_per_host", parse=parse_int(0), doc="Most open connections (default 100)."
     ),
     ConfigKey("proxy_url", secret=True, doc="HTTP(S) proxy; may carry credentials."),
     ConfigKey("proxy_ca_certificate", doc="PEM of a CA to trust (the proxy's), for every host."),
