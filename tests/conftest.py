@@ -30,6 +30,9 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("STORAGE_EMULATOR_HOST", "AZURITE_BLOB_STORAGE_URL", "IDENTITY_ENDPOINT",
                  "IDENTITY_HEADER", "GCE_METADATA_ROOT", "CLOUDSDK_CONFIG"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):  # the machine's proxies
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
     # No test may reach a cloud's metadata address: point the fallbacks at a closed port.
     monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
     monkeypatch.setenv("AZURE_MSI_ENDPOINT", "http://127.0.0.1:9/metadata/identity/oauth2/token")

@@ -17,6 +17,7 @@ from yarl import URL
 import objstore
 from objstore import ConfigError, TLSError
 from objstore.backends._client_options import ProxyRoute, proxy_route, tls_context
+from objstore.backends.s3 import S3Store
 from objstore.testing.emulators import AzureServer, GCSServer, S3Server
 from objstore.testing.faultproxy import FaultProxy
 
@@ -186,8 +187,75 @@ async def test_proxy_excludes_bypass_the_proxy(s3_server: S3Server, bucket: str)
 def test_proxy_excludes_match_hosts_domains_and_networks(
     host: str, excludes: str, proxied: bool
 ) -> None:
-    route = ProxyRoute(URL("http://proxy:3128"), tuple(e.strip() for e in excludes.split(",")))
+    proxy = URL("http://proxy:3128")
+    route = ProxyRoute(proxy, proxy, tuple(e.strip() for e in excludes.split(",")))
     assert route.applies_to(host) is proxied
+
+
+async def test_the_environment_proxy_carries_requests_to_non_local_hosts(
+    s3_server: S3Server, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a host that cannot resolve: only a proxy can deliver these requests (to SeaweedFS)
+    port = URL(s3_server.endpoint).port
+    remote = f"http://objstore-proxy-test.invalid:{port}"
+    async with FaultProxy(s3_server.endpoint) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        store = objstore.from_url(f"s3://{bucket}", s3_server.options(aws_endpoint=remote))
+        await store.put("via/env", b"e")
+        assert await store.get("via/env") == b"e"
+        await store.aclose()
+        assert (f"{remote}/{bucket}/via/env", None) in proxy.targets
+        seen = len(proxy.targets)
+        local = objstore.from_url(f"s3://{bucket}", s3_server.options())  # 127.0.0.1: spared
+        assert await local.get("via/env") == b"e"
+        await local.aclose()
+        assert len(proxy.targets) == seen
+
+
+@pytest.mark.parametrize(
+    ("environ", "url", "expected"),
+    [
+        ({"HTTPS_PROXY": "http://p:1"}, "https://s3.amazonaws.com/b", "http://p:1"),
+        ({"HTTPS_PROXY": "http://p:1"}, "http://s3.amazonaws.com/b", None),
+        ({"http_proxy": "http://low:1", "HTTP_PROXY": "http://up:1"}, "http://h/b", "http://low:1"),
+        ({"ALL_PROXY": "http://all:1"}, "https://h/b", "http://all:1"),
+        ({"ALL_PROXY": "http://all:1", "NO_PROXY": "h"}, "https://h/b", None),
+        (
+            {"ALL_PROXY": "http://all:1", "no_proxy": ".example.com"},
+            "https://a.example.com/b",
+            None,
+        ),
+        ({"ALL_PROXY": "http://all:1"}, "http://127.0.0.1:9000/b", None),
+        ({"ALL_PROXY": "http://all:1"}, "http://localhost:9000/b", None),
+        ({"ALL_PROXY": "http://all:1"}, "http://[::1]:9000/b", None),
+        ({}, "https://h/b", None),
+    ],
+)
+def test_environment_proxies(environ: dict[str, str], url: str, expected: str | None) -> None:
+    config = S3Store.config_table.resolve({"aws_region": "us-east-1"})
+    route = proxy_route(config, environ)
+    found = route.for_url(URL(url)) if route is not None else None
+    assert (str(found) if found is not None else None) == expected
+
+
+def test_proxy_url_wins_over_the_environment() -> None:
+    config = S3Store.config_table.resolve({"aws_region": "r", "proxy_url": "http://key:1"})
+    route = proxy_route(config, {"HTTPS_PROXY": "http://env:1", "NO_PROXY": "*"})
+    assert route is not None
+    assert str(route.for_url(URL("https://h/b"))) == "http://key:1"
+
+
+def test_an_unusable_environment_proxy_is_skipped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = S3Store.config_table.resolve({"aws_region": "us-east-1"})
+    environ = {"HTTPS_PROXY": "socks5://user:hunter2@p:1080", "HTTP_PROXY": "http://p:3128"}
+    route = proxy_route(config, environ)
+    assert route is not None
+    assert route.for_url(URL("https://h/b")) is None
+    assert str(route.for_url(URL("http://h/b"))) == "http://p:3128"
+    assert "HTTPS_PROXY" in caplog.text
+    assert "hunter2" not in caplog.text
 
 
 @pytest.mark.parametrize("bad", ["ftp://user:hunter2@proxy", "user:hunter2", "http://:hunter2@"])

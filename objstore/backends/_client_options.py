@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
+import os
 import random
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -21,6 +24,8 @@ from objstore._config import Config
 from objstore._errors import ConfigError
 
 __all__ = ["ProxyRoute", "ShuffledResolver", "check_http_version", "proxy_route", "tls_context"]
+
+logger = logging.getLogger("objstore")
 
 
 def check_http_version(config: Config) -> None:
@@ -71,40 +76,91 @@ def _custom_context(disable_system: bool, pem: str, allow_invalid: bool) -> ssl.
 
 @dataclass(frozen=True)
 class ProxyRoute:
-    """The proxy a store's requests go through, except to the hosts ``proxy_excludes`` names."""
+    """The proxies of a store's requests, by scheme, except to the hosts ``excludes`` names.
 
-    url: URL
+    A route read from the environment (``spare_loopback``) never proxies ``localhost`` or a
+    loopback address, as Go's ``ProxyFromEnvironment`` does: a machine-wide proxy setting must
+    not capture a local emulator or sidecar.
+    """
+
+    http: URL | None
+    https: URL | None
     excludes: tuple[str, ...] = ()
+    spare_loopback: bool = False
+
+    def for_url(self, url: URL) -> URL | None:
+        """The proxy a request to ``url`` goes through, or None."""
+        proxy = self.https if url.scheme == "https" else self.http
+        return proxy if proxy is not None and self.applies_to(url.host or "") else None
 
     def applies_to(self, host: str) -> bool:
-        """Whether a request to ``host`` goes through the proxy."""
+        """Whether a request to ``host`` may go through a proxy."""
         host = host.lower().strip("[]")
+        if self.spare_loopback and _is_loopback(host):
+            return False
         return not any(_excluded(host, entry) for entry in self.excludes)
 
-    def __repr__(self) -> str:  # the URL may carry credentials
-        return f"ProxyRoute(url='{self.url.with_user(None)}', excludes={self.excludes!r})"
+    def __repr__(self) -> str:  # the URLs may carry credentials
+        shown = [str(u.with_user(None)) if u is not None else None for u in (self.http, self.https)]
+        return f"ProxyRoute(http={shown[0]!r}, https={shown[1]!r}, excludes={self.excludes!r})"
 
 
-def proxy_route(config: Config) -> ProxyRoute | None:
-    """The proxy of ``proxy_url`` and ``proxy_excludes``, or None without one.
+_ENVIRONMENT_PROXIES = {
+    "http": ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"),
+    "https": ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"),
+}
+
+
+def proxy_route(config: Config, environ: Mapping[str, str] | None = None) -> ProxyRoute | None:
+    """The proxies of ``proxy_url`` and ``proxy_excludes``; without ``proxy_url``, those of
+    the standard variables (``https_proxy``, ``http_proxy``, ``all_proxy``, lower case first,
+    and ``no_proxy``), read once; None without any.
 
     Raises:
         ConfigError: ``proxy_url`` is not an ``http://`` or ``https://`` URL with a host (the
             message never shows the URL: it may carry credentials).
     """
+    excludes = _excludes(config.get("proxy_excludes"))
     secret = config.get("proxy_url")
-    if not secret:
+    if secret:
+        url = _proxy_url(secret.reveal())
+        if url is None:
+            raise ConfigError("proxy_url must be an http:// or https:// URL with a host")
+        return ProxyRoute(url, url, excludes)
+    environ = os.environ if environ is None else environ
+    found: dict[str, URL | None] = {}
+    for scheme, names in _ENVIRONMENT_PROXIES.items():
+        name = next((n for n in names if environ.get(n)), None)
+        found[scheme] = _proxy_url(environ[name]) if name else None
+        if name and found[scheme] is None:
+            logger.warning("%s is not an http:// or https:// proxy URL: not used", name)
+    if found["http"] is None and found["https"] is None:
         return None
+    if not excludes:
+        excludes = _excludes(environ.get("no_proxy") or environ.get("NO_PROXY"))
+    return ProxyRoute(found["http"], found["https"], excludes, spare_loopback=True)
+
+
+def _proxy_url(text: str) -> URL | None:
     try:
-        url = URL(secret.reveal())
+        url = URL(text)
     except ValueError:
-        url = URL()
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError("proxy_url must be an http:// or https:// URL with a host")
-    excludes = tuple(
-        entry.strip().lower() for entry in str(config.get("proxy_excludes") or "").split(",")
-    )
-    return ProxyRoute(url, tuple(entry for entry in excludes if entry))
+        return None
+    return url if url.scheme in ("http", "https") and url.host else None
+
+
+def _excludes(text: object) -> tuple[str, ...]:
+    entries = (entry.strip().lower() for entry in str(text or "").split(","))
+    return tuple(entry for entry in entries if entry)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _excluded(host: str, entry: str) -> bool:

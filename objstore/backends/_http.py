@@ -99,9 +99,8 @@ class SessionPool:
         return len(self._sessions)
 
     def proxy_for(self, url: URL) -> URL | None:
-        """The proxy a request to ``url`` goes through (``proxy_url``, ``proxy_excludes``)."""
-        proxy = self._proxy
-        return proxy.url if proxy is not None and proxy.applies_to(url.host or "") else None
+        """The proxy a request to ``url`` goes through (``proxy_url`` or the environment)."""
+        return self._proxy.for_url(url) if self._proxy is not None else None
 
     def session(self) -> aiohttp.ClientSession:
         """This event loop's session."""
