@@ -45,12 +45,16 @@ class RetryPolicy:
 
     async def call(
         self,
-        operation: Callable[[], Awaitable[T]],
-        *,
+        operation: Callable[..., Awaitable[T]],
+        *args: Any,
         idempotent: bool = True,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> T:
-        """Run ``operation`` until it succeeds, fails for good, or the budget is spent.
+        """Run ``operation(*args)`` until it succeeds, fails for good, or the budget is spent.
+
+        Passing the arguments, rather than a closure over them, spares each request a function
+        and a cell per variable: garbage-collector-tracked objects whose churn paces the
+        collections of a busy process (see ``docs/design.md``).
 
         Raises:
             ObjstoreError: the last failure, with ``attempts`` and ``elapsed`` set.
@@ -65,7 +69,7 @@ class RetryPolicy:
         while True:
             attempt += 1
             try:
-                return await operation()
+                return await operation(*args)
             except ObjstoreError as exc:
                 now = time.monotonic()
                 delay = self.backoff(attempt)

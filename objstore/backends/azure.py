@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit
 
 import aiohttp
@@ -94,6 +94,21 @@ from objstore.backends._reconcile import reconciled
 __all__ = ["AzureStore"]
 
 logger = logging.getLogger("objstore.azure")
+
+
+class _Request(NamedTuple):
+    """A prepared request: what each attempt signs and sends (one object, not a closure)."""
+
+    method: str
+    path: str
+    key: str | None
+    params: Sequence[tuple[str, str]]
+    headers: Mapping[str, str] | None
+    body: bytes
+    ok: tuple[int, ...]
+    read: bool
+    create_mode: bool
+
 
 MiB = 1024 * 1024
 API_VERSION = "2025-01-05"
@@ -401,17 +416,20 @@ class AzureStore(ObjectStore):
     ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Send a request; return the response and (when ``read``) its body."""
 
-        async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
-            url, request_headers = await self._signed(method, path, params, headers, len(body))
-            response, data = await exchange(
-                self._http, method, url, headers=request_headers, body=body, ok=ok,
-                read=read, key=key, service="Azure", logger=logger,
-            )  # fmt: skip
-            if response.status not in ok:
-                raise _error(response.status, data, response.headers, key, create_mode=create_mode)
-            return response, data
+        request = _Request(method, path, key, params, headers, body, ok, read, create_mode)
+        return await self._retry.call(self._attempt, request, idempotent=idempotent)
 
-        return await self._retry.call(attempt, idempotent=idempotent)
+    async def _attempt(self, request: _Request) -> tuple[aiohttp.ClientResponse, bytes]:
+        """One attempt of :meth:`_send`, signed afresh."""
+        method, path, key, params, headers, body, ok, read, create_mode = request
+        url, request_headers = await self._signed(method, path, params, headers, len(body))
+        response, data = await exchange(
+            self._http, method, url, headers=request_headers, body=body, ok=ok,
+            read=read, key=key, service="Azure", logger=logger,
+        )  # fmt: skip
+        if response.status not in ok:
+            raise _error(response.status, data, response.headers, key, create_mode=create_mode)
+        return response, data
 
     # ---- reads ----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar, NamedTuple
 from urllib.parse import SplitResult, quote
 
 import aiohttp
@@ -96,6 +96,20 @@ BodyFactory = Callable[[], Awaitable[tuple["bytes | aiohttp.payload.Payload", di
 """Gives each attempt of a request its body and extra headers."""
 
 logger = logging.getLogger("objstore.gcs")
+
+
+class _Request(NamedTuple):
+    """A prepared request: what each attempt sends (one object, not a closure)."""
+
+    method: str
+    target: URL
+    key: str | None
+    headers: Mapping[str, str] | None
+    body: bytes | BodyFactory
+    ok: tuple[int, ...]
+    read: bool
+    create_mode: bool
+
 
 MiB = 1024 * 1024
 WRITE_TOKEN = "objstore-write-token"
@@ -334,25 +348,28 @@ class GCSStore(ObjectStore):
         if params:
             target = target.update_query(list(params))
 
-        async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
-            session = self._http.session()
-            request_headers = {**self._user_agent, **(headers or {})}
-            payload: bytes | aiohttp.payload.Payload
-            if callable(body):
-                payload, extra = await body()
-                request_headers.update(extra)
-            else:
-                payload = body
-            request_headers.update(await self._source.headers(session))
-            response, data = await exchange(
-                self._http, method, target, headers=request_headers, body=payload, ok=ok,
-                read=read, key=key, service="GCS", logger=logger,
-            )  # fmt: skip
-            if response.status not in ok:
-                raise _error(response.status, data, key, create_mode=create_mode)
-            return response, data
+        request = _Request(method, target, key, headers, body, ok, read, create_mode)
+        return await self._retry.call(self._attempt, request, idempotent=idempotent)
 
-        return await self._retry.call(attempt, idempotent=idempotent)
+    async def _attempt(self, request: _Request) -> tuple[aiohttp.ClientResponse, bytes]:
+        """One attempt of :meth:`_send`, with a fresh token (and body, from a factory)."""
+        method, target, key, headers, body, ok, read, create_mode = request
+        session = self._http.session()
+        request_headers = {**self._user_agent, **(headers or {})}
+        payload: bytes | aiohttp.payload.Payload
+        if callable(body):
+            payload, extra = await body()
+            request_headers.update(extra)
+        else:
+            payload = body
+        request_headers.update(await self._source.headers(session))
+        response, data = await exchange(
+            self._http, method, target, headers=request_headers, body=payload, ok=ok,
+            read=read, key=key, service="GCS", logger=logger,
+        )  # fmt: skip
+        if response.status not in ok:
+            raise _error(response.status, data, key, create_mode=create_mode)
+        return response, data
 
     # ---- reads ----------------------------------------------------------------------------
 

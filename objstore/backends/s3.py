@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import SplitResult, urlsplit
 from xml.sax.saxutils import escape
 
@@ -101,6 +101,25 @@ from objstore.backends._sigv4 import (
 __all__ = ["S3Store"]
 
 logger = logging.getLogger("objstore.s3")
+
+
+class _Request(NamedTuple):
+    """A prepared request: what each attempt signs and sends (one object, not a closure)."""
+
+    method: str
+    key: str | None
+    url: URL
+    path: str
+    query: str
+    base: dict[str, str]
+    to_sign: dict[str, str]
+    payload: str
+    body: bytes
+    ok: tuple[int, ...]
+    read: bool
+    create_mode: bool
+    conditional: bool
+
 
 MiB = 1024 * 1024
 _ATTRIBUTE_HEADERS = {
@@ -491,38 +510,44 @@ class S3Store(ObjectStore):
         else:
             payload = EMPTY_SHA256
         to_sign = {k: v for k, v in base.items() if k.lower().startswith("x-amz-")}
+        request = _Request(
+            method, key, url, path, query, base, to_sign, payload, body, ok, read, create_mode,
+            conditional,
+        )  # fmt: skip
+        return await self._retry.call(self._attempt, request, idempotent=idempotent)
 
-        async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
-            request_headers = dict(base)
-            credentials = await self._source.get()
-            if credentials is not None:
-                request_headers.update(
-                    self._signer.sign_headers(
-                        method,
-                        self._host,
-                        path,
-                        query=query,
-                        headers=to_sign,
-                        payload_hash=payload,
-                        credentials=credentials,
-                    )
+    async def _attempt(self, request: _Request) -> tuple[aiohttp.ClientResponse, bytes]:
+        """One attempt of :meth:`_send`, signed afresh."""
+        (method, key, url, path, query, base, to_sign, payload, body, ok, read, create_mode,
+         conditional) = request  # fmt: skip
+        request_headers = dict(base)
+        credentials = await self._source.get()
+        if credentials is not None:
+            request_headers.update(
+                self._signer.sign_headers(
+                    method,
+                    self._host,
+                    path,
+                    query=query,
+                    headers=to_sign,
+                    payload_hash=payload,
+                    credentials=credentials,
                 )
-            response, data = await exchange(
-                self._http, method, url, headers=request_headers, body=body, ok=ok,
-                read=read, key=key, service="S3", logger=logger,
-            )  # fmt: skip
-            if response.status not in ok:
-                raise _error(
-                    response.status,
-                    data,
-                    response.headers,
-                    key,
-                    create_mode=create_mode,
-                    conditional=conditional,
-                )
-            return response, data
-
-        return await self._retry.call(attempt, idempotent=idempotent)
+            )
+        response, data = await exchange(
+            self._http, method, url, headers=request_headers, body=body, ok=ok,
+            read=read, key=key, service="S3", logger=logger,
+        )  # fmt: skip
+        if response.status not in ok:
+            raise _error(
+                response.status,
+                data,
+                response.headers,
+                key,
+                create_mode=create_mode,
+                conditional=conditional,
+            )
+        return response, data
 
     # ---- reads ----------------------------------------------------------------------------
 
