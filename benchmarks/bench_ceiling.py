@@ -10,6 +10,7 @@ SeaweedFS (S3) and then one Azurite (Azure). Client CPU per request is recorded.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import os
 import tempfile
@@ -136,11 +137,15 @@ async def measure(
         row = Row(f"{title} {workload}", "ops/s")
         for rep in range(REPS):
             for name in CLIENTS[rep % len(CLIENTS) :] + CLIENTS[: rep % len(CLIENTS)]:
+                young = gc.get_stats()[0]["collections"]
                 cpu, wall = time.process_time(), time.perf_counter()
                 await bounded(by_client[name], keys)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                young = gc.get_stats()[0]["collections"] - young
                 row.add(name, N / wall)
-                row.extra[f"{name} client CPU"] = f"{cpu / N * 1e6:,.0f} µs/op"
+                row.extra[f"{name} client CPU"] = (
+                    f"{cpu / N * 1e6:,.0f} µs/op, {young * 1000 / N:.0f} young GCs per 1,000"
+                )
         rows.append(row)
     await bare.session.close()
     raw.close()
