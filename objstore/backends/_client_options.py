@@ -14,7 +14,6 @@ import random
 import socket
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import aiohttp
 import aiohttp.abc
@@ -22,6 +21,7 @@ from yarl import URL
 
 from objstore._config import Config
 from objstore._errors import ConfigError
+from objstore._record import record
 
 __all__ = ["ProxyRoute", "ShuffledResolver", "check_http_version", "proxy_route", "tls_context"]
 
@@ -74,7 +74,7 @@ def _custom_context(disable_system: bool, pem: str, allow_invalid: bool) -> ssl.
     return context
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class ProxyRoute:
     """The proxies of a store's requests, by scheme, except to the hosts ``excludes`` names.
 
