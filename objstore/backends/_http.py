@@ -254,7 +254,8 @@ def http_date(value: datetime) -> str:
 
 
 def transport_error(exc: BaseException, key: str | None, service: str) -> ObjstoreError:
-    """A timeout or connection failure as objstore's error (transient, so retried)."""
+    """A timeout or connection failure as objstore's error: transient, so retried, except a
+    failed TLS handshake (``TLSError``), which no retry can change."""
     what = f"{key!r}" if key else "the bucket"
     if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
         reason = (
