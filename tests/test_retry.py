@@ -28,6 +28,20 @@ async def test_transient_errors_are_retried() -> None:
     assert op.calls == 4
 
 
+async def test_each_attempt_gets_the_same_arguments() -> None:
+    seen: list[tuple[str, int]] = []
+    failures = [ServiceUnavailableError("503")]
+
+    async def op(name: str, size: int) -> str:
+        seen.append((name, size))
+        if failures:
+            raise failures.pop()
+        return f"{name}:{size}"
+
+    assert await FAST.call(op, "k", 3) == "k:3"
+    assert seen == [("k", 3), ("k", 3)]
+
+
 async def test_permanent_errors_are_not_retried() -> None:
     op = Flaky([NotFoundError("gone")])
     with pytest.raises(NotFoundError) as info:
