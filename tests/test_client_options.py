@@ -20,6 +20,7 @@ from objstore.backends._client_options import ProxyRoute, proxy_route, tls_conte
 from objstore.backends.s3 import S3Store
 from objstore.testing.emulators import AzureServer, GCSServer, S3Server
 from objstore.testing.faultproxy import FaultProxy
+from objstore.testing.tunnel import ConnectProxy
 
 SLOW_RETRIES = {"backoff_initial": "2s", "backoff_max": "2s", "max_retries": "3"}
 
@@ -151,6 +152,24 @@ async def test_gcs_and_azure_requests_go_through_the_proxy(
             await store.aclose()
         assert proxy.targets, url
         assert all(target.startswith(origin + "/") for target, _ in proxy.targets), url
+
+
+async def test_https_goes_through_a_connect_tunnel(
+    s3_server: S3Server, bucket: str, https_front: FaultProxy, test_ca: trustme.CA
+) -> None:
+    pem = test_ca.cert_pem.bytes().decode()
+    async with ConnectProxy() as tunnel:
+        proxy_url = tunnel.url.replace("http://", "http://agent:secret@")
+        options = s3_server.options(
+            aws_endpoint=https_front.url, proxy_url=proxy_url, proxy_ca_certificate=pem
+        )
+        store = objstore.from_url(f"s3://{bucket}", options)
+        await store.put("tunnelled", b"through CONNECT")
+        assert await store.get("tunnelled") == b"through CONNECT"
+        await store.aclose()
+    assert tunnel.tunnels
+    assert set(tunnel.tunnels) == {(URL(https_front.url).raw_authority, "Basic YWdlbnQ6c2VjcmV0")}
+    assert ("PUT", f"/{bucket}/tunnelled", None) in https_front.log  # decrypted only there
 
 
 async def test_proxy_excludes_bypass_the_proxy(s3_server: S3Server, bucket: str) -> None:
