@@ -196,11 +196,18 @@ class ObjectStore(abc.ABC):
         response = await self._get(key, options)
         return response, await _read_body(response)
 
+    async def _get_part(self, key: Path, options: GetOptions) -> tuple[GetResponse, bytes]:
+        """``_get_buffered`` of a ranged read, its bytes cut to ``options.range`` where a
+        server ignored ``Range`` and sent the whole object."""
+        request = options.range
+        assert isinstance(request, ByteRange | OffsetRange)
+        response, data = await self._get_buffered(key, options)
+        return response, requested_part(data, response.range[0], request, response.meta.size)
+
     async def _get_range_bytes(self, key: Path, request: ByteRange | OffsetRange) -> bytes:
         """The bytes of one range, nothing else (``get_range``'s primitive; a network backend
         may skip parsing the metadata and attributes that ``_get_buffered`` builds)."""
-        response, data = await self._get_buffered(key, GetOptions(range=request))
-        return requested_part(data, response.range[0], request, response.meta.size)
+        return (await self._get_part(key, GetOptions(range=request)))[1]
 
     async def _list_with_delimiter(self, prefix: Path) -> ListResult:
         prefixes: list[str] = []
@@ -639,12 +646,11 @@ class ObjectStore(abc.ABC):
 
             async def fetch(start: int, end: int) -> tuple[bytes, ObjectMeta]:
                 nonlocal done
-                request = ByteRange(start, end)
-                response, data = await self._get_buffered(key, GetOptions(range=request))
+                options = GetOptions(range=ByteRange(start, end))
+                response, part = await self._get_part(key, options)
                 done += end - start
                 if progress is not None:
                     progress(done, total)
-                part = requested_part(data, response.range[0], request, response.meta.size)
                 return part, response.meta
 
             fetched = await gather_bounded(
@@ -686,10 +692,8 @@ class ObjectStore(abc.ABC):
             raise
 
         async def fetch(start: int, end: int, e_tag: str | None) -> bytes:
-            request = ByteRange(start, end)
-            options = GetOptions(range=request, if_match=e_tag, version=version)
-            response, data = await self._get_buffered(key, options)
-            return requested_part(data, response.range[0], request, response.meta.size)
+            options = GetOptions(range=ByteRange(start, end), if_match=e_tag, version=version)
+            return (await self._get_part(key, options))[1]
 
         return Reader(self._rel_meta(meta), fetch, block_size=block_size, read_ahead=read_ahead)
 
