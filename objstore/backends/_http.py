@@ -87,6 +87,7 @@ class SessionPool:
     ) -> None:
         self._make = make
         self._proxy = proxy
+        self._proxies: dict[tuple[str, str], URL | None] = {}
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         self._pid = os.getpid()
 
@@ -99,8 +100,16 @@ class SessionPool:
         return len(self._sessions)
 
     def proxy_for(self, url: URL) -> URL | None:
-        """The proxy a request to ``url`` goes through (``proxy_url`` or the environment)."""
-        return self._proxy.for_url(url) if self._proxy is not None else None
+        """The proxy a request to ``url`` goes through (``proxy_url`` or the environment),
+        decided once per scheme and host: the exclusions are matched by parsing addresses."""
+        if self._proxy is None:
+            return None
+        origin = (url.scheme, url.host or "")
+        try:
+            return self._proxies[origin]
+        except KeyError:
+            proxy = self._proxies[origin] = self._proxy.for_url(url)
+            return proxy
 
     def session(self) -> aiohttp.ClientSession:
         """This event loop's session."""
