@@ -39,18 +39,11 @@ async def https_front(s3_server: S3Server, test_ca: trustme.CA) -> AsyncIterator
         yield front
 
 
-@pytest.fixture
-def unset_ca_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The system roots only (no SSL_CERT_FILE pointing at something that trusts all)."""
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-
-
 # ---- TLS ----------------------------------------------------------------------------------
 
 
 async def test_an_untrusted_certificate_fails_at_once_with_tls_error(
-    s3_server: S3Server, bucket: str, https_front: FaultProxy, unset_ca_environment: None
+    s3_server: S3Server, bucket: str, https_front: FaultProxy
 ) -> None:
     store = objstore.from_url(
         f"s3://{bucket}", s3_server.options(aws_endpoint=https_front.url, **SLOW_RETRIES)
