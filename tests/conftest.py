@@ -140,3 +140,30 @@ def backend_target(request: pytest.FixtureRequest) -> Callable[[str, str], Targe
         return f"s3://{request.getfixturevalue('bucket')}{path}", s3.options()
 
     return target
+
+
+# The modules whose async tests run on uvloop as well as asyncio's own loop: the conformance
+# suites of the async stores and the tests of what touches the loop's transports and threads
+# (faults, TLS and proxies, file threads, multipart, retries). Services on uvicorn get uvloop
+# whenever it is installed.
+_UVLOOP_MODULES = frozenset({
+    "test_memory", "test_local", "test_s3", "test_gcs", "test_azure", "test_s3_faults",
+    "test_client_options", "test_file_threads", "test_multipart", "test_retry",
+})  # fmt: skip
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """The event loops an async test runs on: asyncio's, and uvloop's for ``_UVLOOP_MODULES``
+    (not the blocking facade's classes: their stores run on objstore_sync's own loop)."""
+    import asyncio
+
+    factories: dict[str, Any] = {"asyncio": asyncio.new_event_loop}
+    if not isinstance(item, pytest.Function):
+        return factories
+    module = item.module.__name__.rpartition(".")[2] if item.module is not None else ""
+    facade = item.cls is not None and "Facade" in item.cls.__name__
+    if module in _UVLOOP_MODULES and not facade:
+        import uvloop
+
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
