@@ -72,6 +72,7 @@ from objstore.backends._aws_credentials import (
     CredentialSource,
     StaticSource,
 )
+from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
     ResponseBody,
@@ -146,6 +147,7 @@ _CODE_ERRORS: dict[str, type[ObjstoreError]] = {
     "SignatureDoesNotMatch": UnauthenticatedError,
     "ExpiredToken": UnauthenticatedError,
     "TokenRefreshRequired": UnauthenticatedError,
+    "RequestTimeTooSkewed": UnauthenticatedError,
     "InvalidToken": UnauthenticatedError,
     "InvalidRange": InvalidRangeError,
     "SlowDown": ThrottledError,
@@ -168,6 +170,9 @@ _CODE_ERRORS: dict[str, type[ObjstoreError]] = {
     "KeyTooLongError": InvalidPathError,
     "NotImplemented": NotSupportedError,
 }
+
+
+_SKEWED = b"<Code>RequestTimeTooSkewed</Code>"
 
 
 def _error(
@@ -200,6 +205,8 @@ def _error(
         text = f"object {what} not found"
     else:
         text = f"S3 {code or status} on {what}" + (f": {message}" if message else "")
+        if code == "RequestTimeTooSkewed":
+            text += " (this machine's clock is off, and the reply's Date could not correct it)"
     return cls(
         text,
         path=key,
@@ -357,6 +364,7 @@ class S3Store(ObjectStore):
             "" if virtual else f"/{encode_path(self._bucket)}"
         )
         self._signer = SigV4(region)
+        self._clock = ServerClock()
         self._source = self._credential_source(config)
         self._retry = RetryPolicy.from_config(config)
         self._unsigned = bool(config["aws_unsigned_payload"])
@@ -517,37 +525,48 @@ class S3Store(ObjectStore):
         return await self._retry.call(self._attempt, request, idempotent=idempotent)
 
     async def _attempt(self, request: _Request) -> tuple[aiohttp.ClientResponse, bytes]:
-        """One attempt of :meth:`_send`, signed afresh."""
+        """One attempt of :meth:`_send`, signed afresh; sent once more, with the server's time,
+        when the server refused this machine's clock (``backends/_clock.py``)."""
         (method, key, url, path, query, base, to_sign, payload, body, ok, read, create_mode,
          conditional) = request  # fmt: skip
-        request_headers = dict(base)
-        credentials = await self._source.get()
-        if credentials is not None:
-            request_headers.update(
-                self._signer.sign_headers(
-                    method,
-                    self._host,
-                    path,
-                    query=query,
-                    headers=to_sign,
-                    payload_hash=payload,
-                    credentials=credentials,
+        for _ in range(2):
+            signed_at = self._clock.now()
+            request_headers = dict(base)
+            credentials = await self._source.get()
+            if credentials is not None:
+                request_headers.update(
+                    self._signer.sign_headers(
+                        method,
+                        self._host,
+                        path,
+                        query=query,
+                        headers=to_sign,
+                        payload_hash=payload,
+                        credentials=credentials,
+                        now=signed_at,
+                    )
                 )
-            )
-        response, data = await exchange(
-            self._http, method, url, headers=request_headers, body=body, ok=ok,
-            read=read, key=key, service="S3", logger=logger,
-        )  # fmt: skip
-        if response.status not in ok:
-            raise _error(
-                response.status,
-                data,
-                response.headers,
-                key,
-                create_mode=create_mode,
-                conditional=conditional,
-            )
-        return response, data
+            response, data = await exchange(
+                self._http, method, url, headers=request_headers, body=body, ok=ok,
+                read=read, key=key, service="S3", logger=logger,
+            )  # fmt: skip
+            if response.status in ok:
+                return response, data
+            if response.status != 403 or credentials is None:
+                break
+            skewed = _SKEWED in data
+            if not self._clock.corrected(
+                signed_at, response.headers.get("Date"), "S3", refused_for_skew=skewed
+            ):
+                break
+        raise _error(
+            response.status,
+            data,
+            response.headers,
+            key,
+            create_mode=create_mode,
+            conditional=conditional,
+        )
 
     # ---- reads ----------------------------------------------------------------------------
 
@@ -844,6 +863,7 @@ class S3Store(ObjectStore):
             params=[],
             credentials=credentials,
             expires_in=expires_in,
+            now=self._clock.now(),
         )
         return f"{self._scheme}://{self._host}{path}?{query}"
 

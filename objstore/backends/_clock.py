@@ -1,0 +1,66 @@
+"""The server's time, as seen from this machine: what signatures are dated with.
+
+A SigV4 signature carries its time, and S3 refuses one more than 15 minutes away from its own
+clock (``RequestTimeTooSkewed``): a laptop back from sleep, a VM with a stopped clock, a
+container on a drifting host. When a server says so, a store adopts the server's time from the
+reply's ``Date`` header for every later signature, and sends the refused request again (the
+AWS SDKs for Java, Go and JavaScript do the same; botocore and object_store fail every request).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from objstore.backends._http import parse_http_date
+
+__all__ = ["ServerClock"]
+
+logger = logging.getLogger("objstore")
+
+RESOLUTION = 2.0
+"""Seconds within which two times are the same: a ``Date`` header has whole seconds."""
+SUSPECT = 300.0
+"""A refusal without a reason (a HEAD has no body) is put down to the clock past this skew."""
+
+
+class ServerClock:
+    """This machine's time plus the offset the server's clock was last seen at."""
+
+    __slots__ = ("offset",)
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        """The time to sign with (seconds since the epoch)."""
+        return time.time() + self.offset
+
+    def corrected(
+        self, signed_at: float, date_header: str | None, service: str, *, refused_for_skew: bool
+    ) -> bool:
+        """After a refused request signed at ``signed_at``: adopt the server's time from its
+        ``Date``; return whether to sign and send the request again.
+
+        A refusal that names the clock (``refused_for_skew``) is believed at any skew; one
+        without a reason only past ``SUSPECT`` seconds. Either way the request is sent again
+        only if its time was off from the server's, so a refusal for another reason ends here.
+        """
+        if not date_header:
+            return False
+        try:
+            server = parse_http_date(date_header).timestamp()
+        except (ValueError, TypeError, IndexError):
+            return False
+        skew = server - signed_at
+        if abs(skew) < (RESOLUTION if refused_for_skew else SUSPECT):
+            return False
+        offset = server - time.time()
+        if abs(offset - self.offset) >= RESOLUTION:
+            logger.warning(
+                "%s: this machine's clock is %.0f s %s the server's; signing with the server's "
+                "time from now on",
+                service, abs(offset), "behind" if offset > 0 else "ahead of",
+            )  # fmt: skip
+            self.offset = offset
+        return True

@@ -1,0 +1,205 @@
+"""A machine whose clock is off: S3 refuses its signatures (SeaweedFS checks the 15-minute window
+as AWS does); the store adopts the server's time from the reply and sends the request again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+
+import objstore
+from objstore import AlreadyExistsError, UnauthenticatedError
+from objstore.backends import s3
+from objstore.backends._clock import ServerClock
+from objstore.backends._http import exchange, http_date
+from objstore.backends.s3 import S3Store
+from objstore.testing.emulators import S3Server
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def machine_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Set how far this machine's clock (``time.time``) is from the true time (+ is ahead)."""
+    true_time = time.time
+
+    def set_skew(seconds: float) -> None:
+        monkeypatch.setattr(time, "time", lambda: true_time() + seconds)
+
+    return set_skew
+
+
+@pytest.fixture
+def sends(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The methods of the requests the S3 store sends, in order."""
+    sent: list[str] = []
+
+    async def counting(http: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(method)
+        return await exchange(http, method, *args, **kwargs)
+
+    monkeypatch.setattr(s3, "exchange", counting)
+    return sent
+
+
+@pytest.fixture
+async def store(s3_server: S3Server, bucket: str) -> AsyncIterator[S3Store]:
+    store = objstore.from_url(f"s3://{bucket}", s3_server.options())
+    assert isinstance(store, S3Store)
+    yield store
+    await store.aclose()
+
+
+def clock_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "machine's clock" in r.getMessage()]
+
+
+@pytest.mark.parametrize("skew", [-1800, 1200, -86400])
+async def test_every_operation_works_with_the_clock_off(
+    store: S3Store, machine_clock: Callable[[float], None], skew: float,
+    caplog: pytest.LogCaptureFixture, sends: list[str],
+) -> None:  # fmt: skip
+    machine_clock(skew)
+    caplog.set_level(logging.WARNING, logger="objstore")
+    await store.put("a/one", b"1")
+    assert sends == ["PUT", "PUT"]  # refused once, then signed with the server's time
+    assert abs(store._clock.offset + skew) < 3
+    assert await store.get("a/one") == b"1"
+    assert (await store.head("a/one")).size == 1
+    assert [m.location for m in await store.list("a")] == ["a/one"]
+    await store.copy("a/one", "a/two")
+    await store.delete("a/one")
+    assert not await store.exists("a/one")
+    assert sends.count("PUT") == 3  # nothing after the first request was refused
+    warnings = clock_warnings(caplog)
+    assert len(warnings) == 1
+    assert ("ahead of" if skew > 0 else "behind") in warnings[0]
+
+
+async def test_a_head_refused_without_a_body_is_corrected(
+    store: S3Store, machine_clock: Callable[[float], None], sends: list[str]
+) -> None:
+    await store.put("k", b"v")
+    machine_clock(-3600)
+    assert (await store.head("k")).size == 1  # a HEAD's 403 carries no error code
+    assert sends == ["PUT", "HEAD", "HEAD"]
+
+
+async def test_requests_signed_before_the_correction_are_sent_again(
+    store: S3Store, machine_clock: Callable[[float], None],
+    caplog: pytest.LogCaptureFixture, s3_admin: Any, bucket: str,
+) -> None:  # fmt: skip
+    machine_clock(2400)
+    caplog.set_level(logging.WARNING, logger="objstore")
+    await asyncio.gather(*(store.put(f"many/{i:02d}", b"x" * i) for i in range(40)))
+    machine_clock(0)  # for botocore's own signatures
+    listed = s3_admin.list_objects_v2(Bucket=bucket, Prefix="many/")["Contents"]
+    expected = [(f"many/{i:02d}", i) for i in range(40)]
+    assert sorted((item["Key"], item["Size"]) for item in listed) == expected
+    assert len(clock_warnings(caplog)) == 1
+
+
+async def test_a_create_mode_write_sent_again_is_not_a_conflict(
+    store: S3Store, machine_clock: Callable[[float], None], sends: list[str]
+) -> None:
+    machine_clock(-1800)
+    await store.put("once", b"first", mode="create")
+    assert sends == ["PUT", "PUT"]
+    assert await store.get("once") == b"first"
+    with pytest.raises(AlreadyExistsError):
+        await store.put("once", b"second", mode="create")
+
+
+async def test_a_multipart_upload_with_the_clock_off(
+    store: S3Store, machine_clock: Callable[[float], None]
+) -> None:
+    machine_clock(1800)
+    data = bytes(range(256)) * (48 * 1024)  # 12 MiB: parts of 5 MiB
+    await store.put("big", data, part_size=5 * MiB)
+    assert await store.get("big") == data
+
+
+async def test_signed_urls_are_dated_with_the_servers_time(
+    store: S3Store, machine_clock: Callable[[float], None]
+) -> None:
+    machine_clock(-7200)
+    await store.put("shared", b"s")  # corrects the clock
+    url = await store.sign("GET", "shared", expires_in=120)
+    dated = parse_qs(urlsplit(url).query)["X-Amz-Date"][0]
+    machine_clock(0)
+    signed = datetime.strptime(dated, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert abs(signed.timestamp() - time.time()) < 5
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        assert await response.read() == b"s"
+
+
+async def test_a_refusal_for_another_reason_is_not_sent_again(
+    s3_server: S3Server, bucket: str, machine_clock: Callable[[float], None], sends: list[str]
+) -> None:
+    wrong = objstore.from_url(
+        f"s3://{bucket}", s3_server.options(aws_secret_access_key="not-the-key")
+    )
+    try:
+        with pytest.raises(UnauthenticatedError):
+            await wrong.get("k")
+        assert sends == ["GET"]
+        machine_clock(1800)  # skewed and wrong: corrected once, then the key's refusal stands
+        with pytest.raises(UnauthenticatedError, match="SignatureDoesNotMatch"):
+            await wrong.get("k")
+        assert sends == ["GET", "GET", "GET"]
+    finally:
+        await wrong.aclose()
+
+
+# ---- the clock's rules --------------------------------------------------------------------
+
+
+def server_date(seconds_from_now: float) -> str:
+    return http_date(datetime.fromtimestamp(time.time() + seconds_from_now, UTC))
+
+
+@pytest.mark.parametrize("header", [None, "", "yesterday", "Thu, 99 Nov 2026 25:61:00 GMT"])
+def test_no_usable_date_changes_nothing(header: str | None) -> None:
+    clock = ServerClock()
+    assert not clock.corrected(time.time(), header, "S3", refused_for_skew=True)
+    assert clock.offset == 0.0
+
+
+def test_a_named_refusal_is_believed_at_any_skew_an_unnamed_one_past_five_minutes() -> None:
+    clock = ServerClock()
+    assert not clock.corrected(time.time(), server_date(0), "S3", refused_for_skew=True)
+    assert not clock.corrected(time.time(), server_date(120), "S3", refused_for_skew=False)
+    assert clock.offset == 0.0
+    assert clock.corrected(time.time(), server_date(120), "S3", refused_for_skew=True)
+    assert abs(clock.offset - 120) < 2
+    later = ServerClock()
+    assert later.corrected(time.time(), server_date(-400), "S3", refused_for_skew=False)
+    assert abs(later.offset + 400) < 2
+    assert abs(later.now() - (time.time() - 400)) < 2
+
+
+def test_a_request_signed_with_the_old_offset_is_sent_again_without_a_new_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="objstore")
+    clock = ServerClock()
+    signed_at = time.time()  # before the correction, as a concurrent request
+    assert clock.corrected(time.time(), server_date(900), "S3", refused_for_skew=True)
+    assert clock.corrected(signed_at, server_date(900), "S3", refused_for_skew=True)
+    assert not clock.corrected(clock.now(), server_date(900), "S3", refused_for_skew=True)
+    assert len(clock_warnings(caplog)) == 1
+
+
+def test_an_uncorrectable_skew_says_to_check_the_clock() -> None:
+    body = b"<Error><Code>RequestTimeTooSkewed</Code><Message>too large</Message></Error>"
+    error = s3._error(403, body, {}, "k")
+    assert isinstance(error, UnauthenticatedError)
+    assert "clock" in str(error)
