@@ -1,28 +1,35 @@
-"""A machine whose clock is off: S3 refuses its signatures (SeaweedFS checks the 15-minute window
-as AWS does); the store adopts the server's time from the reply and sends the request again."""
+"""A machine whose clock is off: S3 and Azure refuse its signatures (SeaweedFS checks the
+15-minute window as AWS does; in front of Azurite, which does not, a proxy checks it as Azure
+does); the store adopts the server's time from the reply and sends the request again."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 import objstore
 from objstore import AlreadyExistsError, UnauthenticatedError
 from objstore.backends import s3
 from objstore.backends._clock import ServerClock
-from objstore.backends._http import exchange, http_date
+from objstore.backends._http import exchange, http_date, parse_http_date
+from objstore.backends.azure import AzureStore
 from objstore.backends.s3 import S3Store
-from objstore.testing.emulators import S3Server
+from objstore.testing.emulators import AzureServer, S3Server
+from objstore.testing.faultproxy import FaultProxy
 
 MiB = 1024 * 1024
+TRUE_TIME = time.time  # the proxy's clock: the tests set the machine's off
 
 
 @pytest.fixture
@@ -157,6 +164,109 @@ async def test_a_refusal_for_another_reason_is_not_sent_again(
         assert sends == ["GET", "GET", "GET"]
     finally:
         await wrong.aclose()
+
+
+# ---- Azure: Shared Key requests are refused 15 minutes off; Azurite does not check ---------
+
+
+def azure_date_window(request: web.Request, body: bytes) -> web.Response | None:
+    """Azure Storage's check, which Azurite lacks: a Shared Key request (and each deletion in
+    a Blob Batch) dated more than 15 minutes from the server's clock is refused."""
+
+    def off(date: str) -> bool:
+        return abs(parse_http_date(date).timestamp() - TRUE_TIME()) > 900
+
+    now = formatdate(TRUE_TIME(), usegmt=True)  # aiohttp's own Date reads the skewed clock
+    refused = {"x-ms-error-code": "AuthenticationFailed", "Date": now}
+    if off(request.headers["x-ms-date"]):
+        detail = f"Request date header too old: '{request.headers['x-ms-date']}'"
+        xml = (f"<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthenticationFailed"
+               f"</Code><Message>Server failed to authenticate the request.</Message>"
+               f"<AuthenticationErrorDetail>{detail}</AuthenticationErrorDetail>"
+               "</Error>")  # fmt: skip
+        return web.Response(status=403, headers=refused, body=b"" if request.method == "HEAD"
+                            else xml.encode(), content_type="application/xml")  # fmt: skip
+    inner = re.findall(rb"x-ms-date: ([^\r\n]+)", body) if "comp=batch" in request.path_qs else []
+    if any(off(date.decode()) for date in inner):
+        parts = [f"--batchresponse\r\nContent-Type: application/http\r\nContent-ID: {i}\r\n\r\n"
+                 "HTTP/1.1 403 Server failed to authenticate the request.\r\n"
+                 "x-ms-error-code: AuthenticationFailed\r\nContent-Length: 0\r\n\r\n"
+                 for i in range(len(inner))]  # fmt: skip
+        reply = "".join(parts) + "--batchresponse--\r\n"
+        return web.Response(status=202, body=reply.encode(), headers={
+            "Content-Type": "multipart/mixed; boundary=batchresponse", "Date": now})  # fmt: skip
+    return None
+
+
+@pytest.fixture
+async def azure_skewed(
+    azure_server: AzureServer, azure_container: str
+) -> AsyncIterator[tuple[AzureStore, FaultProxy]]:
+    """A store on Azurite behind the date check."""
+    origin, account = azure_server.endpoint.rsplit("/", 1)
+    async with FaultProxy(origin, answer=azure_date_window) as proxy:
+        options = azure_server.options(azure_storage_endpoint=f"{proxy.url}/{account}")
+        store = objstore.from_url(f"az://{azure_container}", options)
+        assert isinstance(store, AzureStore)
+        yield store, proxy
+        await store.aclose()
+
+
+@pytest.mark.parametrize("skew", [-1800, 3600])
+async def test_azure_operations_work_with_the_clock_off(
+    azure_skewed: tuple[AzureStore, FaultProxy], machine_clock: Callable[[float], None],
+    skew: float, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    store, proxy = azure_skewed
+    machine_clock(skew)
+    caplog.set_level(logging.WARNING, logger="objstore")
+    await store.put("a/one", b"1")
+    assert [method for method, _, _ in proxy.log] == ["PUT", "PUT"]
+    assert abs(store._clock.offset + skew) < 3
+    assert await store.get("a/one") == b"1"
+    assert (await store.head("a/one")).size == 1
+    await store.copy("a/one", "a/two")
+    assert sorted(m.location for m in await store.list("a")) == ["a/one", "a/two"]
+    await store.delete("a/one")
+    assert not await store.exists("a/one")
+    assert len(clock_warnings(caplog)) == 1
+
+
+async def test_azure_head_refused_first_is_corrected(
+    azure_skewed: tuple[AzureStore, FaultProxy], machine_clock: Callable[[float], None]
+) -> None:
+    store, proxy = azure_skewed
+    await store.put("k", b"v")
+    machine_clock(1200)
+    assert (await store.head("k")).size == 1
+    assert [method for method, _, _ in proxy.log] == ["PUT", "HEAD", "HEAD"]
+
+
+async def test_azure_batch_built_before_the_correction_is_built_again(
+    azure_skewed: tuple[AzureStore, FaultProxy], machine_clock: Callable[[float], None]
+) -> None:
+    store, proxy = azure_skewed
+    keys = [f"gone/{i}" for i in range(5)]
+    await asyncio.gather(*(store.put(k, b"x") for k in keys))
+    machine_clock(-2400)
+    proxy.log.clear()
+    await store.delete_many(keys)
+    batches = [path for method, path, _ in proxy.log if "comp=batch" in path]
+    assert len(batches) == 3  # refused for its date; resent with old inner dates; rebuilt
+    machine_clock(0)
+    assert await store.list("gone") == []
+
+
+async def test_azure_sas_expiry_counts_from_the_servers_time(
+    azure_skewed: tuple[AzureStore, FaultProxy], machine_clock: Callable[[float], None]
+) -> None:
+    store, _ = azure_skewed
+    machine_clock(-7200)
+    await store.put("shared", b"s")  # corrects the clock
+    url = await store.sign("GET", "shared", expires_in=600)
+    expiry = datetime.strptime(parse_qs(urlsplit(url).query)["se"][0], "%Y-%m-%dT%H:%M:%SZ")
+    machine_clock(0)
+    assert abs(expiry.replace(tzinfo=UTC).timestamp() - (time.time() + 600)) < 5
 
 
 # ---- the clock's rules --------------------------------------------------------------------

@@ -21,10 +21,9 @@ import logging
 import os
 import re
 import secrets
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit
@@ -75,6 +74,8 @@ from objstore.backends._azure_config import (
     parse_azure_url,
     resolve_endpoint,
 )
+from objstore.backends._clock import RESOLUTION as CLOCK_RESOLUTION
+from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
     ResponseBody,
@@ -341,6 +342,7 @@ class AzureStore(ObjectStore):
         self._container_path = f"{self._root_path}/{quote(self._container, safe='')}"
         self._http = session_pool(config)
         self._date = (0, "")
+        self._clock = ServerClock()
         url = f"az://{self._container}/{prefix}" if prefix else f"az://{self._container}"
         super().__init__(url=url, config=config, prefix=prefix)
 
@@ -373,8 +375,9 @@ class AzureStore(ObjectStore):
     def _blob_path(self, key: str) -> str:
         return f"{self._container_path}/{quote(key, safe='/~')}"
 
-    def _now(self) -> str:
-        second = int(time.time())
+    def _now(self, at: float | None = None) -> str:
+        """The ``x-ms-date`` of a request signed ``at`` (by default now, on the server's clock)."""
+        second = int(self._clock.now() if at is None else at)
         if self._date[0] != second:
             self._date = (second, http_date(datetime.fromtimestamp(second, UTC)))
         return self._date[1]
@@ -386,9 +389,11 @@ class AzureStore(ObjectStore):
         params: Sequence[tuple[str, str]],
         headers: Mapping[str, str] | None,
         body_length: int,
+        *,
+        at: float,
     ) -> tuple[URL, dict[str, str]]:
-        """The URL and headers of a request, authorized."""
-        request_headers = {**self._base_headers, "x-ms-date": self._now(), **(headers or {})}
+        """The URL and headers of a request dated ``at``, authorized."""
+        request_headers = {**self._base_headers, "x-ms-date": self._now(at), **(headers or {})}
         if method in ("PUT", "POST"):
             request_headers.setdefault("Content-Type", "application/octet-stream")
             request_headers["Content-Length"] = str(body_length)
@@ -420,16 +425,26 @@ class AzureStore(ObjectStore):
         return await self._retry.call(self._attempt, request, idempotent=idempotent)
 
     async def _attempt(self, request: _Request) -> tuple[aiohttp.ClientResponse, bytes]:
-        """One attempt of :meth:`_send`, signed afresh."""
+        """One attempt of :meth:`_send`, signed afresh; sent once more, with the server's time,
+        when a refusal came from this machine's clock (``backends/_clock.py``: Shared Key
+        requests are refused 15 minutes off)."""
         method, path, key, params, headers, body, ok, read, create_mode = request
-        url, request_headers = await self._signed(method, path, params, headers, len(body))
-        response, data = await exchange(
-            self._http, method, url, headers=request_headers, body=body, ok=ok,
-            read=read, key=key, service="Azure", logger=logger,
-        )  # fmt: skip
-        if response.status not in ok:
-            raise _error(response.status, data, response.headers, key, create_mode=create_mode)
-        return response, data
+        for _ in range(2):
+            signed_at = self._clock.now()
+            url, request_headers = await self._signed(
+                method, path, params, headers, len(body), at=signed_at
+            )
+            response, data = await exchange(
+                self._http, method, url, headers=request_headers, body=body, ok=ok,
+                read=read, key=key, service="Azure", logger=logger,
+            )  # fmt: skip
+            if response.status in ok:
+                return response, data
+            if response.status != 403 or not self._clock.corrected(
+                signed_at, response.headers.get("Date"), "Azure", refused_for_skew=False
+            ):
+                break
+        raise _error(response.status, data, response.headers, key, create_mode=create_mode)
 
     # ---- reads ----------------------------------------------------------------------------
 
@@ -690,7 +705,29 @@ class AzureStore(ObjectStore):
         )
 
     async def _delete_batch(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
-        """Delete up to 256 blobs in one Blob Batch request; report each failure."""
+        """Delete up to 256 blobs in one Blob Batch request; report each failure.
+
+        Each deletion inside is signed with its own date. When the batch's own request had
+        this machine's clock corrected (``_attempt``), the deletions it carried are refused
+        (403) with the old date: the batch is built and sent once more.
+        """
+        for _ in range(2):
+            offset = self._clock.offset
+            statuses = await self._send_batch(keys)
+            moved = abs(self._clock.offset - offset) >= CLOCK_RESOLUTION
+            if not moved or all(status != 403 for status, _, _ in statuses):
+                break
+        failures: dict[Path, ObjstoreError] = {}
+        for key, (status, code, headers) in zip(keys, statuses, strict=True):
+            if status not in (202, 404):
+                error_body = f"<Code>{code}</Code>".encode() if code else b""
+                failures[key] = _error(status, error_body, headers, key)
+        return failures
+
+    async def _send_batch(
+        self, keys: Sequence[Path]
+    ) -> list[tuple[int, str | None, dict[str, str]]]:
+        """Send one Blob Batch of deletions; return each one's status, code and headers."""
         boundary = f"batch_{secrets.token_hex(16)}"
         parts = []
         for index, key in enumerate(keys):
@@ -716,13 +753,7 @@ class AzureStore(ObjectStore):
             headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
             body=body, ok=(202,),
         )  # fmt: skip
-        statuses = _batch_statuses(reply, len(keys))
-        failures: dict[Path, ObjstoreError] = {}
-        for key, (status, code, headers) in zip(keys, statuses, strict=True):
-            if status not in (202, 404):
-                error_body = f"<Code>{code}</Code>".encode() if code else b""
-                failures[key] = _error(status, error_body, headers, key)
-        return failures
+        return _batch_statuses(reply, len(keys))
 
     async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
         source = f"{self._origin}{self._blob_path(src)}"
@@ -787,7 +818,7 @@ class AzureStore(ObjectStore):
             blob_name=key,
             account_key=self._auth.account_key,
             permission=permissions,
-            expiry=datetime.now(UTC) + timedelta(seconds=expires_in),
+            expiry=datetime.fromtimestamp(self._clock.now() + expires_in, UTC),
             protocol="https" if self._origin.startswith("https") else "https,http",
         )
         return f"{self._origin}{self._blob_path(key)}?{token}"

@@ -14,6 +14,9 @@ stay valid). Rules pick requests by method and a path/query substring, and injec
 Each rule fires ``times`` times, or with ``every=N`` on every N-th matching request for as long
 as the proxy runs. ``proxy.log`` records ``(method, path_qs, fault or None)``.
 
+``answer`` stands in for a check the emulator behind does not make: it sees each request and
+its body first, and a response it returns is sent instead of forwarding.
+
 It is also a forward proxy (``proxy_url``): ``proxy.targets`` records each request's target as
 sent (absolute-form through a proxy) and its ``Proxy-Authorization``; with ``tls`` (a server
 ``SSLContext``) it serves HTTPS.
@@ -27,7 +30,7 @@ import contextlib
 import io
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +81,7 @@ class FaultProxy:
     targets: list[tuple[str, str | None]] = field(default_factory=list)
     url: str = ""
     tls: ssl.SSLContext | None = None
+    answer: Callable[[web.Request, bytes], web.Response | None] | None = None
 
     async def __aenter__(self) -> FaultProxy:
         self._session = aiohttp.ClientSession(auto_decompress=False)
@@ -108,6 +112,8 @@ class FaultProxy:
         self.log.append((request.method, request.path_qs, fault))
         self.targets.append((request.raw_path, request.headers.get("Proxy-Authorization")))
         body = await request.read()
+        if self.answer is not None and (reply := self.answer(request, body)) is not None:
+            return reply
         if fault and fault.startswith("status:"):
             return web.Response(status=int(fault.split(":")[1]), text="injected")
         if fault == "reset_before":
