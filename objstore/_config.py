@@ -422,7 +422,12 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
         doc="Deadline of an operation, retries included.",
     ),
     ConfigKey("backoff_initial", parse=parse_duration, default=0.1, doc="First backoff."),
-    ConfigKey("backoff_max", parse=parse_duration, default=15.0, doc="Longest backoff."),
+    ConfigKey(
+        "backoff_max",
+        parse=parse_duration,
+        default=15.0,
+        doc="Longest backoff, and longest wait a server's Retry-After gets.",
+    ),
     ConfigKey("backoff_base", parse=parse_float, default=2.0, doc="Backoff growth factor."),
 )
 _CLIENT_SET = frozenset(CLIENT_KEYS)

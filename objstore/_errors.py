@@ -281,9 +281,19 @@ class TLSError(ObjstoreError, ConnectionError):
 
 
 class TransientError(ObjstoreError):
-    """A failure that may succeed if tried again; raised after the retry budget is spent."""
+    """A failure that may succeed if tried again; raised after the retry budget is spent.
+
+    Attributes:
+        retry_after: seconds the service asked to wait before trying again (its
+            ``Retry-After``), if it said; the retry policy waits at least that long, up to
+            ``backoff_max``.
+    """
 
     retryable: ClassVar[bool] = True
+    retry_after: float | None = None
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {} if self.retry_after is None else {"retry_after": self.retry_after}
 
 
 class ThrottledError(TransientError):

@@ -1,7 +1,8 @@
 """The one retry policy every network backend uses.
 
 Transient failures (:class:`TransientError`: 5xx, 429, resets, timeouts) are retried with
-exponential backoff and full jitter until ``max_retries`` or the ``retry_timeout`` deadline;
+exponential backoff and full jitter, or after the service's ``Retry-After`` when it is longer
+(up to ``backoff_max``), until ``max_retries`` or the ``retry_timeout`` deadline;
 only idempotent operations are retried unless the caller reconciles. The error finally raised
 carries ``attempts`` and ``elapsed``.
 """
@@ -73,6 +74,9 @@ class RetryPolicy:
             except ObjstoreError as exc:
                 now = time.monotonic()
                 delay = self.backoff(attempt)
+                asked = exc.retry_after if isinstance(exc, TransientError) else None
+                if asked is not None:
+                    delay = max(delay, min(asked, self.backoff_max))
                 if (
                     not isinstance(exc, TransientError)
                     or not idempotent

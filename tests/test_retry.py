@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 import objstore
 from objstore import NotFoundError, RetryPolicy, ServiceUnavailableError, ThrottledError
+from objstore.backends._http import http_date, parse_retry_after, with_retry_after
 
 FAST = RetryPolicy(max_retries=4, retry_timeout=10, backoff_initial=0.001, backoff_max=0.005)
 
@@ -83,3 +87,56 @@ def test_from_config() -> None:
     config = {"max_retries": 2, "retry_timeout": 5.0, "other": 1}
     assert RetryPolicy.from_config(config).max_retries == 2
     assert RetryPolicy.from_config(store.config).max_retries == 10
+
+
+async def test_retry_after_lengthens_the_wait_up_to_backoff_max() -> None:
+    policy = RetryPolicy(max_retries=5, retry_timeout=100, backoff_initial=0.001, backoff_max=2.0)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    asked = [1.5, 60.0, None]
+    failures: list[Exception] = []
+    for seconds in asked:
+        error = ThrottledError("slow down")
+        error.retry_after = seconds
+        failures.append(error)
+    assert await policy.call(Flaky(failures), sleep=sleep) == "ok"
+    assert waits[:2] == [1.5, 2.0]  # as asked; capped
+    assert waits[2] <= 0.004  # backoff alone
+
+
+async def test_retry_after_past_the_deadline_gives_up() -> None:
+    policy = RetryPolicy(max_retries=5, retry_timeout=1.0, backoff_initial=0.001, backoff_max=5.0)
+    error = ServiceUnavailableError("busy")
+    error.retry_after = 3.0
+    with pytest.raises(ServiceUnavailableError) as info:
+        await policy.call(Flaky([error]))
+    assert info.value.attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("3", 3.0), ("0", 0.0), ("1.5", 1.5), ("-1", None), ("nan", None), ("inf", None),
+     ("soon", None), ("", None)],
+)  # fmt: skip
+def test_retry_after_values(value: str, seconds: float | None) -> None:
+    assert parse_retry_after(value) == seconds
+
+
+def test_retry_after_as_a_date() -> None:
+    ahead = parse_retry_after(http_date(datetime.now(UTC) + timedelta(seconds=30)))
+    assert ahead is not None
+    assert 28 <= ahead <= 30
+    assert parse_retry_after(http_date(datetime.now(UTC) - timedelta(hours=1))) == 0.0
+
+
+def test_retry_after_is_kept_by_transient_errors_only_and_pickles() -> None:
+    throttled = with_retry_after(ThrottledError("slow"), {"Retry-After": "7"})
+    assert isinstance(throttled, ThrottledError)
+    assert throttled.retry_after == 7.0
+    assert pickle.loads(pickle.dumps(throttled)).retry_after == 7.0
+    missing = with_retry_after(NotFoundError("gone"), {"Retry-After": "7"})
+    assert not hasattr(missing, "retry_after")
+    assert with_retry_after(ThrottledError("slow"), {}).retry_after is None  # type: ignore[attr-defined]

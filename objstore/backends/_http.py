@@ -29,6 +29,7 @@ from objstore._errors import (
     ObjstoreError,
     ObjstoreTimeoutError,
     TLSError,
+    TransientError,
 )
 from objstore._inline import gather_bounded
 from objstore._path import Path
@@ -255,6 +256,29 @@ def xml_text(raw: bytes) -> str:
         return text
     text = text.replace("&#34;", '"').replace("&quot;", '"')
     return html.unescape(text) if "&" in text else text
+
+
+def with_retry_after(error: ObjstoreError, headers: Mapping[str, str]) -> ObjstoreError:
+    """Give a transient error the wait its reply asked for (``Retry-After``: seconds or an
+    HTTP date), for the retry policy; other errors pass through."""
+    if isinstance(error, TransientError):
+        value = headers.get("Retry-After")
+        if value:
+            error.retry_after = parse_retry_after(value)
+    return error
+
+
+def parse_retry_after(value: str) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value; ``None`` for one that makes no sense."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parse_http_date(value.strip()).timestamp() - time.time()
+        except (ValueError, TypeError, IndexError):
+            return None
+        return max(0.0, seconds)
+    return seconds if 0.0 <= seconds < float("inf") else None
 
 
 def http_date(value: datetime) -> str:

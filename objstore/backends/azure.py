@@ -88,6 +88,7 @@ from objstore.backends._http import (
     read_headers,
     served_range,
     session_pool,
+    with_retry_after,
     xml_text,
 )
 from objstore.backends._reconcile import reconciled
@@ -165,7 +166,9 @@ def _error(
         text = f"blob {what} not found"
     else:
         text = f"Azure {code or status} on {what}" + (f": {message}" if message else "")
-    return cls(text, path=key, status=status, code=code, request_id=headers.get("x-ms-request-id"))
+    error = cls(text, path=key, status=status, code=code,
+                request_id=headers.get("x-ms-request-id"))  # fmt: skip
+    return with_retry_after(error, headers)
 
 
 def _meta_from_headers(key: str, status: int, headers: Mapping[str, str]) -> ObjectMeta:

@@ -87,6 +87,7 @@ from objstore.backends._http import (
     read_headers,
     served_range,
     session_pool,
+    with_retry_after,
 )
 from objstore.backends._reconcile import reconciled
 
@@ -135,7 +136,12 @@ _LIST_FIELDS = f"items({_META_FIELDS}),prefixes,nextPageToken"
 
 
 def _error(
-    status: int, body: bytes, key: str | None, *, create_mode: bool = False
+    status: int,
+    body: bytes,
+    key: str | None,
+    *,
+    create_mode: bool = False,
+    headers: Mapping[str, str] | None = None,
 ) -> ObjstoreError:
     """Translate a GCS error response (the one translation point of this backend)."""
     reason = message = None
@@ -156,7 +162,7 @@ def _error(
         text = f"object {what} not found"
     else:
         text = f"GCS {reason or status} on {what}" + (f": {message}" if message else "")
-    return cls(text, path=key, status=status, code=reason)
+    return with_retry_after(cls(text, path=key, status=status, code=reason), headers or {})
 
 
 def _bare(e_tag: str | None) -> str | None:
@@ -368,7 +374,9 @@ class GCSStore(ObjectStore):
             read=read, key=key, service="GCS", logger=logger,
         )  # fmt: skip
         if response.status not in ok:
-            raise _error(response.status, data, key, create_mode=create_mode)
+            raise _error(
+                response.status, data, key, create_mode=create_mode, headers=response.headers
+            )
         return response, data
 
     # ---- reads ----------------------------------------------------------------------------

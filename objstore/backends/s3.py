@@ -85,6 +85,7 @@ from objstore.backends._http import (
     read_headers,
     served_range,
     session_pool,
+    with_retry_after,
     xml_text,
 )
 from objstore.backends._reconcile import reconciled
@@ -207,13 +208,14 @@ def _error(
         text = f"S3 {code or status} on {what}" + (f": {message}" if message else "")
         if code == "RequestTimeTooSkewed":
             text += " (this machine's clock is off, and the reply's Date could not correct it)"
-    return cls(
+    error = cls(
         text,
         path=key,
         status=status,
         code=code,
         request_id=headers.get("x-amz-request-id"),
     )
+    return with_retry_after(error, headers)
 
 
 def _version(headers: Mapping[str, str]) -> str | None:

@@ -3,7 +3,7 @@
 Requests are forwarded unchanged to the upstream server (the ``Host`` header too, so signatures
 stay valid). Rules pick requests by method and a path/query substring, and inject a fault:
 
-- ``"status:503"``: answer with that status without forwarding;
+- ``"status:503"``: answer with that status (and the rule's ``headers``) without forwarding;
 - ``"reset_before"``: drop the connection without forwarding;
 - ``"reset_after"``: forward, let the upstream apply the request, then drop the connection
   (the response is lost);
@@ -61,6 +61,8 @@ class Rule:
     every: int = 0
     """When positive: fire on every ``every``-th matching request, without a limit."""
     seen: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    """Headers of a ``status:`` answer (``Retry-After``)."""
 
     def matches(self, method: str, path_qs: str) -> bool:
         if (self.method is not None and self.method != method) or self.contains not in path_qs:
@@ -99,23 +101,25 @@ class FaultProxy:
         await self._runner.cleanup()
         await self._session.close()
 
-    def _fault(self, method: str, path_qs: str) -> str | None:
+    def _rule(self, method: str, path_qs: str) -> Rule | None:
         for rule in self.rules:
             if rule.matches(method, path_qs):
                 if rule.every <= 0:
                     rule.times -= 1
-                return rule.fault
+                return rule
         return None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        fault = self._fault(request.method, request.path_qs)
+        rule = self._rule(request.method, request.path_qs)
+        fault = rule.fault if rule else None
         self.log.append((request.method, request.path_qs, fault))
         self.targets.append((request.raw_path, request.headers.get("Proxy-Authorization")))
         body = await request.read()
         if self.answer is not None and (reply := self.answer(request, body)) is not None:
             return reply
-        if fault and fault.startswith("status:"):
-            return web.Response(status=int(fault.split(":")[1]), text="injected")
+        if rule and fault and fault.startswith("status:"):
+            status = int(fault.split(":")[1])
+            return web.Response(status=status, text="injected", headers=rule.headers)
         if fault == "reset_before":
             return await _drop(request)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
