@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from objstore.testing.emulators import (
     fake_gcs,
     seaweedfs,
 )
+from objstore.testing.faultproxy import FaultProxy, ProxiedBackend
 
 _PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "OBJSTORE_")
 
@@ -140,6 +141,24 @@ def backend_target(request: pytest.FixtureRequest) -> Callable[[str, str], Targe
         return f"s3://{request.getfixturevalue('bucket')}{path}", s3.options()
 
     return target
+
+
+@pytest.fixture(params=["s3", "gcs", "azure"])
+async def proxied_backend(
+    request: pytest.FixtureRequest, backend_target: Callable[[str, str], Target]
+) -> AsyncIterator[ProxiedBackend]:
+    """Each network backend in turn, its requests going through a fault proxy."""
+    name = request.param
+    url, options = backend_target(name, "")
+    endpoint_key = {"s3": "aws_endpoint", "gcs": "google_base_url",
+                    "azure": "azure_storage_endpoint"}[name]  # fmt: skip
+    upstream, _, account = options[endpoint_key].rpartition("/") if name == "azure" else (
+        options[endpoint_key], "", "")  # fmt: skip
+    async with FaultProxy(upstream) as proxy:
+        through = f"{proxy.url}/{account}" if name == "azure" else proxy.url
+        backend = ProxiedBackend(name, url, {**options, endpoint_key: through}, proxy)
+        yield backend
+        await backend.close()
 
 
 # The modules whose async tests run on uvloop as well as asyncio's own loop: the conformance

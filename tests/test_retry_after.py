@@ -3,47 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 import objstore
-from objstore.testing.emulators import AzureServer, GCSServer, S3Server
-from objstore.testing.faultproxy import FaultProxy, Rule
+from objstore.testing.faultproxy import FaultProxy, ProxiedBackend, Rule
 
 # Backoff alone would wait at most 1 ms: any longer wait is the server's Retry-After.
 RETRIES = {"backoff_initial": "1ms", "backoff_max": "2s", "max_retries": "3"}
 
 
-@pytest.fixture(params=["s3", "gcs", "azure"])
-async def proxied(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, FaultProxy]]:
-    """A store of each network backend behind a fault proxy."""
-    backend = request.param
-    if backend == "s3":
-        s3: S3Server = request.getfixturevalue("s3_server")
-        upstream, bucket = s3.endpoint, request.getfixturevalue("bucket")
-    elif backend == "gcs":
-        gcs: GCSServer = request.getfixturevalue("gcs_server")
-        upstream, bucket = gcs.endpoint, request.getfixturevalue("gcs_bucket")
-    else:
-        azure: AzureServer = request.getfixturevalue("azure_server")
-        upstream, account = azure.endpoint.rsplit("/", 1)
-        bucket = request.getfixturevalue("azure_container")
-    async with FaultProxy(upstream) as proxy:
-        if backend == "s3":
-            store = objstore.from_url(
-                f"s3://{bucket}", s3.options(aws_endpoint=proxy.url, **RETRIES)
-            )
-        elif backend == "gcs":
-            options = {**gcs.options(google_base_url=proxy.url), **RETRIES}
-            store = objstore.from_url(f"gs://{bucket}", options)
-        else:
-            options = azure.options(azure_storage_endpoint=f"{proxy.url}/{account}", **RETRIES)
-            store = objstore.from_url(f"az://{bucket}", options)
-        await store.put("k", b"value")
-        yield store, proxy
-        await store.aclose()
+@pytest.fixture
+async def proxied(proxied_backend: ProxiedBackend) -> tuple[Any, FaultProxy]:
+    """A store of each network backend behind a fault proxy, holding ``k``."""
+    store = proxied_backend.open(**RETRIES)
+    await store.put("k", b"value")
+    return store, proxied_backend.proxy
 
 
 async def timed(call: Any) -> tuple[Any, float]:

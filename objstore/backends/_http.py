@@ -84,10 +84,16 @@ class SessionPool:
     """
 
     def __init__(
-        self, make: Callable[[], aiohttp.ClientSession], proxy: ProxyRoute | None = None
+        self,
+        make: Callable[[], aiohttp.ClientSession],
+        proxy: ProxyRoute | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._make = make
         self._proxy = proxy
+        self.timeout = timeout
+        """Seconds a request may take up to its response's headers, and a body's reads may
+        wait without :data:`FLOOR` bytes arriving (the ``timeout`` key; see ``BodyClock``)."""
         self._proxies: dict[tuple[str, str], URL | None] = {}
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         self._pid = os.getpid()
@@ -143,14 +149,17 @@ def session_pool(config: Config) -> SessionPool:
     """Sessions made from a store's client keys: timeouts, pool size and idle time, TLS
     trust, proxy, address order. Raises ``ConfigError`` for a key that cannot be honoured."""
     check_http_version(config)
+    # No total: a whole-request deadline cut every body slower than it (a 2 GB GET at
+    # 50 MB/s could never finish in 30 s, however often retried); exchange() and BodyClock
+    # bound the headers and the body's progress instead.
     timeout = aiohttp.ClientTimeout(
-        total=config["timeout"],
+        total=None,
         connect=config["connect_timeout"],
         sock_read=config.get("read_timeout"),
     )
     tls = tls_context(config)
     proxy = proxy_route(config)
-    return SessionPool(lambda: client_session(config, timeout, tls), proxy)
+    return SessionPool(lambda: client_session(config, timeout, tls), proxy, config["timeout"])
 
 
 def served_range(headers: Mapping[str, str], size: int) -> tuple[int, int]:
@@ -181,7 +190,47 @@ def client_session(
     )
 
 
-async def read_body(response: aiohttp.ClientResponse) -> bytes:
+FLOOR = 64 * 1024
+"""Bytes a body must deliver per ``timeout`` of waiting for it (a throughput floor)."""
+
+
+class BodyClock:
+    """How long a body's reads may wait: ``timeout`` in all, renewed each time another
+    :data:`FLOOR` bytes arrive.
+
+    A body that keeps arriving is never cut, whatever its size (a stream of 10 GB may take an
+    hour); one that stalls, or trickles (a slowloris server sending a byte at a time), ends
+    with ``TimeoutError`` after ``timeout`` of waiting. Only time spent waiting counts: a
+    consumer may take as long as it likes between the chunks of a stream.
+    """
+
+    __slots__ = ("_got", "_timeout", "_waited")
+
+    def __init__(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        self._waited = 0.0
+        self._got = 0
+
+    async def read(self, content: aiohttp.StreamReader, size: int = -1) -> bytes:
+        """Up to ``size`` bytes as they arrive (``-1``: whatever is there); ``b""`` at the end.
+
+        Raises:
+            TimeoutError: ``timeout`` of waiting went by without :data:`FLOOR` bytes.
+        """
+        if self._timeout is None:
+            return await (content.readany() if size < 0 else content.read(size))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with asyncio.timeout(self._timeout - self._waited):
+            piece = await (content.readany() if size < 0 else content.read(size))
+        self._waited += loop.time() - started
+        self._got += len(piece)
+        if self._got >= FLOOR:
+            self._got, self._waited = 0, 0.0
+        return piece
+
+
+async def read_body(response: aiohttp.ClientResponse, timeout: float | None) -> bytes:
     """Read a whole body; large ones in chunks into a buffer sized from Content-Length.
 
     aiohttp's ``read()`` gathers a large body 2-3x slower than chunked reads and holds it twice
@@ -191,13 +240,15 @@ async def read_body(response: aiohttp.ClientResponse) -> bytes:
     near the object's size.
     """
     length = response.content_length
-    if response.method == "HEAD" or length is None or length <= READ_BUFFER:
-        return await response.read()
+    if response.method == "HEAD" or length is None or length <= FLOOR:
+        async with asyncio.timeout(timeout):
+            return await response.read()
     buffer = io.BytesIO()
     buffer.seek(length - 1)
     buffer.write(b"\0")
     buffer.seek(0)
-    async for chunk in response.content.iter_any():  # as received: no re-chunking copy
+    clock = BodyClock(timeout)
+    while chunk := await clock.read(response.content):  # as received: no re-chunking copy
         buffer.write(chunk)
     if buffer.tell() != length:
         raise IntegrityError(f"body ended at {buffer.tell()} of {length} bytes")
@@ -335,19 +386,20 @@ async def exchange(
             data_arg = body  # streamed (a file)
         elif body:
             data_arg = body if len(body) <= MiB else BufferPayload(body)
-        response = await http.session().request(
-            method,
-            url,
-            headers=headers,
-            data=data_arg,
-            allow_redirects=False,
-            proxy=http.proxy_for(url),
-        )
+        async with asyncio.timeout(http.timeout):  # up to the response's headers
+            response = await http.session().request(
+                method,
+                url,
+                headers=headers,
+                data=data_arg,
+                allow_redirects=False,
+                proxy=http.proxy_for(url),
+            )
         try:
             if response.status in ok:
-                data = await read_body(response) if read else b""
+                data = await read_body(response, http.timeout) if read else b""
             else:
-                data = await response.read()
+                data = await read_body(response, http.timeout)
                 response.release()
         except BaseException:
             response.close()
@@ -393,20 +445,24 @@ class BufferPayload(aiohttp.payload.Payload):
 class ResponseBody:
     """A streaming response body (a network backend's ``GetResponse.body``)."""
 
-    def __init__(self, response: aiohttp.ClientResponse, service: str) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, service: str, timeout: float | None
+    ) -> None:
         self._response = response
         self._service = service
+        self._timeout = timeout
 
     async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
+        clock = BodyClock(self._timeout)
         try:
-            async for chunk in self._response.content.iter_chunked(chunk_size):
+            while chunk := await clock.read(self._response.content, chunk_size):
                 yield chunk
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise transport_error(exc, None, self._service) from exc
 
     async def read_all(self) -> bytes:
         try:
-            return await read_body(self._response)
+            return await read_body(self._response, self._timeout)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise transport_error(exc, None, self._service) from exc
 

@@ -546,7 +546,9 @@ class AzureStore(ObjectStore):
             meta=meta,
             range=served,
             attributes=_attributes_from_headers(response.headers),
-            body=BytesBody(data) if buffered else ResponseBody(response, "Azure"),
+            body=(
+                BytesBody(data) if buffered else ResponseBody(response, "Azure", self._http.timeout)
+            ),
         )
         return result, data
 

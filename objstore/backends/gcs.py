@@ -461,7 +461,7 @@ class GCSStore(ObjectStore):
             meta=meta,
             range=served_range(response.headers, meta.size),
             attributes=_attributes_from_headers(response.headers),
-            body=BytesBody(data) if buffered else ResponseBody(response, "GCS"),
+            body=BytesBody(data) if buffered else ResponseBody(response, "GCS", self._http.timeout),
         )
         return result, data
 

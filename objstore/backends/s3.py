@@ -636,7 +636,7 @@ class S3Store(ObjectStore):
             meta=meta,
             range=served_range(response.headers, meta.size),
             attributes=_attributes(response.headers),
-            body=BytesBody(data) if buffered else ResponseBody(response, "S3"),
+            body=BytesBody(data) if buffered else ResponseBody(response, "S3", self._http.timeout),
         )
         return result, data
 

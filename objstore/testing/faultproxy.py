@@ -9,7 +9,11 @@ stay valid). Rules pick requests by method and a path/query substring, and injec
   (the response is lost);
 - ``"truncate"``: forward, then send the headers and only half of the body;
 - ``"ignore_range"``: forward without the ``Range`` header, as a server that does not do
-  ranges would (the whole object comes back with 200).
+  ranges would (the whole object comes back with 200);
+- ``"hang"``: take the request and never answer (a black hole);
+- ``"trickle"``: forward, then send the headers and the body one byte every 0.25 s (a
+  slowloris server);
+- ``"throttle"``: forward, then send the body 64 KiB every 0.1 s (a slow link, 640 KB/s).
 
 Each rule fires ``times`` times, or with ``every=N`` on every N-th matching request for as long
 as the proxy runs. ``proxy.log`` records ``(method, path_qs, fault or None)``.
@@ -37,9 +41,16 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+import objstore
 from objstore._errors import InvalidRangeError
 
-__all__ = ["FaultProxy", "Rule", "check_ranges_from_whole_replies", "serve_in_thread"]
+__all__ = [
+    "FaultProxy",
+    "ProxiedBackend",
+    "Rule",
+    "check_ranges_from_whole_replies",
+    "serve_in_thread",
+]
 
 _HOP_HEADERS = {
     "connection",
@@ -122,6 +133,8 @@ class FaultProxy:
             return web.Response(status=status, text="injected", headers=rule.headers)
         if fault == "reset_before":
             return await _drop(request)
+        if fault == "hang":
+            await asyncio.Event().wait()  # until the client gives up (the handler is cancelled)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         if fault == "ignore_range":
             headers = {k: v for k, v in headers.items() if k.lower() != "range"}
@@ -137,6 +150,14 @@ class FaultProxy:
             for name, value in upstream.headers.items():
                 if name.lower() not in _HOP_HEADERS:
                     response.headers[name] = value
+            if fault in ("trickle", "throttle"):
+                piece, pause = (1, 0.25) if fault == "trickle" else (64 * 1024, 0.1)
+                response.content_length = len(payload)
+                await response.prepare(request)
+                for index in range(0, len(payload), piece):
+                    await response.write(payload[index : index + piece])
+                    await asyncio.sleep(pause)
+                return response
             if fault == "truncate":
                 response.content_length = len(payload)
                 await response.prepare(request)
@@ -149,6 +170,27 @@ class FaultProxy:
             await response.prepare(request)
             await response.write(payload)
             return response
+
+
+class ProxiedBackend:
+    """A network backend behind a :class:`FaultProxy`: ``open(**options)`` makes stores on a
+    fresh bucket through it (closed after the test)."""
+
+    def __init__(self, name: str, url: str, options: dict[str, str], proxy: FaultProxy) -> None:
+        self.name = name
+        self.proxy = proxy
+        self._url = url
+        self._options = options
+        self._made: list[Any] = []
+
+    def open(self, **options: str) -> Any:
+        store = objstore.from_url(self._url, {**self._options, **options})
+        self._made.append(store)
+        return store
+
+    async def close(self) -> None:
+        for store in self._made:
+            await store.aclose()
 
 
 async def check_ranges_from_whole_replies(store: Any, proxy: FaultProxy, key: str) -> None:
