@@ -383,7 +383,8 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
         "timeout",
         parse=parse_duration,
         default=30.0,
-        doc="Deadline of one request attempt, body included.",
+        doc="Deadline of a request up to its response's headers; a body may wait this long "
+        "for data in all, renewed with each 64 KiB received (a flowing body is never cut).",
     ),
     ConfigKey("read_timeout", parse=parse_duration, doc="Longest wait for the next body bytes."),
     ConfigKey("default_content_type", doc="Content-Type of writes that set none."),
