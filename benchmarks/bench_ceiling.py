@@ -27,7 +27,7 @@ from yarl import URL
 
 import objstore
 from benchmarks.bare_protocol import BareProtocol
-from benchmarks.common import Row, print_table, save
+from benchmarks.common import Row, bounded_each, print_table, save
 from objstore.backends._azure_auth import SharedKeyAuth
 from objstore.backends._sigv4 import EMPTY_SHA256, Credentials, SigV4
 from objstore.testing.emulators import AzureServer, S3Server, azurite, seaweedfs
@@ -40,16 +40,6 @@ SMALL = b"x" * 4096
 CLIENTS = ["objstore", "obstore", "bare aiohttp", "bare protocol"]
 Work = Callable[[str], Awaitable[Any]]
 Signer = Callable[[str, str, bytes], Awaitable[dict[str, str]]]
-
-
-async def bounded(work: Work, keys: list[str]) -> None:
-    semaphore = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(key: str) -> None:
-        async with semaphore:
-            await work(key)
-
-    await asyncio.gather(*(one(k) for k in keys))
 
 
 class BareAiohttp:
@@ -111,7 +101,7 @@ async def measure(
     """Rows of PUT, HEAD and GET for the four clients, reps interleaved."""
     raw = BareProtocol(bare.base, bare.sign)
     keys = [f"small/{i:05d}" for i in range(N)]
-    await bounded(lambda k: store.put(k, SMALL), keys)
+    await bounded_each(lambda k: store.put(k, SMALL), keys)
     clients: dict[str, dict[str, Work]] = {
         "PUT 4 KiB": {
             "objstore": lambda k: store.put(k, SMALL),
@@ -139,7 +129,7 @@ async def measure(
             for name in CLIENTS[rep % len(CLIENTS) :] + CLIENTS[: rep % len(CLIENTS)]:
                 young = gc.get_stats()[0]["collections"]
                 cpu, wall = time.process_time(), time.perf_counter()
-                await bounded(by_client[name], keys)
+                await bounded_each(by_client[name], keys)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 young = gc.get_stats()[0]["collections"] - young
                 row.add(name, N / wall)

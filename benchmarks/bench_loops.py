@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from benchmarks.common import Row, print_table, run_child, save
+from benchmarks.common import Row, bounded_each, print_table, run_child, save
 from objstore.testing.emulators import S3Server, seaweedfs
 
 N = 2000
@@ -29,16 +29,6 @@ SMALL = b"x" * 4096
 WORKLOADS = ("PUT 4 KiB", "HEAD", "GET 4 KiB")
 LOOPS = ("asyncio", "uvloop")
 Work = Callable[[str], Awaitable[Any]]
-
-
-async def bounded(work: Work, keys: list[str]) -> None:
-    semaphore = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(key: str) -> None:
-        async with semaphore:
-            await work(key)
-
-    await asyncio.gather(*(one(k) for k in keys))
 
 
 def _work(client: str, workload: str, server: S3Server) -> Work:
@@ -72,9 +62,9 @@ def _work(client: str, workload: str, server: S3Server) -> Work:
 
 async def _measure(work: Work) -> dict[str, float]:
     keys = [f"small/{i:05d}" for i in range(N)]
-    await bounded(work, keys[:WARM])
+    await bounded_each(work, keys[:WARM])
     cpu, wall = time.process_time(), time.perf_counter()
-    await bounded(work, keys)
+    await bounded_each(work, keys)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"rate": N / wall, "cpu_us": cpu / N * 1e6}
 
@@ -101,7 +91,7 @@ async def _seed(server: S3Server) -> None:
         aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
     ).create_bucket(Bucket=BUCKET)  # fmt: skip
     store = objstore.from_url(f"s3://{BUCKET}", server.options())
-    await bounded(lambda k: store.put(k, SMALL), [f"small/{i:05d}" for i in range(N)])
+    await bounded_each(lambda k: store.put(k, SMALL), [f"small/{i:05d}" for i in range(N)])
     await store.aclose()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
@@ -9,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,19 @@ class Row:
         """Median of the per-repetition ratios client/anchor (same-run pairs)."""
         pairs = zip(self.rates[client], self.rates[anchor], strict=False)
         return statistics.median(a / b for a, b in pairs if b > 0)
+
+
+async def bounded_each(
+    work: Callable[[str], Awaitable[Any]], keys: Sequence[str], concurrency: int = 64
+) -> None:
+    """Run ``work(key)`` for every key, ``concurrency`` at a time."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(key: str) -> None:
+        async with semaphore:
+            await work(key)
+
+    await asyncio.gather(*(one(k) for k in keys))
 
 
 def interleave(clients: dict[str, Callable[[], float]], repetitions: int, row: Row) -> Row:
