@@ -238,16 +238,27 @@ async def read_body(response: aiohttp.ClientResponse, timeout: float | None) -> 
     slower). Here the pieces are written as received into a ``BytesIO`` presized to the length,
     whose ``getvalue()`` then hands over its buffer without a copy (CPython), so the peak stays
     near the object's size.
+
+    Deadlines: ``timeout`` per :data:`FLOOR` bytes. A body of up to ``READ_BUFFER`` bytes is
+    read whole with that budget computed from its length (aiohttp's ``read()``, the fastest
+    for listing pages and small objects); a larger one, or one of unknown length, piece by
+    piece under a :class:`BodyClock`.
     """
     length = response.content_length
-    if response.method == "HEAD" or length is None or length <= FLOOR:
-        async with asyncio.timeout(timeout):
+    if response.method == "HEAD" or (length is not None and length <= READ_BUFFER):
+        budget = None if timeout is None else timeout * max(1.0, (length or 0) / FLOOR)
+        async with asyncio.timeout(budget):
             return await response.read()
+    clock = BodyClock(timeout)
+    if length is None:
+        pieces = []
+        while piece := await clock.read(response.content):
+            pieces.append(piece)
+        return b"".join(pieces)
     buffer = io.BytesIO()
     buffer.seek(length - 1)
     buffer.write(b"\0")
     buffer.seek(0)
-    clock = BodyClock(timeout)
     while chunk := await clock.read(response.content):  # as received: no re-chunking copy
         buffer.write(chunk)
     if buffer.tell() != length:
