@@ -36,6 +36,10 @@ class ServerClock:
         """The time to sign with (seconds since the epoch)."""
         return time.time() + self.offset
 
+    def moved_since(self, offset: float) -> bool:
+        """Whether the offset has changed (by a correction) since it was ``offset``."""
+        return abs(self.offset - offset) >= RESOLUTION
+
     def corrected(
         self, signed_at: float, date_header: str | None, service: str, *, refused_for_skew: bool
     ) -> bool:
@@ -56,7 +60,7 @@ class ServerClock:
         if abs(skew) < (RESOLUTION if refused_for_skew else SUSPECT):
             return False
         offset = server - time.time()
-        if abs(offset - self.offset) >= RESOLUTION:
+        if self.moved_since(offset):
             logger.warning(
                 "%s: this machine's clock is %.0f s %s the server's; signing with the server's "
                 "time from now on",

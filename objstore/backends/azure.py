@@ -74,7 +74,6 @@ from objstore.backends._azure_config import (
     parse_azure_url,
     resolve_endpoint,
 )
-from objstore.backends._clock import RESOLUTION as CLOCK_RESOLUTION
 from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
@@ -719,8 +718,7 @@ class AzureStore(ObjectStore):
         for _ in range(2):
             offset = self._clock.offset
             statuses = await self._send_batch(keys)
-            moved = abs(self._clock.offset - offset) >= CLOCK_RESOLUTION
-            if not moved or all(status != 403 for status, _, _ in statuses):
+            if not self._clock.moved_since(offset) or all(s != 403 for s, _, _ in statuses):
                 break
         failures: dict[Path, ObjstoreError] = {}
         for key, (status, code, headers) in zip(keys, statuses, strict=True):

@@ -138,10 +138,10 @@ _LIST_FIELDS = f"items({_META_FIELDS}),prefixes,nextPageToken"
 def _error(
     status: int,
     body: bytes,
+    headers: Mapping[str, str],
     key: str | None,
     *,
     create_mode: bool = False,
-    headers: Mapping[str, str] | None = None,
 ) -> ObjstoreError:
     """Translate a GCS error response (the one translation point of this backend)."""
     reason = message = None
@@ -162,7 +162,7 @@ def _error(
         text = f"object {what} not found"
     else:
         text = f"GCS {reason or status} on {what}" + (f": {message}" if message else "")
-    return with_retry_after(cls(text, path=key, status=status, code=reason), headers or {})
+    return with_retry_after(cls(text, path=key, status=status, code=reason), headers)
 
 
 def _bare(e_tag: str | None) -> str | None:
@@ -374,9 +374,7 @@ class GCSStore(ObjectStore):
             read=read, key=key, service="GCS", logger=logger,
         )  # fmt: skip
         if response.status not in ok:
-            raise _error(
-                response.status, data, key, create_mode=create_mode, headers=response.headers
-            )
+            raise _error(response.status, data, response.headers, key, create_mode=create_mode)
         return response, data
 
     # ---- reads ----------------------------------------------------------------------------

@@ -176,8 +176,7 @@ class ProxiedBackend:
     """A network backend behind a :class:`FaultProxy`: ``open(**options)`` makes stores on a
     fresh bucket through it (closed after the test)."""
 
-    def __init__(self, name: str, url: str, options: dict[str, str], proxy: FaultProxy) -> None:
-        self.name = name
+    def __init__(self, url: str, options: dict[str, str], proxy: FaultProxy) -> None:
         self.proxy = proxy
         self._url = url
         self._options = options
