@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+import objstore
+from objstore.backends.s3 import S3Store
 from objstore.testing.emulators import (
     AzureServer,
     GCSServer,
@@ -143,6 +145,15 @@ def backend_target(request: pytest.FixtureRequest) -> Callable[[str, str], Targe
     return target
 
 
+@pytest.fixture
+async def s3_store(s3_server: S3Server, bucket: str) -> AsyncIterator[S3Store]:
+    """An S3 store on a fresh bucket of the session's SeaweedFS."""
+    store = objstore.from_url(f"s3://{bucket}", s3_server.options())
+    assert isinstance(store, S3Store)
+    yield store
+    await store.aclose()
+
+
 @pytest.fixture(params=["s3", "gcs", "azure"])
 async def proxied_backend(
     request: pytest.FixtureRequest, backend_target: Callable[[str, str], Target]
@@ -152,11 +163,11 @@ async def proxied_backend(
     url, options = backend_target(name, "")
     endpoint_key = {"s3": "aws_endpoint", "gcs": "google_base_url",
                     "azure": "azure_storage_endpoint"}[name]  # fmt: skip
-    upstream, _, account = options[endpoint_key].rpartition("/") if name == "azure" else (
-        options[endpoint_key], "", "")  # fmt: skip
+    endpoint = options[endpoint_key]  # Azure's ends with the account: /devstoreaccount1
+    upstream, account = endpoint.rsplit("/", 1) if name == "azure" else (endpoint, "")
     async with FaultProxy(upstream) as proxy:
-        through = f"{proxy.url}/{account}" if name == "azure" else proxy.url
-        backend = ProxiedBackend(name, url, {**options, endpoint_key: through}, proxy)
+        through = f"{proxy.url}/{account}" if account else proxy.url
+        backend = ProxiedBackend(url, {**options, endpoint_key: through}, proxy)
         yield backend
         await backend.close()
 

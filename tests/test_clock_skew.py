@@ -56,34 +56,26 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
-@pytest.fixture
-async def store(s3_server: S3Server, bucket: str) -> AsyncIterator[S3Store]:
-    store = objstore.from_url(f"s3://{bucket}", s3_server.options())
-    assert isinstance(store, S3Store)
-    yield store
-    await store.aclose()
-
-
 def clock_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "machine's clock" in r.getMessage()]
 
 
 @pytest.mark.parametrize("skew", [-1800, 1200, -86400])
 async def test_every_operation_works_with_the_clock_off(
-    store: S3Store, machine_clock: Callable[[float], None], skew: float,
+    s3_store: S3Store, machine_clock: Callable[[float], None], skew: float,
     caplog: pytest.LogCaptureFixture, sends: list[str],
 ) -> None:  # fmt: skip
     machine_clock(skew)
     caplog.set_level(logging.WARNING, logger="objstore")
-    await store.put("a/one", b"1")
+    await s3_store.put("a/one", b"1")
     assert sends == ["PUT", "PUT"]  # refused once, then signed with the server's time
-    assert abs(store._clock.offset + skew) < 3
-    assert await store.get("a/one") == b"1"
-    assert (await store.head("a/one")).size == 1
-    assert [m.location for m in await store.list("a")] == ["a/one"]
-    await store.copy("a/one", "a/two")
-    await store.delete("a/one")
-    assert not await store.exists("a/one")
+    assert abs(s3_store._clock.offset + skew) < 3
+    assert await s3_store.get("a/one") == b"1"
+    assert (await s3_store.head("a/one")).size == 1
+    assert [m.location for m in await s3_store.list("a")] == ["a/one"]
+    await s3_store.copy("a/one", "a/two")
+    await s3_store.delete("a/one")
+    assert not await s3_store.exists("a/one")
     assert sends.count("PUT") == 3  # nothing after the first request was refused
     warnings = clock_warnings(caplog)
     assert len(warnings) == 1
@@ -91,21 +83,21 @@ async def test_every_operation_works_with_the_clock_off(
 
 
 async def test_a_head_refused_without_a_body_is_corrected(
-    store: S3Store, machine_clock: Callable[[float], None], sends: list[str]
+    s3_store: S3Store, machine_clock: Callable[[float], None], sends: list[str]
 ) -> None:
-    await store.put("k", b"v")
+    await s3_store.put("k", b"v")
     machine_clock(-3600)
-    assert (await store.head("k")).size == 1  # a HEAD's 403 carries no error code
+    assert (await s3_store.head("k")).size == 1  # a HEAD's 403 carries no error code
     assert sends == ["PUT", "HEAD", "HEAD"]
 
 
 async def test_requests_signed_before_the_correction_are_sent_again(
-    store: S3Store, machine_clock: Callable[[float], None],
+    s3_store: S3Store, machine_clock: Callable[[float], None],
     caplog: pytest.LogCaptureFixture, s3_admin: Any, bucket: str,
 ) -> None:  # fmt: skip
     machine_clock(2400)
     caplog.set_level(logging.WARNING, logger="objstore")
-    await asyncio.gather(*(store.put(f"many/{i:02d}", b"x" * i) for i in range(40)))
+    await asyncio.gather(*(s3_store.put(f"many/{i:02d}", b"x" * i) for i in range(40)))
     machine_clock(0)  # for botocore's own signatures
     listed = s3_admin.list_objects_v2(Bucket=bucket, Prefix="many/")["Contents"]
     expected = [(f"many/{i:02d}", i) for i in range(40)]
@@ -114,31 +106,31 @@ async def test_requests_signed_before_the_correction_are_sent_again(
 
 
 async def test_a_create_mode_write_sent_again_is_not_a_conflict(
-    store: S3Store, machine_clock: Callable[[float], None], sends: list[str]
+    s3_store: S3Store, machine_clock: Callable[[float], None], sends: list[str]
 ) -> None:
     machine_clock(-1800)
-    await store.put("once", b"first", mode="create")
+    await s3_store.put("once", b"first", mode="create")
     assert sends == ["PUT", "PUT"]
-    assert await store.get("once") == b"first"
+    assert await s3_store.get("once") == b"first"
     with pytest.raises(AlreadyExistsError):
-        await store.put("once", b"second", mode="create")
+        await s3_store.put("once", b"second", mode="create")
 
 
 async def test_a_multipart_upload_with_the_clock_off(
-    store: S3Store, machine_clock: Callable[[float], None]
+    s3_store: S3Store, machine_clock: Callable[[float], None]
 ) -> None:
     machine_clock(1800)
     data = bytes(range(256)) * (48 * 1024)  # 12 MiB: parts of 5 MiB
-    await store.put("big", data, part_size=5 * MiB)
-    assert await store.get("big") == data
+    await s3_store.put("big", data, part_size=5 * MiB)
+    assert await s3_store.get("big") == data
 
 
 async def test_signed_urls_are_dated_with_the_servers_time(
-    store: S3Store, machine_clock: Callable[[float], None]
+    s3_store: S3Store, machine_clock: Callable[[float], None]
 ) -> None:
     machine_clock(-7200)
-    await store.put("shared", b"s")  # corrects the clock
-    url = await store.sign("GET", "shared", expires_in=120)
+    await s3_store.put("shared", b"s")  # corrects the clock
+    url = await s3_store.sign("GET", "shared", expires_in=120)
     dated = parse_qs(urlsplit(url).query)["X-Amz-Date"][0]
     machine_clock(0)
     signed = datetime.strptime(dated, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,14 +25,6 @@ from objstore.backends.s3 import S3Store
 from objstore.testing.emulators import S3Server
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-async def store(s3_server: S3Server, bucket: str) -> AsyncIterator[S3Store]:
-    store = objstore.from_url(f"s3://{bucket}", s3_server.options())
-    assert isinstance(store, S3Store)
-    yield store
-    await store.aclose()
 
 
 # ---- URL forms and configuration ------------------------------------------------------------
@@ -140,10 +131,10 @@ def test_every_documented_key_is_accepted() -> None:
 # ---- the real server ------------------------------------------------------------------------
 
 
-async def test_presigned_urls(store: S3Store) -> None:
-    await store.put("signed/file.bin", b"signed content")
-    url = await store.sign("GET", "signed/file.bin", expires_in=60)
-    put_url = await store.sign("put", "signed/upload.bin", expires_in=60)
+async def test_presigned_urls(s3_store: S3Store) -> None:
+    await s3_store.put("signed/file.bin", b"signed content")
+    url = await s3_store.sign("GET", "signed/file.bin", expires_in=60)
+    put_url = await s3_store.sign("put", "signed/upload.bin", expires_in=60)
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as response:
             assert response.status == 200
@@ -153,13 +144,13 @@ async def test_presigned_urls(store: S3Store) -> None:
             assert response.status == 403
         async with session.put(put_url, data=b"uploaded") as response:
             assert response.status == 200
-    assert await store.get("signed/upload.bin") == b"uploaded"
-    credentials = await store._source.get()
+    assert await s3_store.get("signed/upload.bin") == b"uploaded"
+    credentials = await s3_store._source.get()
     assert credentials is not None
-    expired = store._signer.presign(
+    expired = s3_store._signer.presign(
         "GET",
-        store._host,
-        store._path("signed/file.bin"),
+        s3_store._host,
+        s3_store._path("signed/file.bin"),
         params=[],
         credentials=credentials,
         expires_in=1,
@@ -172,7 +163,7 @@ async def test_presigned_urls(store: S3Store) -> None:
         ) as response:
             assert response.status == 403
     with pytest.raises(InvalidRequestError, match="POST"):
-        await store.sign("POST", "x")
+        await s3_store.sign("POST", "x")
 
 
 async def test_wrong_secret_is_unauthenticated(s3_server: S3Server, bucket: str) -> None:
@@ -193,29 +184,31 @@ async def test_missing_bucket(s3_server: S3Server) -> None:
 
 
 async def test_small_parts_are_rejected_and_aborted(
-    store: S3Store, s3_admin: Any, bucket: str
+    s3_store: S3Store, s3_admin: Any, bucket: str
 ) -> None:
     with pytest.raises(InvalidRequestError):  # noqa: PT012
-        async with store.open_writer("tiny-parts", part_size=MiB) as writer:
+        async with s3_store.open_writer("tiny-parts", part_size=MiB) as writer:
             for _ in range(3):
                 await writer.write(b"x" * MiB)
-    assert not await store.exists("tiny-parts")
+    assert not await s3_store.exists("tiny-parts")
     assert s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
-async def test_writer_failure_leaves_no_upload(store: S3Store, s3_admin: Any, bucket: str) -> None:
+async def test_writer_failure_leaves_no_upload(
+    s3_store: S3Store, s3_admin: Any, bucket: str
+) -> None:
     with pytest.raises(RuntimeError):  # noqa: PT012
-        async with store.open_writer("failing", part_size=5 * MiB) as writer:
+        async with s3_store.open_writer("failing", part_size=5 * MiB) as writer:
             await writer.write(b"y" * (6 * MiB))
             raise RuntimeError("boom")
     assert s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-    assert not await store.exists("failing")
+    assert not await s3_store.exists("failing")
 
 
 async def test_objects_are_readable_by_another_client(
-    store: S3Store, s3_admin: Any, bucket: str
+    s3_store: S3Store, s3_admin: Any, bucket: str
 ) -> None:
-    await store.put("x/y z+%.bin", b"cross-check",
+    await s3_store.put("x/y z+%.bin", b"cross-check",
                     attributes={"content_type": "text/x-test", "owner": "me"})  # fmt: skip
     response = s3_admin.get_object(Bucket=bucket, Key="x/y z+%.bin")
     assert response["Body"].read() == b"cross-check"
@@ -223,10 +216,10 @@ async def test_objects_are_readable_by_another_client(
     assert response["Metadata"] == {"owner": "me"}
 
 
-async def test_concurrent_small_ops(store: S3Store) -> None:
+async def test_concurrent_small_ops(s3_store: S3Store) -> None:
     keys = [f"c/{uuid.uuid4().hex}" for _ in range(200)]
-    await asyncio.gather(*(store.put(k, k.encode()) for k in keys))
-    values = await asyncio.gather(*(store.get(k) for k in keys))
+    await asyncio.gather(*(s3_store.put(k, k.encode()) for k in keys))
+    values = await asyncio.gather(*(s3_store.get(k) for k in keys))
     assert values == [k.encode() for k in keys]
 
 
@@ -305,15 +298,15 @@ def test_credential_source_descriptions(s3_server: S3Server) -> None:
 # ---- listings over many pages ----------------------------------------------------------------
 
 
-async def test_listings_across_pages_and_an_abandoned_listing(store: S3Store) -> None:
+async def test_listings_across_pages_and_an_abandoned_listing(s3_store: S3Store) -> None:
     keys = [f"pages/{i:05d}" for i in range(1100)]
-    await gather_bounded([store.put(k, b"") for k in [*keys, "pages/sub/x", "pages/zz/y"]], 32)
-    result = await store.list_with_delimiter("pages")
+    await gather_bounded([s3_store.put(k, b"") for k in [*keys, "pages/sub/x", "pages/zz/y"]], 32)
+    result = await s3_store.list_with_delimiter("pages")
     assert sorted(m.location for m in result.objects) == keys  # two pages, the second prefetched
     assert sorted(result.common_prefixes) == ["pages/sub", "pages/zz"]
 
     before = asyncio.all_tasks()
-    listing = store.list_iter("pages")
+    listing = s3_store.list_iter("pages")
     assert await anext(listing) is not None
     assert len(asyncio.all_tasks() - before) == 1  # the second page is being fetched already
     await listing.aclose()
