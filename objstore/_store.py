@@ -112,6 +112,8 @@ class ObjectStore(abc.ABC):
     single_put_limit: ClassVar[int] = 8 * MiB
     """Payloads of known size up to this go in one request; larger ones through a writer."""
     part_size: ClassVar[int] = 8 * MiB
+    part_granularity: ClassVar[int] = 1
+    """Parts are rounded up to a multiple of this (the service keeps no less)."""
     part_concurrency: ClassVar[int] = 8
     delete_batch: ClassVar[int] = 1000
 
@@ -381,6 +383,7 @@ class ObjectStore(abc.ABC):
         size = part_size or self.part_size
         if size <= 0:
             raise InvalidRequestError(f"part_size must be positive, got {size}")
+        size = -(-size // self.part_granularity) * self.part_granularity
 
         async def single_put(data: bytes) -> PutResult:
             return await self._put(key, data, options)

@@ -167,7 +167,7 @@ async def proxied_backend(
     upstream, account = endpoint.rsplit("/", 1) if name == "azure" else (endpoint, "")
     async with FaultProxy(upstream) as proxy:
         through = f"{proxy.url}/{account}" if account else proxy.url
-        backend = ProxiedBackend(url, {**options, endpoint_key: through}, proxy)
+        backend = ProxiedBackend(name, url, {**options, endpoint_key: through}, proxy)
         yield backend
         await backend.close()
 

@@ -272,6 +272,25 @@ async def test_large_file_goes_in_one_request_and_resumes(
     # resumable uploads: test_large_create_mode_write_refuses_an_existing_object, xfail)
 
 
+async def test_streamed_upload_survives_a_refused_start_and_a_lost_last_reply(
+    proxied: tuple[Any, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    data = os.urandom(12 * MiB)
+    chunks = (data[i : i + MiB] for i in range(0, len(data), MiB))
+    # the session's start refused once; the last chunk's reply lost: its retry finds the
+    # session finished, and the write token says the object is ours (faults on the chunks
+    # before the last are tested on a stand-in: fake-gcs-server cannot resume an upload)
+    proxy.rules = [Rule("status:503", "POST", contains="uploadType=resumable"),
+                   Rule("reset_after", "PUT", contains="upload_id", every=3)]  # fmt: skip
+    result = await store.put("s/streamed", chunks, part_size=5 * MiB)
+    proxy.rules = []
+    assert await store.get("s/streamed") == data
+    assert result.version == (await store.head("s/streamed")).version
+    chunk_puts = [fault for method, path, fault in proxy.log if "upload_id" in path]
+    assert chunk_puts == [None, None, "reset_after", None]
+
+
 async def test_retries_exhausted_are_typed(proxied: tuple[Any, FaultProxy]) -> None:
     store, proxy = proxied
     proxy.rules = [Rule("status:503", "GET", times=100)]

@@ -51,6 +51,7 @@ from objstore.backends._client_options import (
 __all__ = [
     "READ_BUFFER",
     "BufferPayload",
+    "FilePayload",
     "ResponseBody",
     "SessionPool",
     "client_session",
@@ -433,9 +434,11 @@ class BufferPayload(aiohttp.payload.Payload):
 
     SLICE = 256 * 1024
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, *, once: bool = False) -> None:
         super().__init__(data, content_type="application/octet-stream")
         self._size = len(data)
+        self._once = once
+        """Sent at most once: aiohttp must not resend it by itself on a dropped connection."""
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         return bytes(self._value).decode(encoding, errors)
@@ -447,10 +450,27 @@ class BufferPayload(aiohttp.payload.Payload):
         await self.write_with_length(writer, None)
 
     async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        self._consumed = self._once
         view = memoryview(self._value)
         end = len(view) if content_length is None else min(len(view), content_length)
         for start in range(0, end, self.SLICE):
             await writer.write(view[start : min(end, start + self.SLICE)])
+
+
+class FilePayload(aiohttp.payload.BufferedReaderPayload):
+    """A request body streamed once from the caller's open file, from where it stands. The
+    file stays open afterwards (aiohttp closes the files it is given), and aiohttp does not
+    resend it by itself on a dropped connection: the caller's retry decides what to send."""
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        self._consumed = True
+        await super().write_with_length(writer, content_length)
+
+    def _close(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 class ResponseBody:

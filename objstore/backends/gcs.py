@@ -33,6 +33,7 @@ from objstore._errors import (
     AlreadyExistsError,
     BucketNotFoundError,
     ConfigError,
+    IntegrityError,
     InvalidPathError,
     InvalidRangeError,
     InvalidRequestError,
@@ -77,6 +78,8 @@ from objstore.backends._gcs_config import (
 )
 from objstore.backends._gcs_sign import ServiceAccount, sign_url
 from objstore.backends._http import (
+    BufferPayload,
+    FilePayload,
     ResponseBody,
     delete_each,
     exchange,
@@ -93,7 +96,8 @@ from objstore.backends._reconcile import reconciled
 
 __all__ = ["GCSStore"]
 
-BodyFactory = Callable[[], Awaitable[tuple["bytes | aiohttp.payload.Payload", dict[str, str]]]]
+Body = bytes | aiohttp.payload.Payload
+BodyFactory = Callable[[], Awaitable[tuple[Body, dict[str, str]]]]
 """Gives each attempt of a request its body and extra headers."""
 
 logger = logging.getLogger("objstore.gcs")
@@ -229,6 +233,7 @@ class GCSStore(ObjectStore):
     """Signing needs a service-account key (``google_service_account[_key]``)."""
     single_put_limit: ClassVar[int] = 8 * MiB
     part_size: ClassVar[int] = 8 * MiB
+    part_granularity: ClassVar[int] = 256 * 1024  # GCS keeps chunks in multiples of 256 KiB
     part_concurrency: ClassVar[int] = 1
     """A resumable upload takes its chunks in order."""
     delete_batch: ClassVar[int] = 1000
@@ -638,7 +643,7 @@ class GCSStore(ObjectStore):
         resumes from the offset the service reports), not chunk by chunk."""
         if size <= self.single_put_limit or any(writer_args.values()):
             return await super()._put_file_of_size(key, source, size, options, writer_args)
-        upload = await self._start_resumable(key, options, tokened=True)
+        upload = await self._start_resumable(key, options)
         handle = await offload(open, source, "rb")
         try:
             return await upload.send_file(handle, size)
@@ -649,22 +654,20 @@ class GCSStore(ObjectStore):
             await offload(handle.close)
 
     async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
-        return await self._start_resumable(key, options, tokened=options.mode != "overwrite")
+        return await self._start_resumable(key, options)
 
-    async def _start_resumable(
-        self, key: Path, options: PutOptions, *, tokened: bool
-    ) -> _ResumableUpload:
-        """Open a resumable upload session; ``tokened`` writes carry a write token, so that a
-        lost final response can be told from a failure."""
-        token = secrets.token_hex(12) if tokened else None
+    async def _start_resumable(self, key: Path, options: PutOptions) -> _ResumableUpload:
+        """Open a resumable upload session (retried: a session nobody uses just expires). The
+        upload carries a write token, so that a lost final response can be told from a
+        failure."""
+        token = secrets.token_hex(12)
         resource = self._resource(key, options, token)
         params = [("uploadType", "resumable"), *await self._mode_params(key, options.mode)]
         response, _ = await self._send(
             "POST", self._uploads, key, params=params,
             headers={"Content-Type": "application/json; charset=UTF-8",
                      "X-Upload-Content-Type": resource["contentType"]},
-            body=json.dumps(resource).encode(), idempotent=False,
-            create_mode=options.mode == "create",
+            body=json.dumps(resource).encode(), create_mode=options.mode == "create",
         )  # fmt: skip
         session_url = response.headers.get("Location")
         if not session_url:
@@ -693,6 +696,12 @@ def _service_account(config: Config) -> ServiceAccount | None:
     return None
 
 
+def _held(headers: Mapping[str, str]) -> int:
+    """How many bytes a resumable upload's ``308`` reply says the service holds."""
+    held = headers.get("Range", "")
+    return int(held.rpartition("-")[2]) + 1 if held.startswith("bytes=") else 0
+
+
 def _put_result(reply: bytes) -> PutResult:
     return _put_result_from(json.loads(reply))
 
@@ -705,9 +714,7 @@ def _put_result_from(item: Mapping[str, Any]) -> PutResult:
 class _ResumableUpload(MultipartUpload):
     """A resumable upload: chunks in order, the last one held back to send with the total."""
 
-    def __init__(
-        self, store: GCSStore, key: str, url: str, token: str | None, create: bool
-    ) -> None:
+    def __init__(self, store: GCSStore, key: str, url: str, token: str, create: bool) -> None:
         self._store = store
         self._key = key
         self._url = url
@@ -715,16 +722,61 @@ class _ResumableUpload(MultipartUpload):
         self._create = create
         self._held: tuple[int, bytes] | None = None
 
-    async def _send_chunk(self, offset: int, data: bytes, total: int | None) -> bytes:
-        end = offset + len(data) - 1
+    async def _upload(
+        self, offset: int, end: int, total: int | None, rest: Callable[[int], Awaitable[Body]]
+    ) -> bytes:
+        """Send bytes ``offset..end`` of the upload (``rest(start)`` gives them from
+        ``start``); return the reply that finishes it, or ``b""`` when more is to come.
+
+        The service may keep fewer bytes than a request sent (its ``Range`` says how many), and
+        a failed request may have left some: a retry asks the session first and sends only
+        what it lacks, as GCS's resumable protocol prescribes (fake-gcs-server would store a
+        re-sent chunk twice)."""
         size = "*" if total is None else str(total)
-        _, body = await self._store._send(
-            "PUT", self._url, self._key,
-            headers={"Content-Range": f"bytes {offset}-{end}/{size}"},
-            body=data, ok=(308,) if total is None else (200, 201),
-            create_mode=self._create,
-        )  # fmt: skip
-        return body
+        start, tries = offset, 0
+
+        async def body() -> tuple[Body, dict[str, str]]:
+            nonlocal start, tries
+            tries += 1
+            if tries > 1:
+                start = max(start, await self._persisted(size))
+            if start > end:  # all there: a status query confirms (or finishes) it
+                return b"", {"Content-Range": f"bytes */{size}"}
+            return await rest(start), {"Content-Range": f"bytes {start}-{end}/{size}"}
+
+        while True:
+            response, reply = await self._store._send(
+                "PUT", self._url, self._key, body=body, ok=(200, 201, 308),
+                create_mode=self._create,
+            )  # fmt: skip
+            if response.status != 308:
+                return self._finished(reply, size)
+            held = _held(response.headers)
+            if held > end and total is None:
+                return b""
+            if held <= start:
+                raise MultipartUploadError(
+                    f"the resumable upload of {self._key!r} took none of bytes {start}-{end}",
+                    path=self._key,
+                )
+            start, tries = held, 0
+
+    def _finished(self, reply: bytes, size: str) -> bytes:
+        """The reply that finished the upload, checked to hold all ``size`` bytes."""
+        kept = json.loads(reply).get("size")
+        if size == "*" or str(kept) != size:  # fake-gcs-server finishes on a status query
+            raise IntegrityError(
+                f"the service finished the upload of {self._key!r} early, with {kept} bytes "
+                f"of {size}",
+                path=self._key,
+            )
+        return reply
+
+    async def _send_chunk(self, offset: int, data: bytes, total: int | None) -> bytes:
+        async def rest(start: int) -> Body:  # sent once: a retry first asks what arrived
+            return BufferPayload(data if start == offset else data[start - offset :], once=True)
+
+        return await self._upload(offset, offset + len(data) - 1, total, rest)
 
     async def put_part(self, index: int, offset: int, data: bytes) -> None:
         if self._held is not None:
@@ -736,57 +788,48 @@ class _ResumableUpload(MultipartUpload):
         if self._held is None:
             raise InvalidRequestError("a resumable upload needs at least one chunk")
         offset, data = self._held
-        total = offset + len(data)
+        return await self._finish(lambda: self._send_chunk(offset, data, offset + len(data)))
+
+    async def send_file(self, handle: BinaryIO, total: int) -> PutResult:
+        """Send the whole file in one request; a retry sends only what the service lacks."""
+
+        async def rest(start: int) -> Body:
+            await offload(handle.seek, start)
+            return FilePayload(handle)
+
+        return await self._finish(lambda: self._upload(0, total - 1, total, rest))
+
+    async def _finish(self, send: Callable[[], Awaitable[bytes]]) -> PutResult:
+        """Send the upload's last bytes; a lost reply is told from a failure by the token."""
 
         async def once() -> PutResult:
-            return _put_result(await self._send_chunk(offset, data, total))
+            try:
+                return _put_result(await send())
+            except NotFoundError:  # a retry after a lost reply may find the session finished
+                raise self._gone() from None
 
         store = self._store
         return await reconciled(
             store._retry, once, partial(store._written_by, self._key), self._token
         )
 
-    async def _persisted(self, total: int) -> int:
-        """How many bytes of the upload the service holds (``total`` once it is complete)."""
+    async def _persisted(self, size: str) -> int:
+        """How many bytes of the upload (of ``size``, or ``*``) the service holds."""
         try:
-            response, _ = await self._store._send(
-                "PUT", self._url, self._key, headers={"Content-Range": f"bytes */{total}"},
-                ok=(200, 201, 308), read=False,
+            response, reply = await self._store._send(
+                "PUT", self._url, self._key, headers={"Content-Range": f"bytes */{size}"},
+                ok=(200, 201, 308),
             )  # fmt: skip
         except NotFoundError:  # the session is gone (finished, on fake-gcs-server, or expired)
-            raise MultipartUploadError(
-                f"the resumable upload of {self._key!r} is gone", path=self._key
-            ) from None
-        if response.status in (200, 201):
-            return total
-        held = response.headers.get("Range", "")
-        return int(held.rpartition("-")[2]) + 1 if held.startswith("bytes=") else 0
+            raise self._gone() from None
+        if response.status == 308:
+            return _held(response.headers)
+        self._finished(reply, size)
+        return int(size)
 
-    async def send_file(self, handle: BinaryIO, total: int) -> PutResult:
-        """Send the whole file in one request; a retry first asks where the service stopped."""
-        tries = 0
-
-        async def body() -> tuple[bytes | aiohttp.payload.Payload, dict[str, str]]:
-            nonlocal tries
-            tries += 1
-            offset = 0 if tries == 1 else await self._persisted(total)
-            if offset >= total:  # all there: the query finishes the upload and answers
-                return b"", {"Content-Range": f"bytes */{total}"}
-            await offload(handle.seek, offset)
-            return aiohttp.payload.BufferedReaderPayload(handle), {
-                "Content-Range": f"bytes {offset}-{total - 1}/{total}"
-            }
-
-        async def once() -> PutResult:
-            _, reply = await self._store._send(
-                "PUT", self._url, self._key, body=body, ok=(200, 201),
-                create_mode=self._create,
-            )  # fmt: skip
-            return _put_result(reply)
-
-        store = self._store
-        return await reconciled(
-            store._retry, once, partial(store._written_by, self._key), self._token
+    def _gone(self) -> MultipartUploadError:
+        return MultipartUploadError(
+            f"the resumable upload of {self._key!r} is gone", path=self._key
         )
 
     async def abort(self) -> None:

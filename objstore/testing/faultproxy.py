@@ -5,6 +5,8 @@ stay valid). Rules pick requests by method and a path/query substring, and injec
 
 - ``"status:503"``: answer with that status (and the rule's ``headers``) without forwarding;
 - ``"reset_before"``: drop the connection without forwarding;
+- ``"drop_upload"``: read half of the request's body, then drop the connection;
+- ``"delay:3"``: wait that many seconds, then forward;
 - ``"reset_after"``: forward, let the upstream apply the request, then drop the connection
   (the response is lost);
 - ``"truncate"``: forward, then send the headers and only half of the body;
@@ -74,9 +76,13 @@ class Rule:
     seen: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     """Headers of a ``status:`` answer (``Retry-After``)."""
+    avoid: str = ""
+    """When set: requests whose path and query contain it are spared."""
 
     def matches(self, method: str, path_qs: str) -> bool:
         if (self.method is not None and self.method != method) or self.contains not in path_qs:
+            return False
+        if self.avoid and self.avoid in path_qs:
             return False
         if self.every > 0:
             self.seen += 1
@@ -125,6 +131,11 @@ class FaultProxy:
         fault = rule.fault if rule else None
         self.log.append((request.method, request.path_qs, fault))
         self.targets.append((request.raw_path, request.headers.get("Proxy-Authorization")))
+        if fault == "drop_upload":
+            await request.content.read(max(request.content_length or 0, 2) // 2)
+            return await _drop(request)
+        if fault and fault.startswith("delay:"):
+            await asyncio.sleep(float(fault.split(":")[1]))
         body = await request.read()
         if self.answer is not None and (reply := self.answer(request, body)) is not None:
             return reply
@@ -173,10 +184,11 @@ class FaultProxy:
 
 
 class ProxiedBackend:
-    """A network backend behind a :class:`FaultProxy`: ``open(**options)`` makes stores on a
-    fresh bucket through it (closed after the test)."""
+    """A network backend (``name``: s3, gcs, azure) behind a :class:`FaultProxy`:
+    ``open(**options)`` makes stores on a fresh bucket through it (closed after the test)."""
 
-    def __init__(self, url: str, options: dict[str, str], proxy: FaultProxy) -> None:
+    def __init__(self, name: str, url: str, options: dict[str, str], proxy: FaultProxy) -> None:
+        self.name = name
         self.proxy = proxy
         self._url = url
         self._options = options
