@@ -383,8 +383,9 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
         "timeout",
         parse=parse_duration,
         default=30.0,
-        doc="Deadline of a request up to its response's headers; a body may wait this long "
-        "for data in all, renewed with each 64 KiB received (a flowing body is never cut).",
+        doc="Deadline of a request up to its response's headers, renewed as an upload's "
+        "body is taken; a response body may wait this long for data in all, renewed with "
+        "each 64 KiB received (a flowing body is never cut).",
     ),
     ConfigKey("read_timeout", parse=parse_duration, doc="Longest wait for the next body bytes."),
     ConfigKey("default_content_type", doc="Content-Type of writes that set none."),

@@ -6,6 +6,7 @@ and nothing is left running."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from objstore import ObjstoreTimeoutError
 from objstore._store import MAX_STREAM_RESUMES
-from objstore.testing.faultproxy import ProxiedBackend, Rule
+from objstore.testing.faultproxy import STALL, ProxiedBackend, Rule
 
 ATTEMPT = 1.0
 MiB = 1024 * 1024
@@ -100,3 +101,38 @@ async def test_a_body_slower_than_timeout_is_not_cut_while_it_flows(
     assert await store.get_range("slow", 100, length=MiB // 2) == data[100 : 100 + MiB // 2]
     throttled = [fault for _, _, fault in proxied_backend.proxy.log if fault == "throttle"]
     assert len(throttled) == 3  # one request each: none was cut and retried
+
+
+async def test_an_upload_slower_than_timeout_is_not_cut_while_it_flows(
+    proxied_backend: ProxiedBackend,
+) -> None:
+    """``timeout`` bounds a stall of an upload, not its length: parts of 8 MiB at 2.5 MiB/s
+    take ~3.2 s each, twice the timeout, and go through without a retry (a whole-request
+    deadline failed them all)."""
+    store = proxied_backend.open(**{**BUDGET, "timeout": "1.5s", "max_retries": "0"})
+    data = os.urandom(16 * MiB)
+    proxied_backend.proxy.rules = [Rule("slow_upload", every=1)]
+    started = time.monotonic()
+    await store.put("slow-up", data, part_size=8 * MiB)
+    assert time.monotonic() - started > 3.0  # it was slow
+    proxied_backend.proxy.rules = []
+    assert await store.get("slow-up") == data
+
+
+async def test_a_stalled_upload_times_out(proxied_backend: ProxiedBackend) -> None:
+    """A server that stops reading an upload ends the attempt ``timeout`` after the
+    connection last took a slice (the kernel's buffers fill first), and nothing is left.
+    (One attempt: a GCS retry would ask the session first, which fake-gcs-server cannot
+    answer; tests/test_gcs_resumable.py has that.)"""
+    store = proxied_backend.open(**{**BUDGET, "max_retries": "0"})
+    baseline = asyncio.all_tasks()
+    proxied_backend.proxy.rules = [Rule("stall_upload", every=1)]
+    start = time.monotonic()
+    with pytest.raises(ObjstoreTimeoutError) as info:
+        await store.put("stalled", os.urandom(16 * MiB), part_size=16 * MiB)
+    elapsed = time.monotonic() - start
+    assert info.value.attempts == 1
+    assert ATTEMPT * 0.95 <= elapsed <= ATTEMPT + 1.5
+    proxied_backend.proxy.rules = []
+    await store.aclose()
+    assert await settled(baseline, within=STALL + 2) == set()

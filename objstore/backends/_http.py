@@ -47,6 +47,7 @@ from objstore.backends._client_options import (
     proxy_route,
     tls_context,
 )
+from objstore.backends._upload_progress import MovingDeadline, Progressing, RenewingWriter
 
 __all__ = [
     "READ_BUFFER",
@@ -398,15 +399,22 @@ async def exchange(
             data_arg = body  # streamed (a file)
         elif body:
             data_arg = body if len(body) <= MiB else BufferPayload(body)
-        async with asyncio.timeout(http.timeout):  # up to the response's headers
-            response = await http.session().request(
-                method,
-                url,
-                headers=headers,
-                data=data_arg,
-                allow_redirects=False,
-                proxy=http.proxy_for(url),
-            )
+        moving: MovingDeadline | None = None
+        try:
+            async with asyncio.timeout(http.timeout) as deadline:  # up to the response's headers
+                if isinstance(data_arg, Progressing) and http.timeout is not None:
+                    moving = data_arg.deadline = MovingDeadline(deadline, http.timeout)
+                response = await http.session().request(
+                    method,
+                    url,
+                    headers=headers,
+                    data=data_arg,
+                    allow_redirects=False,
+                    proxy=http.proxy_for(url),
+                )
+        finally:
+            if moving is not None:
+                moving.open = False
         try:
             if response.status in ok:
                 data = await read_body(response, http.timeout) if read else b""
@@ -424,7 +432,7 @@ async def exchange(
     return response, data
 
 
-class BufferPayload(aiohttp.payload.Payload):
+class BufferPayload(Progressing, aiohttp.payload.Payload):
     """A large request body sent from the caller's bytes in slices.
 
     aiohttp's own choices both cost: raw bytes past 1 MiB draw a ``ResourceWarning`` (one
@@ -455,16 +463,21 @@ class BufferPayload(aiohttp.payload.Payload):
         end = len(view) if content_length is None else min(len(view), content_length)
         for start in range(0, end, self.SLICE):
             await writer.write(view[start : min(end, start + self.SLICE)])
+            if self.deadline is not None:
+                self.deadline.renew()
+        self.taken(writer)
 
 
-class FilePayload(aiohttp.payload.BufferedReaderPayload):
+class FilePayload(Progressing, aiohttp.payload.BufferedReaderPayload):
     """A request body streamed once from the caller's open file, from where it stands. The
     file stays open afterwards (aiohttp closes the files it is given), and aiohttp does not
     resend it by itself on a dropped connection: the caller's retry decides what to send."""
 
     async def write_with_length(self, writer: Any, content_length: int | None) -> None:
         self._consumed = True
-        await super().write_with_length(writer, content_length)
+        renewing: Any = RenewingWriter(writer, self.deadline)  # the one method aiohttp calls
+        await super().write_with_length(renewing, content_length)
+        self.taken(writer)
 
     def _close(self) -> None:
         pass

@@ -7,6 +7,10 @@ stay valid). Rules pick requests by method and a path/query substring, and injec
 - ``"reset_before"``: drop the connection without forwarding;
 - ``"drop_upload"``: read half of the request's body, then drop the connection;
 - ``"delay:3"``: wait that many seconds, then forward;
+- ``"slow_upload"``: read the request's body 256 KiB every 0.1 s (a slow uplink,
+  2.5 MiB/s), then forward;
+- ``"stall_upload"``: read 1 MiB of the request's body, then stop reading (for ``STALL``
+  seconds, then drop the connection; bodies up to 1 MiB pass);
 - ``"reset_after"``: forward, let the upstream apply the request, then drop the connection
   (the response is lost);
 - ``"truncate"``: forward, then send the headers and only half of the body;
@@ -34,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -53,6 +58,9 @@ __all__ = [
     "check_ranges_from_whole_replies",
     "serve_in_thread",
 ]
+
+STALL = 4.0
+"""How long a ``stall_upload`` stalls."""
 
 _HOP_HEADERS = {
     "connection",
@@ -136,7 +144,10 @@ class FaultProxy:
             return await _drop(request)
         if fault and fault.startswith("delay:"):
             await asyncio.sleep(float(fault.split(":")[1]))
-        body = await request.read()
+        if fault in ("slow_upload", "stall_upload"):
+            body = await _read_slowly(request, stall=fault == "stall_upload")
+        else:
+            body = await request.read()
         if self.answer is not None and (reply := self.answer(request, body)) is not None:
             return reply
         if rule and fault and fault.startswith("status:"):
@@ -235,6 +246,26 @@ async def check_ranges_from_whole_replies(store: Any, proxy: FaultProxy, key: st
     else:
         raise AssertionError("get_ranges with a range past the end did not raise")
     assert [fault for _, _, fault in proxy.log].count("ignore_range") >= 9
+
+
+async def _read_slowly(request: web.Request, *, stall: bool) -> bytes:
+    """The request's body read as a slow or stalled uplink would carry it (aiohttp stops
+    reading the socket while its buffer is full, so the client's sends slow down too)."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:  # a small window: the kernel holds back little of the client's data
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    pieces: list[bytes] = []
+    while piece := await request.content.read(256 * 1024):
+        pieces.append(piece)
+        if stall and sum(map(len, pieces)) >= 1 << 20:
+            # a client that gives up cannot be seen leaving while reading is paused (its FIN
+            # waits behind the unread bytes), so the stall ends after STALL seconds
+            await asyncio.sleep(STALL)
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # as aiohttp cancels a handler whose client left
+        await asyncio.sleep(0 if stall else 0.1)
+    return b"".join(pieces)
 
 
 async def _drop(request: web.Request) -> web.StreamResponse:

@@ -1,0 +1,94 @@
+"""Upload deadlines that follow progress: ``timeout`` bounds a stall of a request body, not
+its length.
+
+:func:`~objstore.backends._http.exchange` gives a body that reports progress (a
+:class:`Progressing` payload) the request's :class:`MovingDeadline`. Each slice the connection
+takes moves the deadline ``timeout`` on; after the last slice, the kernel may still hold a few
+MiB to send (its send buffer), so the deadline follows that queue (``TIOCOUTQ``, Linux) while
+it drains, and from then on ``timeout`` covers the service's reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from typing import Any
+
+__all__ = ["MovingDeadline", "Progressing", "RenewingWriter"]
+
+_FOLLOWERS: set[asyncio.Task[None]] = set()
+"""The running :meth:`Progressing._follow` tasks (held so that they are not collected)."""
+
+
+class MovingDeadline:
+    """An ``asyncio.timeout`` moved ``timeout`` on at each sign of progress."""
+
+    def __init__(self, deadline: asyncio.Timeout, timeout: float) -> None:
+        self._deadline = deadline
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self.tick = min(timeout / 4, 1.0)
+        """How often a draining send queue is looked at."""
+        self.open = True
+        """False once the request is over: nothing moves the deadline any more."""
+
+    def renew(self) -> None:
+        if self.open and not self._deadline.expired():
+            self._deadline.reschedule(self._loop.time() + self._timeout)
+
+
+class Progressing:
+    """A request body that moves its request's deadline as the connection takes it."""
+
+    deadline: MovingDeadline | None = None
+
+    def taken(self, writer: Any) -> None:
+        """Call after the last slice: follow the kernel's send queue while it drains."""
+        deadline = self.deadline
+        transport = getattr(writer, "transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if deadline is None or sock is None or _unsent(sock) == 0:
+            return
+        task = asyncio.get_running_loop().create_task(_follow(deadline, sock))
+        _FOLLOWERS.add(task)
+        task.add_done_callback(_FOLLOWERS.discard)
+
+
+class RenewingWriter:
+    """aiohttp's stream writer, moving a deadline after each write it has taken."""
+
+    def __init__(self, writer: Any, deadline: MovingDeadline | None) -> None:
+        self._writer = writer
+        self._deadline = deadline
+
+    async def write(self, chunk: bytes | memoryview) -> None:
+        await self._writer.write(chunk)
+        if self._deadline is not None:
+            self._deadline.renew()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
+async def _follow(deadline: MovingDeadline, sock: Any) -> None:
+    """Move ``deadline`` on while ``sock``'s send queue shrinks; stop when it is empty, when
+    it stops shrinking (then the deadline runs out) or when the request is over."""
+    left = _unsent(sock)
+    while left > 0 and deadline.open:
+        await asyncio.sleep(deadline.tick)
+        now = _unsent(sock)
+        if now < left:
+            deadline.renew()
+        left = now
+
+
+def _unsent(sock: Any) -> int:
+    """Bytes the kernel has yet to send (or see acknowledged) on ``sock``; 0 where unknown."""
+    with contextlib.suppress(ImportError, OSError, ValueError, AttributeError):
+        import fcntl
+        import termios
+
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        return int(struct.unpack("i", raw)[0])
+    return 0
