@@ -154,7 +154,7 @@ async def test_a_part_size_off_the_quantum_is_rounded_up(
     assert [start for start, _ in server.chunks] == [0, MiB + QUANTUM, 2 * MiB + 2 * QUANTUM]
 
 
-async def test_a_file_upload_resumes_after_a_lost_reply(
+async def test_a_file_upload_resumes_where_a_failed_request_stopped(
     standin: tuple[ResumableServer, Any], tmp_path: Any
 ) -> None:
     server, store = standin

@@ -62,6 +62,7 @@ from objstore._types import (
     UpdateVersion,
     make_meta,
 )
+from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import check_read_conditions, empty_read
 from objstore.backends._gcs_auth import (
     BearerSource,
@@ -265,6 +266,7 @@ class GCSStore(ObjectStore):
         self._base = resolve_base_url(config, env, account_base)
         self._source = self._token_source(config, self._base, self._account, env)
         self._retry = RetryPolicy.from_config(config)
+        self._clock = ServerClock()
         self._content_type = str(config.get("default_content_type") or "application/octet-stream")
         self._user_agent = (
             {"User-Agent": str(config["user_agent"])} if config.get("user_agent") else {}
@@ -328,8 +330,9 @@ class GCSStore(ObjectStore):
             )
         base = DEFAULT_BASE_URL if self._base == DEFAULT_BASE_URL else self._base
         return sign_url(
-            self._account, base, self._bucket, key, method=method, expires_in=expires_in
-        )
+            self._account, base, self._bucket, key, method=method, expires_in=expires_in,
+            now=self._clock.now(),
+        )  # fmt: skip
 
     # ---- the HTTP layer -------------------------------------------------------------------
 
@@ -378,6 +381,7 @@ class GCSStore(ObjectStore):
             self._http, method, target, headers=request_headers, body=payload, ok=ok,
             read=read, key=key, service="GCS", logger=logger,
         )  # fmt: skip
+        self._clock.observe(response.headers, "GCS")  # what signed URLs are dated with
         if response.status not in ok:
             raise _error(response.status, data, response.headers, key, create_mode=create_mode)
         return response, data
