@@ -346,5 +346,25 @@ def azurite(directory: str, *, oauth: bool = False) -> Iterator[AzureServer]:
         scheme = "https"
     log = os.path.join(directory, "azurite.log")
     endpoint = f"{scheme}://127.0.0.1:{port}/devstoreaccount1"
-    with server_process(argv, f"{endpoint}?comp=list", log, grace=3.0):
+    env = _without_garbage_collector(argv[0], directory)
+    with server_process(argv, f"{endpoint}?comp=list", log, grace=3.0, env=env):
         yield AzureServer(endpoint=endpoint)
+
+
+def _without_garbage_collector(binary: str, directory: str) -> dict[str, str]:
+    """The environment that keeps Azurite's blob garbage collector asleep for a day.
+
+    Every 10 minutes it sweeps the extents of deleted blobs all at once on its one Node
+    thread, and after a test session's writes that held it silent for over 10 s (a session's
+    own Azure tests timed out at its 10-minute mark). An emulator that lives for one session
+    in memory need not collect: a ``--require`` shim sets the interval, which Azurite reads
+    when it starts the collector, before it starts.
+    """
+    constants = os.path.join(os.path.dirname(os.path.realpath(binary)), "utils", "constants.js")
+    if not os.path.exists(constants):
+        return {}
+    shim = os.path.join(directory, "azurite-gc-interval.js")
+    with open(shim, "w", encoding="utf-8") as handle:
+        handle.write(f"require({json.dumps(constants)}).DEFAULT_GC_INTERVAL_MS = 86400000;\n")
+    options = f"{os.environ.get('NODE_OPTIONS', '')} --require {json.dumps(shim)}"
+    return {"NODE_OPTIONS": options.strip()}
