@@ -414,7 +414,7 @@ async def exchange(
                 )
         finally:
             if moving is not None:
-                moving.open = False
+                moving.close()
         try:
             if response.status in ok:
                 data = await read_body(response, http.timeout) if read else b""

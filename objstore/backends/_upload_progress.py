@@ -17,9 +17,6 @@ from typing import Any
 
 __all__ = ["MovingDeadline", "Progressing", "RenewingWriter"]
 
-_FOLLOWERS: set[asyncio.Task[None]] = set()
-"""The running :meth:`Progressing._follow` tasks (held so that they are not collected)."""
-
 
 class MovingDeadline:
     """An ``asyncio.timeout`` moved ``timeout`` on at each sign of progress."""
@@ -32,10 +29,22 @@ class MovingDeadline:
         """How often a draining send queue is looked at."""
         self.open = True
         """False once the request is over: nothing moves the deadline any more."""
+        self._follower: asyncio.Task[None] | None = None
 
     def renew(self) -> None:
         if self.open and not self._deadline.expired():
             self._deadline.reschedule(self._loop.time() + self._timeout)
+
+    def follow(self, sock: Any) -> None:
+        """Renew while ``sock``'s send queue drains (until :meth:`close`)."""
+        if self.open and self._follower is None:
+            self._follower = self._loop.create_task(_follow(self, sock))
+
+    def close(self) -> None:
+        """The request is over (its reply came, or it failed)."""
+        self.open = False
+        if self._follower is not None:
+            self._follower.cancel()
 
 
 class Progressing:
@@ -48,11 +57,8 @@ class Progressing:
         deadline = self.deadline
         transport = getattr(writer, "transport", None)
         sock = transport.get_extra_info("socket") if transport is not None else None
-        if deadline is None or sock is None or _unsent(sock) == 0:
-            return
-        task = asyncio.get_running_loop().create_task(_follow(deadline, sock))
-        _FOLLOWERS.add(task)
-        task.add_done_callback(_FOLLOWERS.discard)
+        if deadline is not None and sock is not None and _unsent(sock) > 0:
+            deadline.follow(sock)
 
 
 class RenewingWriter:
