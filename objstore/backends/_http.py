@@ -461,10 +461,9 @@ class BufferPayload(Progressing, aiohttp.payload.Payload):
         self._consumed = self._once
         view = memoryview(self._value)
         end = len(view) if content_length is None else min(len(view), content_length)
+        renewing = RenewingWriter(writer, self.deadline)
         for start in range(0, end, self.SLICE):
-            await writer.write(view[start : min(end, start + self.SLICE)])
-            if self.deadline is not None:
-                self.deadline.renew()
+            await renewing.write(view[start : min(end, start + self.SLICE)])
         self.taken(writer)
 
 

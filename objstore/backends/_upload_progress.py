@@ -15,6 +15,14 @@ import contextlib
 import struct
 from typing import Any
 
+try:
+    import fcntl
+    import termios
+
+    _TIOCOUTQ: int | None = termios.TIOCOUTQ
+except (ImportError, AttributeError):  # not a Unix that has it
+    _TIOCOUTQ = None
+
 __all__ = ["MovingDeadline", "Progressing", "RenewingWriter"]
 
 
@@ -91,10 +99,9 @@ async def _follow(deadline: MovingDeadline, sock: Any) -> None:
 
 def _unsent(sock: Any) -> int:
     """Bytes the kernel has yet to send (or see acknowledged) on ``sock``; 0 where unknown."""
-    with contextlib.suppress(ImportError, OSError, ValueError, AttributeError):
-        import fcntl
-        import termios
-
-        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    if _TIOCOUTQ is None:
+        return 0
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        raw = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
         return int(struct.unpack("i", raw)[0])
     return 0
