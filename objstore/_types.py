@@ -19,6 +19,7 @@ __all__ = [
     "ByteRange",
     "GetOptions",
     "GetResult",
+    "IncompleteUpload",
     "ListResult",
     "ObjectMeta",
     "OffsetRange",
@@ -103,6 +104,23 @@ class PutResult:
 
     e_tag: str | None = None
     version: str | None = None
+
+
+@record
+class IncompleteUpload:
+    """A multipart write that was begun and neither completed nor aborted (its writer died).
+
+    It holds storage (S3 parts, Azure uncommitted blocks, a local staging file) but no
+    visible object; :meth:`ObjectStore.cleanup_incomplete` removes it.
+    """
+
+    location: str
+    """The key it would have written (for a local staging file whose target name was too
+    long to record in its own, the directory it is in)."""
+    upload_id: str
+    """The store's handle on it: an S3 upload id, an Azure blob name, a staging file name."""
+    initiated: datetime
+    """When it began, by the store's clock (local: its staging file's last write). UTC."""
 
 
 @record

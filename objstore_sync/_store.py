@@ -115,6 +115,8 @@ class ObjectStore:
     rename = blocking(A.rename)
     rename_if_not_exists = blocking(A.rename_if_not_exists)
     sign = blocking(A.sign)
+    list_incomplete = blocking(A.list_incomplete)
+    cleanup_incomplete = blocking(A.cleanup_incomplete)
 
     def delete_many(
         self,

@@ -102,6 +102,36 @@ async def test_aborted_block_upload_leaves_the_old_blob(store: AzureStore) -> No
     assert [m.location for m in await store.list()] == ["kept"]
 
 
+async def _staged_then_aborted(store: AzureStore, key: str) -> None:
+    writer = store.open_writer(key, part_size=5 * MiB, max_concurrency=1)
+    await writer.write(b"n" * (6 * MiB))  # one block staged, awaited
+    await writer.abort()
+
+
+async def test_aborted_new_blob_leaves_blocks_that_cleanup_removes(store: AzureStore) -> None:
+    # abort sends nothing (deleting the blob could take another writer's staged blocks), so
+    # the uncommitted blob stays until cleanup, a commit, or the service's week
+    await store.put("zero", b"")
+    await store.put("kept", b"old")
+    await _staged_then_aborted(store, "fresh")
+    await _staged_then_aborted(store, "kept")  # blocks on a committed blob: not listable
+    (left,) = await store.list_incomplete()
+    assert (left.location, left.upload_id) == ("fresh", "fresh")
+    await asyncio.sleep(1.0)
+    assert await store.cleanup_incomplete(older_than=0) == 1
+    assert await store.list_incomplete() == []
+    assert {m.location: m.size for m in await store.list()} == {"kept": 3, "zero": 0}
+
+
+async def test_cleanup_spares_a_blob_committed_after_the_listing(store: AzureStore) -> None:
+    await _staged_then_aborted(store, "raced")
+    (stale,) = await store.list_incomplete()
+    await asyncio.sleep(1.0)  # Last-Modified has whole seconds
+    await store.put("raced", b"committed meanwhile")
+    assert await store._discard_incomplete(stale) is False  # If-Unmodified-Since refused it
+    assert await store.get("raced") == b"committed meanwhile"
+
+
 async def test_block_upload_create_mode_and_attributes(store: AzureStore) -> None:
     data = b"c" * (6 * MiB)
     async with store.open_writer(

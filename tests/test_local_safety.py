@@ -436,3 +436,30 @@ def test_relative_paths(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch)
     assert store.root == str(tmp_path / "data")
     with pytest.raises(InvalidURLError, match="absolute"):
         objstore.from_url("file://relative/dir")
+
+
+async def test_staging_names_record_their_target_when_it_fits(tmp_path: pathlib.Path) -> None:
+    store = LocalStore(tmp_path)
+    long_name = "n" * 240  # a valid name, too long to fit in a staging name beside the mark
+    writers = [store.open_writer(k, part_size=1024) for k in ("d/short", f"d/{long_name}")]
+    for writer in writers:
+        await writer.write(b"x" * 2048)  # staging files exist: the writers "die" here
+    found = {u.location: u for u in await store.list_incomplete()}
+    assert set(found) == {"d/short", "d"}  # the long one is reported by its directory
+    assert all(u.upload_id.startswith(STAGING_MARK) for u in found.values())
+    forged = objstore.IncompleteUpload(
+        location="d/short", upload_id="../escape", initiated=found["d"].initiated
+    )
+    with pytest.raises(objstore.NotFoundError, match="not a staging file"):
+        await store._discard_incomplete(forged)
+    other = objstore.IncompleteUpload(
+        location="d/other", upload_id=found["d/short"].upload_id, initiated=found["d"].initiated
+    )
+    with pytest.raises(objstore.NotFoundError, match="not a staging file"):
+        await store._discard_incomplete(other)  # its name records another target
+    assert await store.cleanup_incomplete("d", older_than=0) == 2
+    assert os.listdir(tmp_path / "d") == []
+    for writer in writers:
+        with pytest.raises(objstore.ObjstoreError):
+            await writer.close()
+    assert await store.list() == []

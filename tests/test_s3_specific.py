@@ -363,3 +363,44 @@ def test_crc64nvme_is_the_nvme_polynomial() -> None:
         "x-amz-checksum-algorithm": "CRC64NVME",
         "x-amz-checksum-type": "FULL_OBJECT",
     }
+
+
+# ---- uploads left by writers that died ----------------------------------------------------------
+
+
+async def test_uploads_left_by_another_client_are_listed_and_cleaned(
+    s3_store: S3Store, s3_admin: Any, bucket: str
+) -> None:
+    for key in ("logs/a", "logs/b", "data/c"):
+        s3_admin.create_multipart_upload(Bucket=bucket, Key=key)
+    listed = await s3_store.list_incomplete("logs")
+    assert sorted(u.location for u in listed) == ["logs/a", "logs/b"]
+    theirs = s3_admin.list_multipart_uploads(Bucket=bucket, Prefix="logs/")["Uploads"]
+    assert {u.upload_id for u in listed} == {u["UploadId"] for u in theirs}
+    await asyncio.sleep(1.0)
+    assert await s3_store.cleanup_incomplete("logs", older_than=0) == 2
+    left = s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["Key"] for u in left] == ["data/c"]
+    assert await s3_store.cleanup_incomplete(older_than=0) == 1
+
+
+def test_upload_listing_pages_follow_the_markers() -> None:
+    from objstore.backends.s3 import _parse_uploads
+
+    ns = "http://s3.amazonaws.com/doc/2006-03-01/"
+    page = (
+        f'<ListMultipartUploadsResult xmlns="{ns}"><IsTruncated>true</IsTruncated>'
+        "<NextKeyMarker>k/2</NextKeyMarker><NextUploadIdMarker>id2</NextUploadIdMarker>"
+        "<Upload><Key>k/1</Key><UploadId>id1</UploadId>"
+        "<Initiated>2026-11-20T10:00:00.000Z</Initiated></Upload>"
+        "<Upload><Key>k/2</Key><UploadId>id2</UploadId>"
+        "<Initiated>2026-11-21T10:00:00.000Z</Initiated></Upload>"
+        "</ListMultipartUploadsResult>"
+    ).encode()
+    uploads, markers = _parse_uploads(page)
+    assert [(u.location, u.upload_id, u.initiated.day) for u in uploads] == [
+        ("k/1", "id1", 20), ("k/2", "id2", 21),
+    ]  # fmt: skip
+    assert markers == [("key-marker", "k/2"), ("upload-id-marker", "id2")]
+    last = page.replace(b"<IsTruncated>true", b"<IsTruncated>false")
+    assert _parse_uploads(last)[1] == []

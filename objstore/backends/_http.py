@@ -66,6 +66,7 @@ __all__ = [
     "ranged_get",
     "read_body",
     "read_headers",
+    "reply_time",
     "served_range",
     "session_pool",
     "transport_error",
@@ -295,6 +296,16 @@ def parse_http_date(text: str) -> datetime:
             tzinfo=UTC,
         )
     return parsedate_to_datetime(text)
+
+
+def reply_time(headers: Mapping[str, str], fallback: float) -> float:
+    """The server's time when it replied (its ``Date``, seconds since the epoch), or
+    ``fallback`` when the reply has none or an unreadable one."""
+    date = headers.get("Date")
+    if date:
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            return parse_http_date(date).timestamp()
+    return fallback
 
 
 def parse_iso_time(text: str | None) -> datetime:

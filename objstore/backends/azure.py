@@ -58,6 +58,7 @@ from objstore._types import (
     BytesBody,
     GetOptions,
     GetResponse,
+    IncompleteUpload,
     ListResult,
     ObjectMeta,
     OffsetRange,
@@ -85,6 +86,7 @@ from objstore.backends._http import (
     parse_http_date,
     ranged_get,
     read_headers,
+    reply_time,
     served_range,
     session_pool,
     with_retry_after,
@@ -301,7 +303,9 @@ class AzureStore(ObjectStore):
 
     backend: ClassVar[str] = "azure"
     config_table = AZURE_TABLE
-    capabilities: ClassVar[Capabilities] = Capabilities(versions=True, sign=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        versions=True, sign=True, incomplete_uploads=True
+    )
     """Signing needs the account key (``azure_storage_account_key``)."""
     single_put_limit: ClassVar[int] = 8 * MiB
     part_size: ClassVar[int] = 8 * MiB
@@ -614,6 +618,53 @@ class AzureStore(ObjectStore):
                 objects.extend(metas)
                 prefixes.extend(p.rstrip("/") for p in found)
         return ListResult(common_prefixes=sorted(set(prefixes)), objects=objects)
+
+    # ---- uploads left by writers that died -------------------------------------------------
+
+    async def _list_incomplete(
+        self, prefix: Path
+    ) -> AsyncGenerator[tuple[list[IncompleteUpload], float], None]:
+        """Uncommitted blobs: listed (``include=uncommittedblobs``) with no content, and not
+        found by a HEAD. Blocks staged on a blob that exists are not listable; the blob's
+        next commit (or the service, after a week) discards them."""
+        params = [("restype", "container"), ("comp", "list"), ("include", "uncommittedblobs")]
+        if prefix:
+            params.append(("prefix", prefix + "/"))
+        marker: str | None = None
+        while True:
+            extra = [("marker", marker)] if marker else []
+            response, body = await self._send(
+                "GET", self._container_path, None, params=params + extra
+            )
+            metas, _, marker = _parse_listing(body)
+            empty = [m for m in metas if m.size == 0]
+            found = await gather_bounded([self._uncommitted(m.location) for m in empty], 8)
+            uploads = [
+                IncompleteUpload(location=m.location, upload_id=m.location,
+                                 initiated=m.last_modified)
+                for m, uncommitted in zip(empty, found, strict=True) if uncommitted
+            ]  # fmt: skip
+            yield uploads, reply_time(response.headers, self._clock.now())
+            if not marker:
+                return
+
+    async def _uncommitted(self, key: str) -> bool:
+        """Whether a listed blob has no committed content (a HEAD does not find it)."""
+        try:
+            await self._properties(key)
+        except NotFoundError:
+            return True
+        return False
+
+    async def _discard_incomplete(self, upload: IncompleteUpload) -> bool:
+        # a blob committed since it was listed was modified since: the condition spares it
+        # (an uncommitted blob counts as absent, so no ETag condition can name it)
+        key = upload.location
+        response, _ = await self._send(
+            "DELETE", self._blob_path(key), key,
+            headers={"If-Unmodified-Since": http_date(upload.initiated)}, ok=(202, 404, 412),
+        )  # fmt: skip
+        return response.status == 202
 
     # ---- writes ---------------------------------------------------------------------------
 

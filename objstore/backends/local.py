@@ -60,6 +60,7 @@ from objstore._types import (
     BytesBody,
     GetOptions,
     GetResponse,
+    IncompleteUpload,
     ObjectMeta,
     PutOptions,
     PutResult,
@@ -74,6 +75,8 @@ from objstore.backends._openat2 import open_without_links
 __all__ = ["LocalStore"]
 
 STAGING_MARK = "\x01objstore-"
+NAME_MAX = 255
+"""Bytes in a file name (Linux filesystems)."""
 ATTRS_XATTR = "user.objstore.attributes"
 TAGS_XATTR = "user.objstore.tags"
 INLINE_READ = 8 * 1024 * 1024
@@ -211,7 +214,9 @@ class LocalStore(ObjectStore):
 
     backend: ClassVar[str] = "local"
     config_table: ClassVar[ConfigTable] = _TABLE
-    capabilities: ClassVar[Capabilities] = Capabilities(object_and_prefix=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        object_and_prefix=False, incomplete_uploads=True
+    )
     inline_capable: ClassVar[bool] = True
     single_put_limit: ClassVar[int] = 1 << 62
     part_concurrency: ClassVar[int] = 1
@@ -621,22 +626,68 @@ class LocalStore(ObjectStore):
     async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
         return _LocalUpload(await offload(self._stage, key, options))
 
-    # ---- maintenance ----------------------------------------------------------------------
+    # ---- staging files left by writers that died --------------------------------------------
+
+    def _staging_under(self, prefix: str) -> list[IncompleteUpload]:
+        """The staging files in ``prefix``'s directory and below (links are not followed)."""
+        directory = self._fs(prefix)
+        try:
+            fd = os.open(directory, _DIR_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise translate_os_error(exc, prefix) from None
+        self._verify(fd, prefix or ".")
+        os.close(fd)
+        found: list[IncompleteUpload] = []
+        for current, _, files in os.walk(directory):
+            directory_key = current[len(self._root) + 1 :]
+            for name in files:
+                if not name.startswith(STAGING_MARK):
+                    continue
+                target = _staged_target(name)
+                location = "/".join(p for p in (directory_key, target) if p)
+                with contextlib.suppress(OSError):  # gone since it was listed
+                    st = os.lstat(os.path.join(current, name))
+                    found.append(IncompleteUpload(
+                        location=location, upload_id=name,
+                        initiated=datetime.fromtimestamp(st.st_mtime, UTC),
+                    ))  # fmt: skip
+        return found
+
+    async def _list_incomplete(
+        self, prefix: Path
+    ) -> AsyncGenerator[tuple[list[IncompleteUpload], float], None]:
+        found = await offload(self._staging_under, prefix)
+        yield found, time.time()
+
+    def _discard_staging(self, upload: IncompleteUpload) -> bool:
+        name, location = upload.upload_id, upload.location
+        target = _staged_target(name)
+        directory, _, last = location.rpartition("/") if target else (location, "", "")
+        if not name.startswith(STAGING_MARK) or "/" in name or last != target:
+            raise NotFoundError(f"{name!r} is not a staging file of {location!r}", path=location)
+        try:
+            fd = self._open_dir(f"{directory}/{name}".lstrip("/"), create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        try:
+            os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            return False
+        finally:
+            os.close(fd)
+        return True
+
+    async def _discard_incomplete(self, upload: IncompleteUpload) -> bool:
+        return await offload(self._discard_staging, upload)
 
     def sweep_staging(self, older_than: float = 3600.0) -> int:
-        """Remove staging files left by writers that died more than ``older_than`` seconds ago.
-
-        Returns how many were removed. Blocking; call it from a thread or at start-up.
-        """
-        removed = 0
+        """Remove staging files last written more than ``older_than`` seconds ago anywhere
+        under the root; return how many. Blocking: ``cleanup_incomplete`` is the coroutine."""
         cutoff = time.time() - older_than
-        for directory, _, files in os.walk(self._root):
-            for name in files:
-                path = os.path.join(directory, name)
-                if name.startswith(STAGING_MARK) and os.lstat(path).st_mtime < cutoff:
-                    os.unlink(path)
-                    removed += 1
-        return removed
+        stale = [u for u in self._staging_under("") if u.initiated.timestamp() < cutoff]
+        return sum(self._discard_staging(u) for u in stale)
 
 
 class _Staged:
@@ -647,7 +698,7 @@ class _Staged:
         self.key = key
         self.options = options
         self.name = key.rpartition("/")[2]
-        self.staging = _staging_name()
+        self.staging = _staging_name(self.name)
         self.fd = -1
         self.dir_fd = -1
         try:
@@ -797,8 +848,19 @@ class _StagingNames:
         self.prefix = f"{STAGING_MARK}{os.getpid()}-{secrets.token_hex(4)}-"
         self.counter = itertools.count()
 
-    def __call__(self) -> str:
-        return f"{self.prefix}{next(self.counter)}"
+    def __call__(self, target: str) -> str:
+        """A new staging name; it ends with ``target``'s name when that fits (for
+        ``list_incomplete`` to report), else with ``-``."""
+        name = f"{self.prefix}{next(self.counter)}-"
+        if len(name.encode()) + len(target.encode()) <= NAME_MAX:
+            name += target
+        return name
+
+
+def _staged_target(name: str) -> str:
+    """The target name a staging name records ('' when it did not fit)."""
+    fields = name[len(STAGING_MARK) :].split("-", 3)
+    return fields[3] if len(fields) == 4 else ""
 
 
 _staging_name = _StagingNames()

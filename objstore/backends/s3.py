@@ -56,6 +56,7 @@ from objstore._types import (
     BytesBody,
     GetOptions,
     GetResponse,
+    IncompleteUpload,
     ListResult,
     ObjectMeta,
     OffsetRange,
@@ -83,6 +84,7 @@ from objstore.backends._http import (
     parse_iso_time,
     ranged_get,
     read_headers,
+    reply_time,
     served_range,
     session_pool,
     with_retry_after,
@@ -331,7 +333,9 @@ class S3Store(ObjectStore):
 
     backend: ClassVar[str] = "s3"
     config_table = S3_TABLE
-    capabilities: ClassVar[Capabilities] = Capabilities(versions=True, sign=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        versions=True, sign=True, incomplete_uploads=True
+    )
     single_put_limit: ClassVar[int] = 8 * MiB
     part_size: ClassVar[int] = 8 * MiB
     part_concurrency: ClassVar[int] = 6
@@ -853,6 +857,28 @@ class S3Store(ObjectStore):
             raise MultipartUploadError(f"S3 returned no upload id for {key!r}", path=key)
         return _S3Upload(self, key, upload_id, options, token)
 
+    # ---- uploads left by writers that died -------------------------------------------------
+
+    async def _list_incomplete(
+        self, prefix: Path
+    ) -> AsyncGenerator[tuple[list[IncompleteUpload], float], None]:
+        params = [("uploads", ""), ("prefix", f"{prefix}/" if prefix else "")]
+        markers: list[tuple[str, str]] = []
+        while True:
+            response, body = await self._send("GET", None, params=params + markers)
+            uploads, after = _parse_uploads(body)
+            yield uploads, reply_time(response.headers, self._clock.now())
+            if not after or after == markers:  # the last page, or a server going round
+                return
+            markers = after
+
+    async def _discard_incomplete(self, upload: IncompleteUpload) -> bool:
+        response, _ = await self._send(
+            "DELETE", upload.location, params=[("uploadId", upload.upload_id)],
+            ok=(200, 204, 404),
+        )  # fmt: skip
+        return response.status != 404
+
     async def _sign(self, key: Path, method: str, expires_in: int) -> str:
         credentials = await self._source.get()
         if credentials is None:
@@ -889,6 +915,30 @@ def _copy_header(mode: str) -> tuple[str, str, int]:
         value, _, status = value.rpartition(":")
         return name, value, int(status)
     return name, value, 412
+
+
+def _parse_uploads(body: bytes) -> tuple[list[IncompleteUpload], list[tuple[str, str]]]:
+    """The uploads of a ListMultipartUploads page, and the markers of the next page (none
+    on the last)."""
+    root = ET.fromstring(body)
+    ns = _ns(root)
+    uploads = [
+        IncompleteUpload(
+            location=item.findtext(f"{ns}Key") or "",
+            upload_id=item.findtext(f"{ns}UploadId") or "",
+            initiated=parse_iso_time(item.findtext(f"{ns}Initiated")),
+        )
+        for item in root.iterfind(f"{ns}Upload")
+    ]
+    if root.findtext(f"{ns}IsTruncated") != "true":
+        return uploads, []
+    key_marker = root.findtext(f"{ns}NextKeyMarker") or (uploads[-1].location if uploads else "")
+    id_marker = root.findtext(f"{ns}NextUploadIdMarker") or (
+        uploads[-1].upload_id if uploads else ""
+    )
+    if not key_marker:
+        return uploads, []
+    return uploads, [("key-marker", key_marker), ("upload-id-marker", id_marker)]
 
 
 def _raise_embedded_error(body: bytes, key: str) -> None:

@@ -547,6 +547,43 @@ class StoreConformance:
                 raise RuntimeError("boom")
         assert not await store.exists("w/new")
         assert [m.location for m in await store.list("w")] == ["w/keep"]
+        assert await store.list_incomplete("w") == []  # aborted, not left behind
+
+    # ---- uploads left by writers that died ----------------------------------------------------
+
+    async def test_dead_writer_upload_is_listed_and_cleaned_up(self, store: Any) -> None:
+        await store.put("inc/other", b"committed")
+        writer = store.open_writer("inc/dead", part_size=5 * MiB, max_concurrency=1)
+        await writer.write(payload(6 * MiB))  # a part is sent (awaited): the upload exists
+        # the writer now "dies": neither closed nor aborted
+        if not store.capabilities.incomplete_uploads:
+            assert await store.list_incomplete("inc") == []
+            assert await store.cleanup_incomplete("inc", older_than=0) == 0
+            await writer.abort()
+            return
+        (upload,) = await store.list_incomplete("inc")
+        assert upload.location == "inc/dead"
+        assert upload.upload_id
+        assert abs((datetime.now(UTC) - upload.initiated).total_seconds()) < 600
+        assert await store.list_incomplete("elsewhere") == []
+        assert await store.cleanup_incomplete("inc", older_than=3600) == 0  # too young
+        assert await store.list_incomplete() == [upload]
+        await asyncio.sleep(1.0)  # server times have whole seconds
+        assert await store.cleanup_incomplete("inc", older_than=timedelta(0)) == 1
+        assert await store.list_incomplete("inc") == []
+        try:
+            await writer.close()  # its upload is gone: a typed error, nothing committed
+        except objstore.ObjstoreError:
+            assert not await store.exists("inc/dead")
+        else:  # Azurite keeps a deleted uncommitted blob's blocks, and the commit finds them
+            assert await store.get("inc/dead") == payload(6 * MiB)  # whole, never partial
+        assert await store.get("inc/other") == b"committed"
+        assert await store.cleanup_incomplete(older_than=0) == 0
+
+    @pytest.mark.parametrize("older_than", [-1, float("nan"), "1h", None, True])
+    async def test_cleanup_needs_a_duration(self, store: Any, older_than: Any) -> None:
+        with pytest.raises(InvalidRequestError, match="older_than"):
+            await store.cleanup_incomplete("inc", older_than=older_than)
 
     async def test_open_writer_create_mode(self, store: Any) -> None:
         await store.put("w/exists", b"x")

@@ -64,6 +64,12 @@ class _Writer:
     async def write(self, data: bytes) -> int:
         return int(await asyncio.to_thread(self._writer.write, data))
 
+    async def close(self) -> Any:
+        return await asyncio.to_thread(self._writer.close)
+
+    async def abort(self) -> None:
+        await asyncio.to_thread(self._writer.abort)
+
     async def __aenter__(self) -> _Writer:
         return self
 
