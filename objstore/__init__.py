@@ -45,6 +45,7 @@ from objstore._errors import (
     UnauthenticatedError,
     UnknownOptionError,
     UnsupportedOperationError,
+    WriteOutcomeUnknownError,
 )
 from objstore._multipart import Writer
 from objstore._path import Path
@@ -130,6 +131,7 @@ __all__ = [
     "UnknownOptionError",
     "UnsupportedOperationError",
     "UpdateVersion",
+    "WriteOutcomeUnknownError",
     "Writer",
     "__version__",
     "from_url",

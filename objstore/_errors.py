@@ -78,6 +78,7 @@ __all__ = [
     "UnauthenticatedError",
     "UnknownOptionError",
     "UnsupportedOperationError",
+    "WriteOutcomeUnknownError",
     "error_for_status",
 ]
 
@@ -208,6 +209,15 @@ class PreconditionFailedError(ObjstoreError):
 
 class ConcurrentModificationError(PreconditionFailedError):
     """The object changed while a pinned reader was reading it."""
+
+
+class WriteOutcomeUnknownError(ObjstoreError):
+    """A conditional write's reply was lost and the object has changed since: the write may
+    or may not have been applied, and no request can tell now.
+
+    Not a :class:`PreconditionFailedError`, whose "not applied" would make a read-modify-write
+    loop apply its change twice; read the object and decide.
+    """
 
 
 class NotModifiedError(ObjstoreError):

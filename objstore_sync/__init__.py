@@ -24,6 +24,7 @@ from objstore import (
     ConfigKey,
     ForkSafetyError,
     GetResult,
+    IncompleteUpload,
     InsufficientStorageError,
     IntegrityError,
     InvalidKeyError,
@@ -62,6 +63,7 @@ from objstore import (
     UnknownOptionError,
     UnsupportedOperationError,
     UpdateVersion,
+    WriteOutcomeUnknownError,
 )
 from objstore_sync._io import BlockingIterator, BlockingReader, BlockingStream, BlockingWriter
 from objstore_sync._store import ObjectStore
@@ -87,6 +89,7 @@ __all__ = [
     "ConfigKey",
     "ForkSafetyError",
     "GetResult",
+    "IncompleteUpload",
     "InsufficientStorageError",
     "IntegrityError",
     "InvalidKeyError",
@@ -126,6 +129,7 @@ __all__ = [
     "UnknownOptionError",
     "UnsupportedOperationError",
     "UpdateVersion",
+    "WriteOutcomeUnknownError",
 ]
 
 

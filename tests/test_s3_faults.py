@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 import objstore
 from objstore import AlreadyExistsError, ObjstoreConnectionError, UpdateVersion
@@ -71,6 +72,37 @@ async def test_lost_response_on_multipart_complete_is_reconciled(
         await writer.write(data)
     assert await store.get("big") == data
     assert s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+async def test_lost_reply_to_an_overwrite_complete_then_no_such_upload_is_a_success(
+    proxied: tuple[S3Store, FaultProxy],
+) -> None:
+    # AWS answers a retried CompleteMultipartUpload NoSuchUpload once the first one completed
+    # it (SeaweedFS answers 200 again): the answer below plays AWS for any retry. The upload's
+    # write token lets a HEAD settle it first (before, an overwrite carried none, and its
+    # retried complete failed with MultipartUploadError though the object was written)
+    store, proxy = proxied
+    await store.put("big", b"old")
+    proxy.rules = [Rule("reset_after", "POST", contains="uploadId=")]
+    completes: list[str] = []
+
+    def aws_retry(request: web.Request, body: bytes) -> web.Response | None:
+        if request.method != "POST" or "uploadId=" not in request.path_qs:
+            return None
+        completes.append(request.path_qs)
+        if len(completes) == 1:
+            return None  # the first is forwarded (and its reply lost)
+        error = b"<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>"
+        return web.Response(status=404, body=error, content_type="application/xml")
+
+    proxy.answer = aws_retry
+    data = b"o" * (6 * MiB)
+    async with store.open_writer("big", part_size=5 * MiB) as writer:
+        await writer.write(data)
+    assert completes  # and whether a retry was sent or not, it is a success
+    assert writer.result is not None
+    assert writer.result.e_tag == (await store.head("big")).e_tag
+    assert await store.get("big") == data
 
 
 async def test_without_a_lost_response_create_conflicts_are_reported(

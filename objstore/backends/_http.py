@@ -396,18 +396,23 @@ async def exchange(
     key: str | None,
     service: str,
     logger: logging.Logger,
+    once: bool = False,
 ) -> tuple[aiohttp.ClientResponse, bytes]:
     """Send one request (through the store's proxy, if any); read the body of a wanted status
     (when ``read``) or of an error.
 
     A body that fails half-way drops its connection; transport failures become
-    :func:`transport_error`.
+    :func:`transport_error`. With ``once`` (a conditional write) the request is sent at most
+    once: aiohttp would otherwise resend it by itself when a pooled connection drops, and a
+    lost reply would go unseen by the write's reconciliation.
     """
     started = time.monotonic()
     try:
         data_arg: Any = None
         if isinstance(body, aiohttp.payload.Payload):
             data_arg = body  # streamed (a file)
+        elif once:
+            data_arg = BufferPayload(body, once=True)
         elif body:
             data_arg = body if len(body) <= MiB else BufferPayload(body)
         moving: MovingDeadline | None = None

@@ -111,6 +111,8 @@ class _Request(NamedTuple):
     ok: tuple[int, ...]
     read: bool
     create_mode: bool
+    once: bool
+    """Not retried by the policy, so not resent by aiohttp either (``exchange``)."""
 
 
 MiB = 1024 * 1024
@@ -427,14 +429,16 @@ class AzureStore(ObjectStore):
     ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Send a request; return the response and (when ``read``) its body."""
 
-        request = _Request(method, path, key, params, headers, body, ok, read, create_mode)
+        request = _Request(
+            method, path, key, params, headers, body, ok, read, create_mode, not idempotent
+        )
         return await self._retry.call(self._attempt, request, idempotent=idempotent)
 
     async def _attempt(self, request: _Request) -> tuple[aiohttp.ClientResponse, bytes]:
         """One attempt of :meth:`_send`, signed afresh; sent once more, with the server's time,
         when a refusal came from this machine's clock (``backends/_clock.py``: Shared Key
         requests are refused 15 minutes off)."""
-        method, path, key, params, headers, body, ok, read, create_mode = request
+        method, path, key, params, headers, body, ok, read, create_mode, once = request
         for _ in range(2):
             signed_at = self._clock.now()
             url, request_headers = await self._signed(
@@ -442,7 +446,7 @@ class AzureStore(ObjectStore):
             )
             response, data = await exchange(
                 self._http, method, url, headers=request_headers, body=body, ok=ok,
-                read=read, key=key, service="Azure", logger=logger,
+                read=read, key=key, service="Azure", logger=logger, once=once,
             )  # fmt: skip
             if response.status in ok:
                 return response, data

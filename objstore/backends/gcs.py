@@ -115,6 +115,8 @@ class _Request(NamedTuple):
     ok: tuple[int, ...]
     read: bool
     create_mode: bool
+    once: bool
+    """Not retried by the policy, so not resent by aiohttp either (``exchange``)."""
 
 
 MiB = 1024 * 1024
@@ -362,12 +364,14 @@ class GCSStore(ObjectStore):
         if params:
             target = target.update_query(list(params))
 
-        request = _Request(method, target, key, headers, body, ok, read, create_mode)
+        request = _Request(
+            method, target, key, headers, body, ok, read, create_mode, not idempotent
+        )
         return await self._retry.call(self._attempt, request, idempotent=idempotent)
 
     async def _attempt(self, request: _Request) -> tuple[aiohttp.ClientResponse, bytes]:
         """One attempt of :meth:`_send`, with a fresh token (and body, from a factory)."""
-        method, target, key, headers, body, ok, read, create_mode = request
+        method, target, key, headers, body, ok, read, create_mode, once = request
         session = self._http.session()
         request_headers = {**self._user_agent, **(headers or {})}
         payload: bytes | aiohttp.payload.Payload
@@ -379,7 +383,7 @@ class GCSStore(ObjectStore):
         request_headers.update(await self._source.headers(session))
         response, data = await exchange(
             self._http, method, target, headers=request_headers, body=payload, ok=ok,
-            read=read, key=key, service="GCS", logger=logger,
+            read=read, key=key, service="GCS", logger=logger, once=once,
         )  # fmt: skip
         self._clock.observe(response.headers, "GCS")  # what signed URLs are dated with
         if response.status not in ok:

@@ -77,6 +77,8 @@ __all__ = ["LocalStore"]
 STAGING_MARK = "\x01objstore-"
 NAME_MAX = 255
 """Bytes in a file name (Linux filesystems)."""
+SHORT_NAME = 50
+"""Characters of a name that fit beside a staging prefix (< 50 bytes) however encoded."""
 ATTRS_XATTR = "user.objstore.attributes"
 TAGS_XATTR = "user.objstore.tags"
 INLINE_READ = 8 * 1024 * 1024
@@ -852,7 +854,7 @@ class _StagingNames:
         """A new staging name; it ends with ``target``'s name when that fits (for
         ``list_incomplete`` to report), else with ``-``."""
         name = f"{self.prefix}{next(self.counter)}-"
-        if len(name.encode()) + len(target.encode()) <= NAME_MAX:
+        if len(target) <= SHORT_NAME or len(name.encode()) + len(target.encode()) <= NAME_MAX:
             name += target
         return name
 

@@ -123,6 +123,8 @@ class _Request(NamedTuple):
     read: bool
     create_mode: bool
     conditional: bool
+    once: bool
+    """Not retried by the policy, so not resent by aiohttp either (``exchange``)."""
 
 
 MiB = 1024 * 1024
@@ -526,7 +528,7 @@ class S3Store(ObjectStore):
         to_sign = {k: v for k, v in base.items() if k.lower().startswith("x-amz-")}
         request = _Request(
             method, key, url, path, query, base, to_sign, payload, body, ok, read, create_mode,
-            conditional,
+            conditional, not idempotent,
         )  # fmt: skip
         return await self._retry.call(self._attempt, request, idempotent=idempotent)
 
@@ -534,7 +536,7 @@ class S3Store(ObjectStore):
         """One attempt of :meth:`_send`, signed afresh; sent once more, with the server's time,
         when the server refused this machine's clock (``backends/_clock.py``)."""
         (method, key, url, path, query, base, to_sign, payload, body, ok, read, create_mode,
-         conditional) = request  # fmt: skip
+         conditional, once) = request  # fmt: skip
         for _ in range(2):
             signed_at = self._clock.now()
             request_headers = dict(base)
@@ -554,7 +556,7 @@ class S3Store(ObjectStore):
                 )
             response, data = await exchange(
                 self._http, method, url, headers=request_headers, body=body, ok=ok,
-                read=read, key=key, service="S3", logger=logger,
+                read=read, key=key, service="S3", logger=logger, once=once,
             )  # fmt: skip
             if response.status in ok:
                 return response, data
@@ -845,9 +847,10 @@ class S3Store(ObjectStore):
     async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
         self._mode_headers(options.mode)
         headers = self._write_headers(options)
+        # every upload carries its token: a complete whose reply is lost comes back
+        # NoSuchUpload when retried (AWS), overwrite or not, and the token tells it succeeded
         token = secrets.token_hex(12)
-        if options.mode != "overwrite":
-            headers[_META_PREFIX + WRITE_TOKEN] = token
+        headers[_META_PREFIX + WRITE_TOKEN] = token
         if self._checksum is not None:
             headers.update(self._checksum.upload_headers())
         _, body = await self._send("POST", key, params=[("uploads", "")], headers=headers)
@@ -989,8 +992,7 @@ class _S3Upload(MultipartUpload):
         async def once() -> PutResult:
             response, data = await self._store._send(
                 "POST", self._key, params=[("uploadId", self._id)], body=body, headers=headers,
-                idempotent=mode == "overwrite", create_mode=mode == "create",
-                conditional=mode != "overwrite",
+                idempotent=False, create_mode=mode == "create", conditional=mode != "overwrite",
             )  # fmt: skip
             _raise_embedded_error(data, self._key)
             root = ET.fromstring(data) if data.strip() else None
@@ -1000,10 +1002,9 @@ class _S3Upload(MultipartUpload):
             )
 
         try:
-            token = None if mode == "overwrite" else self._token
             store = self._store
             return await reconciled(
-                store._retry, once, partial(store._written_by, self._key), token
+                store._retry, once, partial(store._written_by, self._key), self._token
             )
         except ObjstoreError:
             await self.abort()

@@ -1,0 +1,152 @@
+"""Conditional writes under contention (RELIABILITY B6), on each network backend through a fault
+proxy: rounds of 64 concurrent create-if-absent puts on one key, clean and with replies lost
+after the server applied the write; a counter incremented by concurrent If-Match updates, with
+refusals (exact count) and with lost replies (never counted twice); on S3, 409
+``ConditionalRequestConflict`` answers. Each round has exactly one reported winner, and it is
+the real writer. ``OBJSTORE_SOAK=nightly`` runs B6's full size (100 rounds, 32 workers x 50
+increments)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+
+import pytest
+from aiohttp import web
+
+from objstore import (
+    AlreadyExistsError,
+    PreconditionFailedError,
+    UpdateVersion,
+    WriteOutcomeUnknownError,
+)
+from objstore.testing.faultproxy import ProxiedBackend, Rule
+
+NIGHTLY = os.environ.get("OBJSTORE_SOAK") == "nightly"
+RACERS, ROUNDS = 64, (100 if NIGHTLY else 8)
+SEAWEED_RACERS, SEAWEED_ROUNDS = (64, 10) if NIGHTLY else (8, 3)
+"""SeaweedFS answers conditional PUTs of one key one by one, a second apart (64 racers: the
+last answer after ~20 s), so its rounds are fewer and, on PR runs, smaller."""
+WORKERS, INCREMENTS = (32, 50) if NIGHTLY else (12, 8)
+RETRIES = {"backoff_initial": "5ms", "backoff_max": "50ms", "max_retries": "10"}
+
+
+async def _race(store: object, key: str, racers: int) -> tuple[list[int], Counter[str]]:
+    """``racers`` creates of ``key`` at once; return the racers that were told they won,
+    and how the others were told they lost."""
+    losses: Counter[str] = Counter()
+
+    async def attempt(racer: int) -> bool:
+        try:
+            await store.put(key, f"racer {racer}".encode(), mode="create")  # type: ignore[attr-defined]
+        except AlreadyExistsError:
+            losses["AlreadyExistsError"] += 1
+            return False
+        return True
+
+    won = await asyncio.gather(*(attempt(r) for r in range(racers)))
+    return [r for r, w in enumerate(won) if w], losses
+
+
+async def _check_rounds(store: object, label: str, backend: str) -> int:
+    """Race rounds on fresh keys; return how many rounds ran."""
+    racers, rounds = (SEAWEED_RACERS, SEAWEED_ROUNDS) if backend == "s3" else (RACERS, ROUNDS)
+    for round_ in range(rounds):
+        key = f"{label}/{round_}"
+        winners, losses = await _race(store, key, racers)
+        assert len(winners) == 1, f"{label} round {round_}: {len(winners)} reported winners"
+        assert losses == {"AlreadyExistsError": racers - 1}
+        stored = await store.get(key)  # type: ignore[attr-defined]
+        assert stored == f"racer {winners[0]}".encode(), "the reported winner is not the writer"
+    return rounds * racers
+
+
+async def test_create_races_have_exactly_one_winner(proxied_backend: ProxiedBackend) -> None:
+    store = proxied_backend.open(**RETRIES)
+    proxy = proxied_backend.proxy
+    await _check_rounds(store, "clean", proxied_backend.name)
+    proxy.rules = [Rule("reset_after", every=9)]  # replies lost, the writes applied
+    creates = await _check_rounds(store, "lost", proxied_backend.name)
+    faults = sum(1 for *_, fault in proxy.log if fault == "reset_after")
+    assert faults >= creates // 20, "too few lost replies to prove anything"
+
+
+async def _count(store: object, workers: int, increments: int) -> tuple[int, int, int]:
+    """Increment ``counter`` by read-modify-write with If-Match; return the increments
+    reported done, those whose outcome was reported unknown, and the conflicts."""
+    done = unknown = conflicts = 0
+
+    async def worker() -> None:
+        nonlocal done, unknown, conflicts
+        for _ in range(increments):
+            while True:
+                current = await store.get_result("counter")  # type: ignore[attr-defined]
+                value = str(int(current.data) + 1).encode()
+                try:
+                    await store.put(  # type: ignore[attr-defined]
+                        "counter", value, mode=UpdateVersion(e_tag=current.meta.e_tag)
+                    )
+                    done += 1
+                    break
+                except PreconditionFailedError:
+                    conflicts += 1
+                except WriteOutcomeUnknownError:
+                    unknown += 1
+                    break
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return done, unknown, conflicts
+
+
+async def test_if_match_counter_loses_no_increment(proxied_backend: ProxiedBackend) -> None:
+    store = proxied_backend.open(**RETRIES)
+    await store.put("counter", b"0")
+    proxied_backend.proxy.rules = [Rule("status:503", every=17)]  # refused: certainly not applied
+    done, unknown, conflicts = await _count(store, WORKERS, INCREMENTS)
+    assert (done, unknown) == (WORKERS * INCREMENTS, 0)
+    assert await store.get("counter") == str(done).encode()
+    print(f"\n{proxied_backend.name}: {done} increments, {conflicts} conflicts")
+
+
+async def test_lost_replies_never_count_an_increment_twice(
+    proxied_backend: ProxiedBackend,
+) -> None:
+    # a reply lost, then the object changed by another worker: the write may have been
+    # applied or not, and saying "precondition failed" would make the worker apply it again
+    store = proxied_backend.open(**RETRIES)
+    await store.put("counter", b"0")
+    proxied_backend.proxy.rules = [Rule("reset_after", every=7)]
+    done, unknown, conflicts = await _count(store, WORKERS, INCREMENTS)
+    final = int(await store.get("counter"))
+    assert done + unknown == WORKERS * INCREMENTS
+    assert done <= final <= done + unknown, f"{final} after {done} done and {unknown} unknown"
+    print(f"\n{proxied_backend.name}: {done} done, {unknown} unknown, final {final}, "
+          f"{conflicts} conflicts")  # fmt: skip
+
+
+def _conflict_every(n: int) -> object:
+    """An S3 answer: every ``n``-th conditional PUT gets 409 ConditionalRequestConflict."""
+    seen = Counter[str]()
+
+    def answer(request: web.Request, body: bytes) -> web.Response | None:
+        if request.method != "PUT" or "If-None-Match" not in request.headers:
+            return None
+        seen["put"] += 1
+        if seen["put"] % n:
+            return None
+        seen["conflict"] += 1
+        xml = b"<Error><Code>ConditionalRequestConflict</Code><Message>retry</Message></Error>"
+        return web.Response(status=409, body=xml, content_type="application/xml")
+
+    answer.seen = seen  # type: ignore[attr-defined]
+    return answer
+
+
+@pytest.mark.parametrize("proxied_backend", ["s3"], indirect=True)
+async def test_conditional_request_conflict_is_retried(proxied_backend: ProxiedBackend) -> None:
+    store = proxied_backend.open(**RETRIES)
+    answer = _conflict_every(3)
+    proxied_backend.proxy.answer = answer  # type: ignore[assignment]
+    creates = await _check_rounds(store, "conflict", "s3")
+    assert answer.seen["conflict"] >= creates // 4  # type: ignore[attr-defined]
