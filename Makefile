@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test check lint typecheck bench clean
+.PHONY: demo test soak check lint typecheck bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ demo: $(VENV)/.demo-installed
 
 test: $(VENV)/.test-installed $(AZURITE)
 	$(PY) -m pytest -q
+
+# the reliability tests at RELIABILITY.md's nightly size (over an hour; not part of `make test`)
+SOAK_TESTS := tests/test_chaos.py tests/test_killed_writers.py tests/test_conditional_races.py \
+	tests/test_resource_hygiene.py tests/test_local_safety.py tests/test_paths.py
+soak: $(VENV)/.test-installed $(AZURITE)
+	OBJSTORE_SOAK=nightly $(PY) -m pytest -q -s -o timeout=3600 $(SOAK_TESTS)
 
 lint: $(VENV)/.test-installed
 	$(PY) -m ruff check objstore objstore_sync tests benchmarks examples docs

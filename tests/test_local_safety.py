@@ -31,6 +31,9 @@ from objstore import (
 from objstore.backends import _openat2
 from objstore.backends.local import STAGING_MARK, LocalStore
 
+FUZZ_EXAMPLES = 10_000 if os.environ.get("OBJSTORE_SOAK") == "nightly" else 2_000
+"""RELIABILITY B8: 2,000 keys on PR runs, 10,000 nightly."""
+
 
 def snapshot(directory: pathlib.Path) -> dict[str, tuple[bytes | None, int]]:
     """Every entry below ``directory`` with its content (files) and mtime."""
@@ -76,7 +79,7 @@ KEYS = st.one_of(
 )
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key=KEYS)
 @example(key="link_dir/new")
 @example(key="sub/up/outside/new")
