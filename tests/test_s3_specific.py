@@ -404,3 +404,18 @@ def test_upload_listing_pages_follow_the_markers() -> None:
     assert markers == [("key-marker", "k/2"), ("upload-id-marker", "id2")]
     last = page.replace(b"<IsTruncated>true", b"<IsTruncated>false")
     assert _parse_uploads(last)[1] == []
+
+
+async def test_a_prefixed_store_lists_its_own_uploads_relative_to_it(
+    s3_server: S3Server, s3_admin: Any, bucket: str
+) -> None:
+    for key in ("pre/x", "pre/sub/y", "prefix/z", "other/w"):
+        s3_admin.create_multipart_upload(Bucket=bucket, Key=key)
+    store = objstore.from_url(f"s3://{bucket}/pre", s3_server.options())
+    assert sorted(u.location for u in await store.list_incomplete()) == ["sub/y", "x"]
+    assert [u.location for u in await store.list_incomplete("sub")] == ["sub/y"]
+    await asyncio.sleep(1.0)
+    assert await store.cleanup_incomplete(older_than=0) == 2
+    left = s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert sorted(u["Key"] for u in left) == ["other/w", "prefix/z"]
+    await store.aclose()
