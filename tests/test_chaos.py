@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import os
 import random
+import shutil
 import statistics
 import time
 from collections import Counter
@@ -32,7 +33,8 @@ from objstore.testing.emulators import AzureServer, azurite
 from objstore.testing.faultproxy import ProxiedBackend, Rule
 
 MiB = 1024 * 1024
-CLIENTS, OPS = (64, 1000) if os.environ.get("OBJSTORE_SOAK") == "nightly" else (16, 200)
+NIGHTLY = os.environ.get("OBJSTORE_SOAK") == "nightly"
+CLIENTS, OPS = (64, 1000) if NIGHTLY else (16, 200)
 TIMEOUT, RETRY_TIMEOUT = 10.0, 20.0
 RETRIES = {"backoff_initial": "5ms", "backoff_max": "50ms", "max_retries": "10",
            "timeout": f"{TIMEOUT}s", "retry_timeout": f"{RETRY_TIMEOUT}s"}  # fmt: skip
@@ -54,9 +56,14 @@ MULTIPART = (6 * MiB, 5 * MiB)  # the size of a large put, and its part size
 def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServer]:
     """An Azurite of the soak's own (it stands in for the session's): the soak's ~3,000
     writes leave ~1 GB that Azurite holds until its garbage collector runs (kept asleep in
-    tests, see ``objstore.testing.emulators``), and goes with this process."""
-    with azurite(str(tmp_path_factory.mktemp("azurite-chaos"))) as server:
-        yield server
+    tests, see ``objstore.testing.emulators``), and goes with this process. The nightly soak's
+    ~14 GB go to disk (more than Azurite's memory store takes), removed afterwards."""
+    directory = tmp_path_factory.mktemp("azurite-chaos")
+    try:
+        with azurite(str(directory), on_disk=NIGHTLY) as server:
+            yield server
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def test_chaos_soak(proxied_backend: ProxiedBackend) -> None:

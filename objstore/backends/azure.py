@@ -36,6 +36,7 @@ from objstore._errors import (
     BucketNotFoundError,
     ConcurrentModificationError,
     ConfigError,
+    InsufficientStorageError,
     InvalidPathError,
     InvalidRangeError,
     InvalidRequestError,
@@ -160,6 +161,8 @@ def _error(
         cls = UnauthenticatedError
     elif code == "ServerBusy":
         cls = ThrottledError
+    elif code == "MemoryExtentStoreAtSizeLimit":  # Azurite's memory store is full
+        cls = InsufficientStorageError
     what = f"{key!r}" if key else "the container"
     if cls is AlreadyExistsError:
         text = f"{what} already exists"
