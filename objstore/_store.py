@@ -338,6 +338,10 @@ class ObjectStore(abc.ABC):
             self._key_cache[path] = key
         return key
 
+    def _key_prefix(self, prefix: str | None) -> Path:
+        """A caller's listing prefix (validated), under the store's own."""
+        return join(self._prefix, parse_prefix(prefix)) if prefix else self._prefix
+
     def _rel(self, key: str) -> str:
         return strip_prefix(self._prefix, key)
 
@@ -736,7 +740,7 @@ class ObjectStore(abc.ABC):
     ) -> AsyncGenerator[list[ObjectMeta], None]:
         """Yield pages of the objects under ``prefix`` (whole segments), in key order."""
         try:
-            full = join(self._prefix, parse_prefix(prefix)) if prefix else self._prefix
+            full = self._key_prefix(prefix)
             after = self._key(offset) if offset is not None else None
             async with contextlib.aclosing(self._list(full, after)) as pages:
                 async for page in pages:
@@ -768,7 +772,7 @@ class ObjectStore(abc.ABC):
     async def list_with_delimiter(self, prefix: str | None = None) -> ListResult:
         """Return the objects directly under ``prefix`` and the sub-prefixes below it."""
         try:
-            full = join(self._prefix, parse_prefix(prefix)) if prefix else self._prefix
+            full = self._key_prefix(prefix)
             result = await self._list_with_delimiter(full)
             if not self._prefix:
                 return result
@@ -886,7 +890,7 @@ class ObjectStore(abc.ABC):
         """
         out: builtins.list[IncompleteUpload] = []
         try:
-            full = join(self._prefix, parse_prefix(prefix)) if prefix else self._prefix
+            full = self._key_prefix(prefix)
             async with contextlib.aclosing(self._list_incomplete(full)) as pages:
                 async for page, _ in pages:
                     out.extend(self._rel_upload(u) for u in page)
@@ -909,7 +913,7 @@ class ObjectStore(abc.ABC):
         age = _seconds("older_than", older_than)
         removed = 0
         try:
-            full = join(self._prefix, parse_prefix(prefix)) if prefix else self._prefix
+            full = self._key_prefix(prefix)
             async with contextlib.aclosing(self._list_incomplete(full)) as pages:
                 async for page, now in pages:
                     stale = [u for u in page if u.initiated.timestamp() <= now - age]

@@ -408,17 +408,24 @@ class LocalStore(ObjectStore):
 
     # ---- listing --------------------------------------------------------------------------
 
-    def _walk(self, prefix: str, offset: str | None) -> Generator[ObjectMeta, None, None]:
+    def _listed_directory(self, prefix: str) -> str | None:
+        """The directory a listing of ``prefix`` walks, proven inside the root (``None``:
+        there is none)."""
         directory = self._fs(prefix)
         try:
             fd = os.open(directory, _DIR_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
-            return
+            return None
         except OSError as exc:
             raise translate_os_error(exc, prefix) from None
         self._verify(fd, prefix or ".")
         os.close(fd)
-        yield from self._walk_dir(directory, prefix, offset)
+        return directory
+
+    def _walk(self, prefix: str, offset: str | None) -> Generator[ObjectMeta, None, None]:
+        directory = self._listed_directory(prefix)
+        if directory is not None:
+            yield from self._walk_dir(directory, prefix, offset)
 
     def _walk_dir(
         self, directory: str, key_prefix: str, offset: str | None
@@ -632,15 +639,9 @@ class LocalStore(ObjectStore):
 
     def _staging_under(self, prefix: str) -> list[IncompleteUpload]:
         """The staging files in ``prefix``'s directory and below (links are not followed)."""
-        directory = self._fs(prefix)
-        try:
-            fd = os.open(directory, _DIR_FLAGS)
-        except (FileNotFoundError, NotADirectoryError):
+        directory = self._listed_directory(prefix)
+        if directory is None:
             return []
-        except OSError as exc:
-            raise translate_os_error(exc, prefix) from None
-        self._verify(fd, prefix or ".")
-        os.close(fd)
         found: list[IncompleteUpload] = []
         for current, _, files in os.walk(directory):
             directory_key = current[len(self._root) + 1 :]
