@@ -35,9 +35,10 @@ connections to the emulator are not counted: they stay pooled in the proxy.)"""
 RSS_GROWTH = 10 * 1024 * KiB
 
 
-def _snapshot(proxy_upstream: str) -> tuple[int, int, int]:
+async def _snapshot(proxy_upstream: str) -> tuple[int, int, int]:
     """Open descriptors (but the proxy's own connections upstream), live asyncio tasks,
-    resident bytes."""
+    resident bytes; taken once the in-process proxy's handlers of finished requests end."""
+    await asyncio.sleep(0.2)
     gc.collect()
     upstream_port = urlsplit(proxy_upstream).port
     theirs = {
@@ -97,16 +98,16 @@ async def test_resources_return_to_where_they_were(proxied_backend: ProxiedBacke
     loop_errors: list[dict[str, Any]] = []
     asyncio.get_running_loop().set_exception_handler(lambda _, context: loop_errors.append(context))
     upstream = proxied_backend.proxy.upstream
-    before_store = _snapshot(upstream)
+    before_store = await _snapshot(upstream)
     store = proxied_backend.open(**RETRIES)
     rng = random.Random(13)
     proxied_backend.proxy.rules = list(FAULTS)
     await _operate(store, rng, FAULTY_OPS)
     proxied_backend.proxy.rules = []
     await _operate(store, rng, 200)  # the pool settles at its working size
-    fds, tasks, rss = _snapshot(upstream)
+    fds, tasks, rss = await _snapshot(upstream)
     await _operate(store, rng, OPS)
-    after_fds, after_tasks, after_rss = _snapshot(upstream)
+    after_fds, after_tasks, after_rss = await _snapshot(upstream)
     summary = (
         f"{proxied_backend.name}: fds {fds} -> {after_fds}, tasks {tasks} -> {after_tasks}, "
         f"rss {rss / 2**20:.1f} -> {after_rss / 2**20:.1f} MiB"
@@ -115,8 +116,7 @@ async def test_resources_return_to_where_they_were(proxied_backend: ProxiedBacke
     assert after_tasks <= tasks, summary
     assert after_rss - rss < RSS_GROWTH, summary
     await store.aclose()
-    await asyncio.sleep(0.2)  # the proxy's side of the closed connections
-    closed_fds, closed_tasks, _ = _snapshot(upstream)
+    closed_fds, closed_tasks, _ = await _snapshot(upstream)
     print(f"\n{summary}; after aclose fds {closed_fds} (before the store {before_store[0]})")
     assert closed_fds <= before_store[0] + FD_SLACK, summary
     assert closed_tasks <= before_store[1], summary
