@@ -150,3 +150,25 @@ async def test_conditional_request_conflict_is_retried(proxied_backend: ProxiedB
     proxied_backend.proxy.answer = answer  # type: ignore[assignment]
     creates = await _check_rounds(store, "conflict", "s3")
     assert answer.seen["conflict"] >= creates // 4  # type: ignore[attr-defined]
+
+
+async def test_a_lost_request_then_another_update_of_its_version_is_a_certain_conflict(
+    proxied_backend: ProxiedBackend,
+) -> None:
+    # Our update of version v is dropped before it reaches the server (a reset: to the client
+    # it may have been applied), and another writer has updated v. Its token names v: only
+    # one conditional write can replace v, so ours was certainly not applied, and a CAS loop
+    # may retry. S3's ETags are content hashes, which recur, so its tokens name no version
+    # and the outcome stays unknown there.
+    store, other = proxied_backend.open(**RETRIES), proxied_backend.open(**RETRIES)
+    await store.put("counter", b"0")
+    base = (await store.get_result("counter")).meta
+    await other.put("counter", b"1", mode=UpdateVersion(e_tag=base.e_tag, version=base.version))
+    method = "POST" if proxied_backend.name == "gcs" else "PUT"
+    proxied_backend.proxy.rules = [Rule("reset_before", method=method)]
+    certain = proxied_backend.name != "s3"
+    with pytest.raises(PreconditionFailedError if certain else WriteOutcomeUnknownError) as info:
+        await store.put("counter", b"1", mode=UpdateVersion(e_tag=base.e_tag, version=base.version))
+    assert certain is not isinstance(info.value, WriteOutcomeUnknownError)
+    assert [fault for *_, fault in proxied_backend.proxy.log].count("reset_before") == 1
+    assert await store.get("counter") == b"1"

@@ -18,10 +18,11 @@ from objstore import (
 )
 from objstore._errors import ObjstoreError
 from objstore._retry import RetryPolicy
-from objstore.backends._reconcile import may_have_landed, reconciled
+from objstore.backends._reconcile import may_have_landed, reconciled, write_token
 
 FAST = RetryPolicy(max_retries=4, retry_timeout=10, backoff_initial=0.001, backoff_max=0.002)
 OURS = PutResult(e_tag='"ours"')
+THEIRS = PutResult(e_tag='"theirs"')
 
 
 def _lost_reply() -> ObjstoreError:
@@ -52,18 +53,55 @@ def _attempts(*outcomes: ObjstoreError | PutResult) -> Callable[[], object]:
     return once
 
 
-def _carrying(token: str | None) -> Callable[[str], object]:
-    """``written_by``: the object carries ``token`` (``None``: another writer's)."""
+def _carrying(token: str | None) -> Callable[[], object]:
+    """``carried``: the object carries ``token`` (``None``: no token, another writer's)."""
 
-    async def written_by(asked: str) -> PutResult | None:
-        return OURS if asked == token else None
+    async def carried() -> tuple[str | None, PutResult]:
+        return token, OURS if token is not None else THEIRS
 
-    return written_by
+    return carried
 
 
 async def test_a_lost_reply_then_our_token_is_a_success() -> None:
     once = _attempts(_lost_reply(), PreconditionFailedError("stale", path="k"))
     assert await reconciled(FAST, once, _carrying("t1"), "t1") == OURS  # type: ignore[arg-type]
+
+
+async def test_a_lost_reply_then_a_replacement_of_our_base_version_is_a_certain_conflict() -> None:
+    # only one conditional write can replace version "g7" of "k": the object carries another
+    # writer's token that names it, so ours was not applied, reply lost or not
+    ours, theirs = write_token("k", "g7"), write_token("k", "g7")
+    assert ours != theirs
+    once = _attempts(_lost_reply(), PreconditionFailedError("stale", path="k", status=412))
+    with pytest.raises(PreconditionFailedError) as info:
+        await reconciled(FAST, once, _carrying(theirs), ours)  # type: ignore[arg-type]
+    assert type(info.value) is PreconditionFailedError
+
+
+@pytest.mark.parametrize(
+    "theirs",
+    [
+        lambda: write_token("k", "g8"),  # replaced a later version: ours may be the one between
+        lambda: write_token("j", "g7"),  # a copy of another key's object, same version number
+        lambda: write_token("k"),  # a create: the object was deleted and made again
+        lambda: None,  # written by a client that leaves no token
+    ],
+    ids=["later version", "other key", "no version", "no token"],
+)
+async def test_a_lost_reply_then_any_other_change_stays_unknown(
+    theirs: Callable[[], str | None],
+) -> None:
+    once = _attempts(_lost_reply(), PreconditionFailedError("stale", path="k", status=412))
+    with pytest.raises(WriteOutcomeUnknownError):
+        await reconciled(FAST, once, _carrying(theirs()), write_token("k", "g7"))  # type: ignore[arg-type]
+
+
+def test_a_write_token_is_fresh_and_names_only_a_digest_of_key_and_version() -> None:
+    tokens = {write_token("k", "1712345678901234") for _ in range(100)}
+    assert len(tokens) == 100
+    assert len({t.partition("-")[2] for t in tokens}) == 1
+    assert all("1712345678901234" not in t and t.isascii() for t in tokens)
+    assert "-" not in write_token("k")
 
 
 async def test_a_lost_reply_then_another_writers_object_is_an_unknown_outcome() -> None:

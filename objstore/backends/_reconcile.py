@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeAlias
 
 import aiohttp
 
@@ -18,32 +21,64 @@ from objstore._errors import (
 from objstore._retry import RetryPolicy
 from objstore._types import PutResult
 
-__all__ = ["may_have_landed", "reconciled"]
+__all__ = ["Carried", "may_have_landed", "reconciled", "write_token"]
+
+Carried: TypeAlias = tuple[str | None, PutResult]
+"""What an object says of the write that made it: the write token it carries (``None``: none)
+and its identity."""
+
+
+def write_token(key: str, replaces: str | None = None) -> str:
+    """A fresh token for one conditional write of ``key``.
+
+    An update names the version it is conditioned on (``replaces``: a GCS generation, an Azure
+    ETag; never a content hash, which can recur): the token then ends with a digest of the key
+    and that version. Only one conditional write can replace a version, so an object whose
+    token ends the same way as ours but is not ours proves that our write was not applied.
+    The key is in the digest so that a copy of another object, which carries that object's
+    token, cannot pass for such proof.
+    """
+    token = secrets.token_hex(12)
+    if replaces is None:
+        return token
+    digest = hashlib.blake2b(f"{key}\0{replaces}".encode(), digest_size=8).hexdigest()
+    return f"{token}-{digest}"
+
+
+def _replaced_the_same(carried: str, token: str) -> bool:
+    """Whether ``carried`` is another write that replaced the version ``token``'s write was
+    conditioned on (see :func:`write_token`)."""
+    _, dash, base = token.partition("-")
+    return bool(dash) and carried != token and carried.partition("-")[2] == base
 
 
 async def reconciled(
     policy: RetryPolicy,
     once: Callable[[], Awaitable[PutResult]],
-    written_by: Callable[[str], Awaitable[PutResult | None]],
+    carried: Callable[[], Awaitable[Carried | None]],
     token: str | None,
 ) -> PutResult:
     """Retry a conditional write; on a conflict, ask the object who wrote it.
 
-    ``token`` is the write's token (``written_by(token)`` says whether the object carries it);
-    ``None`` marks a write that needs no reconciling, sent once through ``once``.
+    ``token`` is the write's token (from :func:`write_token`, stored in the object's metadata);
+    ``carried()`` reads the token the object carries now, and its identity (``None`` when it
+    cannot be read). A ``token`` of ``None`` marks a write that needs no reconciling, sent once
+    through ``once``.
 
     A create or update whose response is lost comes back "already exists", "precondition
     failed" or "no such upload" when retried, although our write landed (RELIABILITY B6).
-    So every conflict and every transient failure is checked with ``written_by`` (which
-    compares the per-write token stored in the object's metadata). ``once`` must send its
-    request at most once (aiohttp resends a PUT by itself on a dropped pooled connection
-    unless its body says it cannot be replayed), or a lost reply could go unseen here.
+    So every conflict and every transient failure is checked against the object's token.
+    ``once`` must send its request at most once (aiohttp resends a PUT by itself on a dropped
+    pooled connection unless its body says it cannot be replayed), or a lost reply could go
+    unseen here.
 
     When an attempt may have landed and the object now carries another writer's token, our
     write may have been applied and overwritten since, or never applied: an update then
     raises :class:`WriteOutcomeUnknownError` rather than "precondition failed", which a
-    read-modify-write loop would take as "not applied" and apply its change twice. A create
-    keeps :class:`AlreadyExistsError`: the object is another writer's either way.
+    read-modify-write loop would take as "not applied" and apply its change twice — unless the
+    other writer's token shows that it replaced the very version ours was conditioned on,
+    which proves ours was not applied. A create keeps :class:`AlreadyExistsError`: the object
+    is another writer's either way.
     """
     if token is None:
         return await once()
@@ -54,9 +89,16 @@ async def reconciled(
         try:
             return await once()
         except TransientError as exc:
-            written = await written_by(token)  # it may have landed anyway
-            if written is not None:
-                return written
+            seen = await carried()  # it may have landed anyway
+            if seen is not None and seen[0] == token:
+                return seen[1]
+            if seen is not None and seen[0] is not None and _replaced_the_same(seen[0], token):
+                raise PreconditionFailedError(
+                    f"{exc.path!r} was changed by another writer: the version this update was "
+                    "conditioned on has been replaced (this write was not applied)",
+                    path=exc.path,
+                    status=412,
+                ) from exc
             uncertain = uncertain or may_have_landed(exc)
             delay = policy.backoff(attempt)
             elapsed = time.monotonic() - started
@@ -65,9 +107,11 @@ async def reconciled(
                 raise
             await asyncio.sleep(delay)
         except (AlreadyExistsError, PreconditionFailedError, MultipartUploadError) as exc:
-            written = await written_by(token)
-            if written is not None:
-                return written
+            seen = await carried()
+            if seen is not None and seen[0] == token:
+                return seen[1]
+            if seen is not None and seen[0] is not None and _replaced_the_same(seen[0], token):
+                raise  # another write replaced the version ours needed: ours was not applied
             if uncertain and not isinstance(exc, AlreadyExistsError):
                 raise WriteOutcomeUnknownError(
                     f"the reply to a write of {exc.path!r} was lost and the object has been "

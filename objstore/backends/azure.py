@@ -93,7 +93,7 @@ from objstore.backends._http import (
     with_retry_after,
     xml_text,
 )
-from objstore.backends._reconcile import reconciled
+from objstore.backends._reconcile import Carried, reconciled, write_token
 
 __all__ = ["AzureStore"]
 
@@ -700,6 +700,12 @@ class AzureStore(ObjectStore):
             headers["x-ms-tags"] = urlencode(options.tags, quote_via=quote)
         return headers
 
+    def _token(self, key: str, mode: Any) -> str | None:
+        """A conditional write's token; an update's names the ETag it must replace."""
+        if mode == "overwrite":
+            return None
+        return write_token(key, _quoted(mode.e_tag) if isinstance(mode, UpdateVersion) else None)
+
     def _mode_headers(self, key: str, mode: Any) -> dict[str, str]:
         if mode == "overwrite":
             return {}
@@ -715,7 +721,7 @@ class AzureStore(ObjectStore):
 
     async def _put(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
         conditional = options.mode != "overwrite"
-        token = secrets.token_hex(12) if conditional else None
+        token = self._token(key, options.mode)
         headers = {
             "x-ms-blob-type": "BlockBlob",
             **self._write_headers(key, options, token),
@@ -729,17 +735,15 @@ class AzureStore(ObjectStore):
             )  # fmt: skip
             return _put_result(response.headers)
 
-        return await reconciled(self._retry, once, partial(self._written_by, key), token)
+        return await reconciled(self._retry, once, partial(self._carried, key), token)
 
-    async def _written_by(self, key: str, token: str) -> PutResult | None:
-        """Return the blob's identity if the write with ``token`` made it, else ``None``."""
+    async def _carried(self, key: str) -> Carried | None:
+        """The write token the blob carries and its identity (``None``: cannot tell)."""
         try:
             response = await self._properties(key)
         except ObjstoreError:  # cannot tell: the caller raises the write's own error
             return None
-        if response.headers.get(_META_PREFIX + WRITE_TOKEN) != token:
-            return None
-        return _put_result(response.headers)
+        return response.headers.get(_META_PREFIX + WRITE_TOKEN), _put_result(response.headers)
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         if len(keys) == 1 or isinstance(self._auth, SasAuth):
@@ -847,8 +851,7 @@ class AzureStore(ObjectStore):
             raise InvalidRequestError(f"copy of {src!r} to {dst!r} ended as {status!r}", path=dst)
 
     async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
-        conditional = options.mode != "overwrite"
-        token = secrets.token_hex(12) if conditional else None
+        token = self._token(key, options.mode)
         headers = {
             **self._write_headers(key, options, token),
             **self._mode_headers(key, options.mode),
@@ -983,7 +986,7 @@ class _BlockUpload(MultipartUpload):
             )  # fmt: skip
             return _put_result(response.headers)
 
-        return await reconciled(store._retry, once, partial(store._written_by, key), self._token)
+        return await reconciled(store._retry, once, partial(store._carried, key), self._token)
 
     async def abort(self) -> None:
         """Nothing to send: uncommitted blocks never become visible and the service discards

@@ -93,7 +93,7 @@ from objstore.backends._http import (
     session_pool,
     with_retry_after,
 )
-from objstore.backends._reconcile import reconciled
+from objstore.backends._reconcile import Carried, reconciled, write_token
 
 __all__ = ["GCSStore"]
 
@@ -571,18 +571,21 @@ class GCSStore(ObjectStore):
             )
         return meta.version
 
-    async def _mode_params(self, key: str, mode: Any) -> list[tuple[str, str]]:
+    async def _mode_params(self, key: str, mode: Any) -> tuple[list[tuple[str, str]], str | None]:
+        """A write's condition parameters, and its write token (``None`` for an overwrite; an
+        update's names the generation it must replace)."""
         if mode == "overwrite":
-            return []
+            return [], None
         if mode == "create":
-            return [("ifGenerationMatch", "0")]
-        return [("ifGenerationMatch", await self._generation_for(key, mode))]
+            return [("ifGenerationMatch", "0")], write_token(key)
+        generation = await self._generation_for(key, mode)
+        return [("ifGenerationMatch", generation)], write_token(key, generation)
 
     async def _put(self, key: Path, data: bytes, options: PutOptions) -> PutResult:
         conditional = options.mode != "overwrite"
-        token = secrets.token_hex(12) if conditional else None
+        condition, token = await self._mode_params(key, options.mode)
         resource = self._resource(key, options, token)
-        params = [("uploadType", "multipart"), *await self._mode_params(key, options.mode)]
+        params = [("uploadType", "multipart"), *condition]
         boundary = secrets.token_hex(16)
         body = b"".join((
             f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
@@ -600,17 +603,15 @@ class GCSStore(ObjectStore):
             )  # fmt: skip
             return _put_result(reply)
 
-        return await reconciled(self._retry, once, partial(self._written_by, key), token)
+        return await reconciled(self._retry, once, partial(self._carried, key), token)
 
-    async def _written_by(self, key: str, token: str) -> PutResult | None:
-        """Return the object's identity if the write with ``token`` made it, else ``None``."""
+    async def _carried(self, key: str) -> Carried | None:
+        """The write token the object carries and its identity (``None``: cannot tell)."""
         try:
             item = await self._metadata(key)
         except ObjstoreError:  # cannot tell: the caller raises the write's own error
             return None
-        if (item.get("metadata") or {}).get(WRITE_TOKEN) != token:
-            return None
-        return _put_result_from(item)
+        return (item.get("metadata") or {}).get(WRITE_TOKEN), _put_result_from(item)
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         return await delete_each(
@@ -668,9 +669,10 @@ class GCSStore(ObjectStore):
         """Open a resumable upload session (retried: a session nobody uses just expires). The
         upload carries a write token, so that a lost final response can be told from a
         failure."""
-        token = secrets.token_hex(12)
+        condition, token = await self._mode_params(key, options.mode)
+        token = token or write_token(key)
         resource = self._resource(key, options, token)
-        params = [("uploadType", "resumable"), *await self._mode_params(key, options.mode)]
+        params = [("uploadType", "resumable"), *condition]
         response, _ = await self._send(
             "POST", self._uploads, key, params=params,
             headers={"Content-Type": "application/json; charset=UTF-8",
@@ -817,9 +819,7 @@ class _ResumableUpload(MultipartUpload):
                 raise self._gone() from None
 
         store = self._store
-        return await reconciled(
-            store._retry, once, partial(store._written_by, self._key), self._token
-        )
+        return await reconciled(store._retry, once, partial(store._carried, self._key), self._token)
 
     async def _persisted(self, size: str) -> int:
         """How many bytes of the upload (of ``size``, or ``*``) the service holds."""

@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import re
-import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -90,7 +89,7 @@ from objstore.backends._http import (
     with_retry_after,
     xml_text,
 )
-from objstore.backends._reconcile import reconciled
+from objstore.backends._reconcile import Carried, reconciled, write_token
 from objstore.backends._s3_checksum import checksum_for
 from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
 from objstore.backends._sigv4 import (
@@ -732,7 +731,7 @@ class S3Store(ObjectStore):
         if options.mode == "overwrite":
             response, _ = await self._send("PUT", key, headers=headers, body=data)
             return make_put_result(response.headers.get("ETag"), _version(response.headers))
-        token = secrets.token_hex(12)
+        token = write_token(key)  # no version named: S3 ETags are content hashes, which recur
         headers[_META_PREFIX + WRITE_TOKEN] = token
 
         async def once() -> PutResult:
@@ -742,17 +741,16 @@ class S3Store(ObjectStore):
             )  # fmt: skip
             return make_put_result(response.headers.get("ETag"), _version(response.headers))
 
-        return await reconciled(self._retry, once, partial(self._written_by, key), token)
+        return await reconciled(self._retry, once, partial(self._carried, key), token)
 
-    async def _written_by(self, key: Path, token: str) -> PutResult | None:
-        """Return the object's identity if the write with ``token`` made it, else ``None``."""
+    async def _carried(self, key: Path) -> Carried | None:
+        """The write token the object carries and its identity (``None``: cannot tell)."""
         try:
             response, _ = await self._send("HEAD", key, headers=self._sse_c or None)
         except ObjstoreError:  # cannot tell: the caller raises the write's own error
             return None
-        if response.headers.get(_META_PREFIX + WRITE_TOKEN) != token:
-            return None
-        return make_put_result(response.headers.get("ETag"), _version(response.headers))
+        identity = make_put_result(response.headers.get("ETag"), _version(response.headers))
+        return response.headers.get(_META_PREFIX + WRITE_TOKEN), identity
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         if not self._bulk_delete or len(keys) == 1:
@@ -849,7 +847,7 @@ class S3Store(ObjectStore):
         headers = self._write_headers(options)
         # every upload carries its token: a complete whose reply is lost comes back
         # NoSuchUpload when retried (AWS), overwrite or not, and the token tells it succeeded
-        token = secrets.token_hex(12)
+        token = write_token(key)
         headers[_META_PREFIX + WRITE_TOKEN] = token
         if self._checksum is not None:
             headers.update(self._checksum.upload_headers())
@@ -1004,7 +1002,7 @@ class _S3Upload(MultipartUpload):
         try:
             store = self._store
             return await reconciled(
-                store._retry, once, partial(store._written_by, self._key), self._token
+                store._retry, once, partial(store._carried, self._key), self._token
             )
         except ObjstoreError:
             await self.abort()
