@@ -248,6 +248,8 @@ async def read_body(response: aiohttp.ClientResponse, timeout: float | None) -> 
     piece under a :class:`BodyClock`.
     """
     length = response.content_length
+    if response.content.is_eof():  # all of it is here (a HEAD, a small reply): no waiting
+        return await response.read()
     if response.method == "HEAD" or (length is not None and length <= READ_BUFFER):
         budget = None if timeout is None else timeout * max(1.0, (length or 0) / FLOOR)
         async with asyncio.timeout(budget):
