@@ -21,6 +21,7 @@
     ├── InvalidRangeError (ValueError)
     ├── InvalidRequestError (ValueError)
     ├── IntegrityError
+    │   └── ChecksumMismatchError (TransientError) a body unlike its checksum: re-fetched
     ├── InsufficientStorageError (OSError)
     ├── NotSupportedError (NotImplementedError)   alias: UnsupportedOperationError
     ├── MultipartUploadError
@@ -48,6 +49,7 @@ __all__ = [
     "AlreadyExistsError",
     "BucketNotFoundError",
     "BulkDeleteError",
+    "ChecksumMismatchError",
     "ConcurrentModificationError",
     "ConfigError",
     "ForkSafetyError",
@@ -320,6 +322,11 @@ class ObjstoreConnectionError(TransientError, ConnectionError):
 
 class ObjstoreTimeoutError(TransientError, TimeoutError):
     """The operation ran past its deadline."""
+
+
+class ChecksumMismatchError(IntegrityError, TransientError):
+    """A body's bytes did not match the checksum the service sent with them (a corrupted
+    transfer). Retried like other transient failures; raised when every attempt mismatched."""
 
 
 class SyncInAsyncContextError(ObjstoreError, RuntimeError):

@@ -30,6 +30,7 @@ from objstore._concurrency import coalesce_ranges
 from objstore._config import Config, ConfigTable
 from objstore._errors import (
     BulkDeleteError,
+    ChecksumMismatchError,
     ConcurrentModificationError,
     InvalidRangeError,
     InvalidRequestError,
@@ -1027,6 +1028,7 @@ class ObjectStream:
             return
         start, end = response.range
         done, resumes = 0, 0
+        checksum = response.checksum  # the whole object's, through resumes too
         try:
             while True:
                 body = response.body
@@ -1034,11 +1036,13 @@ class ObjectStream:
                 try:
                     async for chunk in body.chunks(self._chunk_size):
                         done += len(chunk)
+                        if checksum is not None:
+                            checksum.update(chunk)
                         if self._progress is not None:
                             self._progress(done, end - start)
                         yield chunk
                         del chunk
-                    return
+                    break
                 except TransientError:
                     if done >= end - start or resumes >= MAX_STREAM_RESUMES:
                         raise
@@ -1047,6 +1051,15 @@ class ObjectStream:
                     response = await self._resume(start + done, end, response.meta.e_tag)
         finally:
             await self.aclose()
+        if checksum is not None and not checksum.matches():
+            error = ChecksumMismatchError(
+                f"the streamed body of {self._key!r} does not match the object's "
+                f"{checksum.algorithm} checksum (corrupted in transfer; the chunks given "
+                "out were wrong)",
+                path=str(self._key),
+            )
+            self._store._annotate(error, "stream")
+            raise error
 
     async def _resume(self, start: int, end: int, e_tag: str | None) -> GetResponse:
         """Ask for the rest of a body cut short, pinned to the version being read."""

@@ -15,6 +15,7 @@ __all__ = [
     "STANDARD_ATTRIBUTES",
     "Attributes",
     "Body",
+    "BodyCheck",
     "BytesBody",
     "ByteRange",
     "GetOptions",
@@ -310,6 +311,20 @@ class BytesBody:
         self._data = b""
 
 
+class BodyCheck(Protocol):
+    """A checksum a reply announced for its whole body (``backends/_checksums.py``)."""
+
+    algorithm: str
+
+    def update(self, data: bytes | memoryview) -> None:
+        """Add the next bytes of the body."""
+        ...
+
+    def matches(self) -> bool:
+        """Whether the bytes added so far are the announced body."""
+        ...
+
+
 @record
 class GetResponse:
     """What a backend's ``_get`` primitive returns."""
@@ -318,6 +333,8 @@ class GetResponse:
     range: tuple[int, int]
     attributes: dict[str, str]
     body: Body | None
+    checksum: BodyCheck | None = None
+    """The whole object's checksum, to check a streamed ``body`` against (network replies)."""
 
 
 @record

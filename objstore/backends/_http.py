@@ -23,6 +23,7 @@ from yarl import URL
 
 from objstore._config import Config
 from objstore._errors import (
+    ChecksumMismatchError,
     IntegrityError,
     InvalidRangeError,
     ObjstoreConnectionError,
@@ -40,6 +41,7 @@ from objstore._types import (
     RangeRequest,
     requested_part,
 )
+from objstore.backends._checksums import BodyChecksum
 from objstore.backends._client_options import (
     ProxyRoute,
     ShuffledResolver,
@@ -59,6 +61,7 @@ __all__ = [
     "delete_each",
     "exchange",
     "http_date",
+    "mismatch",
     "pages_ahead",
     "parse_http_date",
     "parse_iso_time",
@@ -69,6 +72,7 @@ __all__ = [
     "reply_time",
     "served_range",
     "session_pool",
+    "verify_body",
     "transport_error",
     "xml_text",
 ]
@@ -399,6 +403,7 @@ async def exchange(
     service: str,
     logger: logging.Logger,
     once: bool = False,
+    checksum: Callable[[Mapping[str, str]], BodyChecksum | None] | None = None,
 ) -> tuple[aiohttp.ClientResponse, bytes]:
     """Send one request (through the store's proxy, if any); read the body of a wanted status
     (when ``read``) or of an error.
@@ -406,7 +411,9 @@ async def exchange(
     A body that fails half-way drops its connection; transport failures become
     :func:`transport_error`. With ``once`` (a conditional write) the request is sent at most
     once: aiohttp would otherwise resend it by itself when a pooled connection drops, and a
-    lost reply would go unseen by the write's reconciliation.
+    lost reply would go unseen by the write's reconciliation. ``checksum`` finds the checksum
+    a whole-object reply (200) announces; a body read here that does not match it raises
+    :class:`ChecksumMismatchError` (retried by the caller's policy).
     """
     started = time.monotonic()
     try:
@@ -436,6 +443,8 @@ async def exchange(
         try:
             if response.status in ok:
                 data = await read_body(response, http.timeout) if read else b""
+                if read and checksum is not None and response.status == 200:
+                    verify_body(checksum(response.headers), data, key, service)
             else:
                 data = await read_body(response, http.timeout)
                 response.release()
@@ -448,6 +457,27 @@ async def exchange(
         elapsed = (time.monotonic() - started) * 1000
         logger.debug("%s %s -> %d (%.1f ms)", method, key, response.status, elapsed)
     return response, data
+
+
+def verify_body(
+    checksum: BodyChecksum | None, data: bytes | memoryview, key: str | None, service: str
+) -> None:
+    """Raise :class:`ChecksumMismatchError` if ``data`` is not what ``checksum`` announced."""
+    if checksum is None:
+        return
+    checksum.update(data)
+    if not checksum.matches():
+        raise mismatch(checksum, key, service)
+
+
+def mismatch(checksum: BodyChecksum, key: str | None, service: str) -> ChecksumMismatchError:
+    """The error of a body that does not match its announced checksum."""
+    what = repr(key) if key is not None else "a request"
+    return ChecksumMismatchError(
+        f"{service} sent a body for {what} that does not match its {checksum.algorithm} "
+        "checksum (corrupted in transfer)",
+        path=key,
+    )
 
 
 class BufferPayload(Progressing, aiohttp.payload.Payload):

@@ -76,6 +76,7 @@ from objstore.backends._azure_config import (
     parse_azure_url,
     resolve_endpoint,
 )
+from objstore.backends._checksums import azure_checksum
 from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
@@ -201,6 +202,14 @@ def _attributes_from_headers(headers: Mapping[str, str]) -> dict[str, str]:
             if short.lower() != WRITE_TOKEN:
                 out[short] = value
     return out
+
+
+def _blob_download(method: str, key: str | None, params: Sequence[tuple[str, str]]) -> bool:
+    """Whether a request reads a blob's bytes (not a listing or a block list)."""
+    return method == "GET" and key is not None and not any(n in _OPERATIONS for n, _ in params)
+
+
+_OPERATIONS = frozenset(("comp", "restype"))
 
 
 def _quoted(e_tag: str | None) -> str | None:
@@ -450,6 +459,7 @@ class AzureStore(ObjectStore):
             response, data = await exchange(
                 self._http, method, url, headers=request_headers, body=body, ok=ok,
                 read=read, key=key, service="Azure", logger=logger, once=once,
+                checksum=azure_checksum if _blob_download(method, key, params) else None,
             )  # fmt: skip
             if response.status in ok:
                 return response, data
@@ -559,6 +569,9 @@ class AzureStore(ObjectStore):
             body=(
                 BytesBody(data) if buffered else ResponseBody(response, "Azure", self._http.timeout)
             ),
+            checksum=None
+            if buffered or response.status != 200
+            else azure_checksum(response.headers),
         )
         return result, data
 

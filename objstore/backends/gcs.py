@@ -62,6 +62,7 @@ from objstore._types import (
     UpdateVersion,
     make_meta,
 )
+from objstore.backends._checksums import gcs_checksum
 from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import check_read_conditions, empty_read
 from objstore.backends._gcs_auth import (
@@ -381,9 +382,11 @@ class GCSStore(ObjectStore):
         else:
             payload = body
         request_headers.update(await self._source.headers(session))
+        media = method == "GET" and "alt=media" in target.raw_query_string
         response, data = await exchange(
             self._http, method, target, headers=request_headers, body=payload, ok=ok,
             read=read, key=key, service="GCS", logger=logger, once=once,
+            checksum=gcs_checksum if media else None,
         )  # fmt: skip
         self._clock.observe(response.headers, "GCS")  # what signed URLs are dated with
         if response.status not in ok:
@@ -473,6 +476,7 @@ class GCSStore(ObjectStore):
             range=served_range(response.headers, meta.size),
             attributes=_attributes_from_headers(response.headers),
             body=BytesBody(data) if buffered else ResponseBody(response, "GCS", self._http.timeout),
+            checksum=None if buffered or response.status != 200 else gcs_checksum(response.headers),
         )
         return result, data
 

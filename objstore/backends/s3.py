@@ -72,6 +72,7 @@ from objstore.backends._aws_credentials import (
     CredentialSource,
     StaticSource,
 )
+from objstore.backends._checksums import s3_checksum
 from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
@@ -136,6 +137,8 @@ _ATTRIBUTE_HEADERS = {
 }
 _META_PREFIX = "x-amz-meta-"
 WRITE_TOKEN = "objstore-write-token"
+_CHECKSUM_MODE = "x-amz-checksum-mode"
+"""Asks S3 for the object's checksum with a whole-object GET, which is then verified."""
 """User-metadata key of the per-write token that reconciles a retried conditional write."""
 
 _CODE_ERRORS: dict[str, type[ObjstoreError]] = {
@@ -382,6 +385,7 @@ class S3Store(ObjectStore):
         self._copy_mode: str = config["aws_copy_if_not_exists"]
         self._fixed_headers = self._request_headers(config)
         self._sse_c = self._sse_c_headers(config)
+        self._whole_read = {**self._sse_c, _CHECKSUM_MODE: "ENABLED"}
         self._write_static = self._static_write_headers(config)
         self._content_type = str(config.get("default_content_type") or "application/octet-stream")
         self._http = session_pool(config)
@@ -556,6 +560,7 @@ class S3Store(ObjectStore):
             response, data = await exchange(
                 self._http, method, url, headers=request_headers, body=body, ok=ok,
                 read=read, key=key, service="S3", logger=logger, once=once,
+                checksum=s3_checksum if _CHECKSUM_MODE in to_sign else None,
             )  # fmt: skip
             if response.status in ok:
                 return response, data
@@ -578,6 +583,8 @@ class S3Store(ObjectStore):
     # ---- reads ----------------------------------------------------------------------------
 
     def _read_headers(self, options: GetOptions) -> dict[str, str]:
+        if options.range is None and not options.head:
+            return {**self._whole_read, **read_headers(options)}
         return {**self._sse_c, **read_headers(options)}
 
     async def _get(self, key: Path, options: GetOptions) -> GetResponse:
@@ -642,11 +649,12 @@ class S3Store(ObjectStore):
             range=served_range(response.headers, meta.size),
             attributes=_attributes(response.headers),
             body=BytesBody(data) if buffered else ResponseBody(response, "S3", self._http.timeout),
+            checksum=None if buffered or response.status != 200 else s3_checksum(response.headers),
         )
         return result, data
 
     async def _get_bytes(self, key: Path) -> bytes:
-        _, data = await self._send("GET", key, headers=self._sse_c or None)
+        _, data = await self._send("GET", key, headers=self._whole_read)
         return data
 
     async def _head(self, key: Path) -> ObjectMeta:

@@ -14,6 +14,8 @@ stay valid). Rules pick requests by method and a path/query substring, and injec
 - ``"reset_after"``: forward, let the upstream apply the request, then drop the connection
   (the response is lost);
 - ``"truncate"``: forward, then send the headers and only half of the body;
+- ``"corrupt"``: forward, then send the body with its middle byte flipped (same length: only
+  a checksum can tell);
 - ``"ignore_range"``: forward without the ``Range`` header, as a server that does not do
   ranges would (the whole object comes back with 200);
 - ``"hang"``: take the request and never answer (a black hole);
@@ -166,6 +168,9 @@ class FaultProxy:
             data=data if body else None, allow_redirects=False,
         ) as upstream:  # fmt: skip
             payload = await upstream.read()
+            if fault == "corrupt" and payload:
+                middle = len(payload) // 2
+                payload = payload[:middle] + bytes([payload[middle] ^ 0x01]) + payload[middle + 1 :]
             if fault == "reset_after":
                 return await _drop(request)
             response = web.StreamResponse(status=upstream.status)

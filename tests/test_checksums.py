@@ -1,0 +1,151 @@
+"""Read integrity against the checksums services send (RELIABILITY B4b): a body with one byte
+flipped (same length, so every length check passes) is fetched again, and raises
+``ChecksumMismatchError`` when every attempt is corrupted; a stream ends with that error.
+Through a fault proxy on each network backend (S3 objects written with a CRC64-NVME or SHA-256
+checksum, GCS's CRC32C, Azure's Content-MD5), plus the checksum parsers themselves."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+
+import pytest
+
+from objstore import ChecksumMismatchError, IntegrityError, TransientError
+from objstore.backends._checksums import BodyChecksum, azure_checksum, gcs_checksum, s3_checksum
+from objstore.testing.faultproxy import ProxiedBackend, Rule
+
+FAST = {"backoff_initial": "5ms", "backoff_max": "20ms", "max_retries": "3"}
+CHECK = b"123456789"
+"""The check input of the CRC catalogues; their published check values are below."""
+
+
+def _b64(value: int, size: int) -> str:
+    return base64.b64encode(value.to_bytes(size, "big")).decode()
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "expected"),
+    [
+        ("crc32", _b64(0xCBF43926, 4)),  # CRC-32/ISO-HDLC
+        ("crc32c", _b64(0xE3069283, 4)),  # CRC-32/ISCSI
+        ("crc64nvme", _b64(0xAE8B14860A799888, 8)),  # CRC-64/NVME
+        ("md5", base64.b64encode(hashlib.md5(CHECK).digest()).decode()),
+        ("sha1", base64.b64encode(hashlib.sha1(CHECK).digest()).decode()),
+        ("sha256", base64.b64encode(hashlib.sha256(CHECK).digest()).decode()),
+    ],
+)
+def test_each_algorithm_matches_its_check_value_and_catches_one_flipped_bit(
+    algorithm: str, expected: str
+) -> None:
+    whole = BodyChecksum.announced(algorithm, expected)
+    assert whole is not None
+    whole.update(CHECK[:4])
+    whole.update(memoryview(CHECK)[4:])  # fed in pieces, as a body arrives
+    assert whole.matches()
+    flipped = BodyChecksum.announced(algorithm, expected)
+    assert flipped is not None
+    flipped.update(b"123456788")
+    assert not flipped.matches()
+
+
+def test_values_that_cannot_be_checked_are_left_alone() -> None:
+    crc = _b64(0xAE8B14860A799888, 8)
+    assert s3_checksum({"x-amz-checksum-crc64nvme": crc}) is not None
+    assert s3_checksum({"x-amz-checksum-crc64nvme": crc, "x-amz-checksum-type": "FULL_OBJECT"})
+    # a checksum of the parts' checksums says nothing the bytes can be checked against
+    assert s3_checksum({"x-amz-checksum-sha256": "uU0nuZNN=-2"}) is None
+    assert s3_checksum({"x-amz-checksum-sha256": crc, "x-amz-checksum-type": "COMPOSITE"}) is None
+    assert s3_checksum({"x-amz-checksum-sha256": "not base64!"}) is None
+    assert s3_checksum({"x-amz-checksum-crc32": crc}) is None  # 8 bytes for a 4-byte CRC
+    assert s3_checksum({"ETag": '"5eb63bbbe01eeed093cb22bb8f5acdc3"'}) is None  # never the ETag
+    assert azure_checksum({}) is None
+
+
+def test_gcs_prefers_crc32c_and_skips_a_transcoded_download() -> None:
+    hashes = {"x-goog-hash": f"crc32c={_b64(0xE3069283, 4)},md5=XrY7u+Ae7tCTyyK7j1rNww=="}
+    chosen = gcs_checksum(hashes)
+    assert chosen is not None
+    assert chosen.algorithm == "crc32c"
+    assert gcs_checksum({**hashes, "x-goog-stored-content-encoding": "identity"}) is not None
+    # stored gzipped, served decompressed: the hashes are of the stored bytes
+    assert gcs_checksum({**hashes, "x-goog-stored-content-encoding": "gzip"}) is None
+    served_as_stored = {**hashes, "x-goog-stored-content-encoding": "gzip",
+                        "Content-Encoding": "gzip"}  # fmt: skip
+    assert gcs_checksum(served_as_stored) is not None
+    md5_only = gcs_checksum({"x-goog-hash": "md5=XrY7u+Ae7tCTyyK7j1rNww=="})
+    assert md5_only is not None
+    assert md5_only.algorithm == "md5"
+
+
+def test_a_mismatch_is_an_integrity_error_that_is_retried() -> None:
+    assert issubclass(ChecksumMismatchError, IntegrityError)
+    assert issubclass(ChecksumMismatchError, TransientError)
+
+
+# ---- through the fault proxy ------------------------------------------------------------------
+
+SIZES = {"small": 100_000, "multipart": 12 * 1024 * 1024}
+
+
+def _writer_options(backend: str, algorithm: str) -> dict[str, str]:
+    return {"aws_checksum_algorithm": algorithm} if backend == "s3" else {}
+
+
+@pytest.mark.parametrize(
+    ("proxied_backend", "size"),
+    # not Azure's multipart: a blob committed from blocks has no Content-MD5 to check against
+    [("s3", "small"), ("s3", "multipart"), ("gcs", "small"), ("gcs", "multipart"),
+     ("azure", "small")],
+    indirect=["proxied_backend"],
+)  # fmt: skip
+async def test_a_corrupted_body_is_fetched_again(
+    proxied_backend: ProxiedBackend, size: str
+) -> None:
+    name = proxied_backend.name
+    writer = proxied_backend.open(**_writer_options(name, "crc64nvme"))
+    store = proxied_backend.open(**FAST)
+    data = os.urandom(SIZES[size])
+    await writer.put("object", data, part_size=5 * 1024 * 1024)
+    proxy = proxied_backend.proxy
+    proxy.rules = [Rule("corrupt", method="GET", times=1)]
+    proxy.log.clear()
+    assert await store.get("object") == data
+    assert [fault for *_, fault in proxy.log] == ["corrupt", None]
+
+
+async def test_every_body_corrupted_raises_after_the_retries(
+    proxied_backend: ProxiedBackend,
+) -> None:
+    writer = proxied_backend.open(**_writer_options(proxied_backend.name, "sha256"))
+    store = proxied_backend.open(**FAST)
+    await writer.put("object", os.urandom(50_000))
+    proxied_backend.proxy.rules = [Rule("corrupt", method="GET", every=1)]
+    with pytest.raises(ChecksumMismatchError, match="does not match its") as info:
+        await store.get("object")
+    assert info.value.attempts == 4
+    assert info.value.path == "object"
+    with pytest.raises(ChecksumMismatchError):
+        await store.get_result("object")
+
+
+async def test_a_corrupted_stream_ends_with_the_error(proxied_backend: ProxiedBackend) -> None:
+    writer = proxied_backend.open(**_writer_options(proxied_backend.name, "crc64nvme"))
+    store = proxied_backend.open(**FAST)
+    data = os.urandom(300_000)
+    await writer.put("object", data)
+    proxied_backend.proxy.rules = [Rule("corrupt", method="GET", times=1)]
+    received = bytearray()
+
+    async def consume() -> None:
+        async for chunk in store.stream("object", chunk_size=64 * 1024):
+            received.extend(chunk)
+
+    with pytest.raises(ChecksumMismatchError, match="streamed body") as info:
+        await consume()
+    assert len(received) == len(data)
+    assert bytes(received) != data
+    assert info.value.operation == "stream"
+    # the same stream, not corrupted, ends quietly
+    assert b"".join([chunk async for chunk in store.stream("object")]) == data
