@@ -7,6 +7,7 @@ checksum, GCS's CRC32C, Azure's Content-MD5), plus the checksum parsers themselv
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import os
 
@@ -149,3 +150,17 @@ async def test_a_corrupted_stream_ends_with_the_error(proxied_backend: ProxiedBa
     assert info.value.operation == "stream"
     # the same stream, not corrupted, ends quietly
     assert b"".join([chunk async for chunk in store.stream("object")]) == data
+
+
+async def test_a_gzip_encoded_object_reads_back_as_stored(proxied_backend: ProxiedBackend) -> None:
+    # RELIABILITY B4f: an object stored gzip-encoded comes back as stored (no decompression,
+    # which would also make its stored checksum a false alarm), and is checked against it
+    writer = proxied_backend.open(**_writer_options(proxied_backend.name, "sha256"))
+    store = proxied_backend.open(**FAST)
+    data = gzip.compress(os.urandom(20_000) * 3)
+    await writer.put("page.gz", data, attributes={"content_encoding": "gzip"})
+    proxied_backend.proxy.rules = [Rule("corrupt", method="GET", times=1)]
+    result = await store.get_result("page.gz")
+    assert result.data == data
+    assert result.attributes["content_encoding"] == "gzip"
+    assert [fault for *_, fault in proxied_backend.proxy.log][-2:] == ["corrupt", None]
