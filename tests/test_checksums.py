@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import json
 import os
 
+import google_crc32c
 import pytest
+from aiohttp import web
 
 from objstore import ChecksumMismatchError, IntegrityError, TransientError
 from objstore.backends._checksums import BodyChecksum, azure_checksum, gcs_checksum, s3_checksum
@@ -164,3 +167,61 @@ async def test_a_gzip_encoded_object_reads_back_as_stored(proxied_backend: Proxi
     assert result.data == data
     assert result.attributes["content_encoding"] == "gzip"
     assert [fault for *_, fault in proxied_backend.proxy.log][-2:] == ["corrupt", None]
+
+
+# ---- uploads ----------------------------------------------------------------------------------
+
+UPLOAD_SIZES = {"single": 300_000, "multipart": 11 * 1024 * 1024}
+
+
+def _checks_crc32c_like_gcs(request: web.Request, body: bytes) -> web.Response | None:
+    """GCS refuses a multipart upload whose media does not match the CRC32C its resource
+    declares; fake-gcs-server stores it anyway, so this stands in for that check."""
+    if request.method != "POST" or "uploadType=multipart" not in request.path_qs:
+        return None
+    boundary = request.headers["Content-Type"].partition("boundary=")[2].encode()
+    _, resource, media, _ = body.split(b"--" + boundary)
+    declared = json.loads(resource.partition(b"\r\n\r\n")[2]).get("crc32c")
+    actual = _b64(google_crc32c.value(media.partition(b"\r\n\r\n")[2][:-2]), 4)
+    if declared in (None, actual):
+        return None
+    message = f'Provided CRC32C "{declared}" doesn\'t match calculated CRC32C "{actual}".'
+    error = {"code": 400, "message": message, "errors": [{"reason": "invalid"}]}
+    return web.json_response({"error": error}, status=400)
+
+
+@pytest.mark.parametrize(
+    ("proxied_backend", "size"),
+    [("s3", "single"), ("s3", "multipart"), ("azure", "single"), ("azure", "multipart"),
+     ("gcs", "single")],  # GCS resumable uploads declare no checksum (see docs/design.md)
+    indirect=["proxied_backend"],
+)  # fmt: skip
+async def test_an_upload_corrupted_on_the_way_is_refused_and_sent_again(
+    proxied_backend: ProxiedBackend, size: str
+) -> None:
+    # the body carries its checksum (S3 and Azure: Content-MD5; GCS: the resource's CRC32C);
+    # the service refuses a corrupted one (nothing stored) and the retry sends it whole
+    store = proxied_backend.open(**FAST)
+    data = os.urandom(UPLOAD_SIZES[size])
+    proxy = proxied_backend.proxy
+    proxy.answer = _checks_crc32c_like_gcs if proxied_backend.name == "gcs" else None
+    method = "POST" if proxied_backend.name == "gcs" else "PUT"
+    proxy.rules = [Rule("corrupt_upload", method=method, times=1)]
+    await store.put("object", data, part_size=5 * 1024 * 1024)
+    assert "corrupt_upload" in [fault for *_, fault in proxy.log]
+    assert await store.get("object") == data
+
+
+async def test_every_upload_corrupted_raises_and_stores_nothing(
+    proxied_backend: ProxiedBackend,
+) -> None:
+    store = proxied_backend.open(**FAST)
+    proxy = proxied_backend.proxy
+    proxy.answer = _checks_crc32c_like_gcs if proxied_backend.name == "gcs" else None
+    method = "POST" if proxied_backend.name == "gcs" else "PUT"
+    proxy.rules = [Rule("corrupt_upload", method=method, every=1)]
+    with pytest.raises(ChecksumMismatchError) as info:
+        await store.put("object", os.urandom(100_000))
+    assert info.value.attempts == 4
+    proxy.rules = []
+    assert not await store.exists("object")

@@ -23,6 +23,8 @@ from typing import Any
 __all__ = [
     "BodyChecksum",
     "azure_checksum",
+    "content_md5",
+    "upload_checksum",
     "gcs_checksum",
     "s3_checksum",
 ]
@@ -147,3 +149,29 @@ def azure_checksum(headers: Mapping[str, str]) -> BodyChecksum | None:
     """The ``Content-MD5`` of an Azure blob download, where the blob has one."""
     value = headers.get("Content-MD5")
     return BodyChecksum.announced("md5", value) if value else None
+
+
+OFFLOAD_FROM = 1024 * 1024
+"""Bodies from this size are hashed in a worker thread (``hashlib`` releases the GIL), so an
+upload's parts are hashed while others are on the wire."""
+
+
+async def content_md5(data: bytes | memoryview) -> str:
+    """The ``Content-MD5`` of an upload's body: the service refuses a body that does not match
+    (a byte corrupted on the way), so nothing corrupted is stored."""
+    if len(data) < OFFLOAD_FROM:
+        digest = hashlib.md5(data).digest()
+    else:
+        from objstore._inline import offload
+
+        digest = await offload(lambda: hashlib.md5(data).digest())
+    return base64.b64encode(digest).decode()
+
+
+async def upload_checksum(data: bytes) -> dict[str, str]:
+    """The checksum field a GCS upload declares in its object resource (``crc32c``, else
+    ``md5Hash`` where no fast CRC32C is installed): GCS refuses a body that does not match."""
+    crc = _crc("crc32c")
+    if crc is None:
+        return {"md5Hash": await content_md5(data)}
+    return {"crc32c": base64.b64encode(crc(data, 0).to_bytes(4, "big")).decode()}

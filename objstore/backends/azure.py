@@ -34,6 +34,7 @@ from yarl import URL
 from objstore._errors import (
     AlreadyExistsError,
     BucketNotFoundError,
+    ChecksumMismatchError,
     ConcurrentModificationError,
     ConfigError,
     InsufficientStorageError,
@@ -76,7 +77,7 @@ from objstore.backends._azure_config import (
     parse_azure_url,
     resolve_endpoint,
 )
-from objstore.backends._checksums import azure_checksum
+from objstore.backends._checksums import azure_checksum, content_md5
 from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
@@ -164,6 +165,8 @@ def _error(
         cls = ThrottledError
     elif code == "MemoryExtentStoreAtSizeLimit":  # Azurite's memory store is full
         cls = InsufficientStorageError
+    elif code in ("Md5Mismatch", "Crc64Mismatch"):  # corrupted on the way: send it again
+        cls = ChecksumMismatchError
     what = f"{key!r}" if key else "the container"
     if cls is AlreadyExistsError:
         text = f"{what} already exists"
@@ -741,6 +744,8 @@ class AzureStore(ObjectStore):
             **self._mode_headers(key, options.mode),
         }
 
+        headers["Content-MD5"] = await content_md5(data)
+
         async def once() -> PutResult:
             response, _ = await self._send(
                 "PUT", self._blob_path(key), key, headers=headers, body=data, ok=(201,),
@@ -980,7 +985,8 @@ class _BlockUpload(MultipartUpload):
         await self._store._send(
             "PUT", self._store._blob_path(self._key), self._key,
             params=[("comp", "block"), ("blockid", self._block_id(index))],
-            headers=self._store._encryption, body=data, ok=(201,),
+            headers={**self._store._encryption, "Content-MD5": await content_md5(data)},
+            body=data, ok=(201,),
         )  # fmt: skip
         self._indexes.add(index)
 

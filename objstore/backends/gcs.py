@@ -32,6 +32,7 @@ from objstore._config import Config
 from objstore._errors import (
     AlreadyExistsError,
     BucketNotFoundError,
+    ChecksumMismatchError,
     ConfigError,
     IntegrityError,
     InvalidPathError,
@@ -62,7 +63,7 @@ from objstore._types import (
     UpdateVersion,
     make_meta,
 )
-from objstore.backends._checksums import gcs_checksum
+from objstore.backends._checksums import gcs_checksum, upload_checksum
 from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import check_read_conditions, empty_read
 from objstore.backends._gcs_auth import (
@@ -159,6 +160,8 @@ def _error(
         reason = (error.get("errors") or [{}])[0].get("reason")
     cls = error_for_status(status, create_mode=create_mode)
     lowered = (message or "").lower()
+    if status == 400 and ("crc32c" in lowered or "md5" in lowered) and "match" in lowered:
+        cls = ChecksumMismatchError  # the upload was corrupted on the way: send it again
     if status == 404 and (key is None or ("bucket" in lowered and "object" not in lowered)):
         cls = BucketNotFoundError  # a listing's 404 can only be the bucket's
     what = f"{key!r}" if key else "the bucket"
@@ -589,6 +592,7 @@ class GCSStore(ObjectStore):
         conditional = options.mode != "overwrite"
         condition, token = await self._mode_params(key, options.mode)
         resource = self._resource(key, options, token)
+        resource.update(await upload_checksum(data))  # GCS refuses a body that does not match
         params = [("uploadType", "multipart"), *condition]
         boundary = secrets.token_hex(16)
         body = b"".join((

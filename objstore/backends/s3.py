@@ -29,6 +29,7 @@ from objstore._config import Config
 from objstore._errors import (
     AlreadyExistsError,
     BucketNotFoundError,
+    ChecksumMismatchError,
     ConfigError,
     IntegrityError,
     InvalidPathError,
@@ -72,7 +73,7 @@ from objstore.backends._aws_credentials import (
     CredentialSource,
     StaticSource,
 )
-from objstore.backends._checksums import s3_checksum
+from objstore.backends._checksums import content_md5, s3_checksum
 from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import empty_read
 from objstore.backends._http import (
@@ -171,9 +172,9 @@ _CODE_ERRORS: dict[str, type[ObjstoreError]] = {
     "InvalidRequest": InvalidRequestError,
     "InvalidPart": MultipartUploadError,
     "InvalidPartOrder": MultipartUploadError,
-    "BadDigest": IntegrityError,
+    "BadDigest": ChecksumMismatchError,  # the body was corrupted on the way: send it again
     "InvalidDigest": IntegrityError,
-    "XAmzContentSHA256Mismatch": IntegrityError,
+    "XAmzContentSHA256Mismatch": ChecksumMismatchError,
     "KeyTooLongError": InvalidPathError,
     "NotImplemented": NotSupportedError,
 }
@@ -736,6 +737,8 @@ class S3Store(ObjectStore):
         headers.update(self._mode_headers(options.mode))
         if self._checksum is not None:
             headers[self._checksum.header] = self._checksum.value(data)
+        else:  # not every S3-compatible server checks the signed payload hash: all check this
+            headers["Content-MD5"] = await content_md5(data)
         if options.mode == "overwrite":
             response, _ = await self._send("PUT", key, headers=headers, body=data)
             return make_put_result(response.headers.get("ETag"), _version(response.headers))
@@ -977,6 +980,8 @@ class _S3Upload(MultipartUpload):
         if checksum is not None:
             self.checksums[index] = checksum.value(data)
             headers = {**headers, checksum.header: self.checksums[index]}
+        else:
+            headers = {**headers, "Content-MD5": await content_md5(data)}
         response, _ = await self._store._send(
             "PUT", self._key, params=self.params(index), body=data, headers=headers
         )

@@ -16,6 +16,7 @@ stay valid). Rules pick requests by method and a path/query substring, and injec
 - ``"truncate"``: forward, then send the headers and only half of the body;
 - ``"corrupt"``: forward, then send the body with its middle byte flipped (same length: only
   a checksum can tell);
+- ``"corrupt_upload"``: forward the request's body with its middle byte flipped;
 - ``"ignore_range"``: forward without the ``Range`` header, as a server that does not do
   ranges would (the whole object comes back with 200);
 - ``"hang"``: take the request and never answer (a black hole);
@@ -153,6 +154,8 @@ class FaultProxy:
             body = await _read_slowly(request, stall=fault == "stall_upload")
         else:
             body = await request.read()
+        if fault == "corrupt_upload" and body:
+            body = _flipped(body)
         if self.answer is not None and (reply := self.answer(request, body)) is not None:
             return reply
         if rule and fault and fault.startswith("status:"):
@@ -172,8 +175,7 @@ class FaultProxy:
         ) as upstream:  # fmt: skip
             payload = await upstream.read()
             if fault == "corrupt" and payload:
-                middle = len(payload) // 2
-                payload = payload[:middle] + bytes([payload[middle] ^ 0x01]) + payload[middle + 1 :]
+                payload = _flipped(payload)
             if fault == "reset_after":
                 return await _drop(request)
             response = web.StreamResponse(status=upstream.status)
@@ -254,6 +256,12 @@ async def check_ranges_from_whole_replies(store: Any, proxy: FaultProxy, key: st
     else:
         raise AssertionError("get_ranges with a range past the end did not raise")
     assert [fault for _, _, fault in proxy.log].count("ignore_range") >= 9
+
+
+def _flipped(data: bytes) -> bytes:
+    """``data`` with one bit of its middle byte flipped."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
 
 
 async def _read_slowly(request: web.Request, *, stall: bool) -> bytes:
