@@ -24,9 +24,9 @@ __all__ = [
     "BodyChecksum",
     "azure_checksum",
     "content_md5",
-    "upload_checksum",
     "gcs_checksum",
     "s3_checksum",
+    "upload_checksum",
 ]
 
 _Crc = Callable[[bytes | memoryview, int], int]

@@ -61,7 +61,6 @@ __all__ = [
     "delete_each",
     "exchange",
     "http_date",
-    "mismatch",
     "pages_ahead",
     "parse_http_date",
     "parse_iso_time",
@@ -72,8 +71,8 @@ __all__ = [
     "reply_time",
     "served_range",
     "session_pool",
-    "verify_body",
     "transport_error",
+    "verify_body",
     "xml_text",
 ]
 
@@ -467,17 +466,12 @@ def verify_body(
         return
     checksum.update(data)
     if not checksum.matches():
-        raise mismatch(checksum, key, service)
-
-
-def mismatch(checksum: BodyChecksum, key: str | None, service: str) -> ChecksumMismatchError:
-    """The error of a body that does not match its announced checksum."""
-    what = repr(key) if key is not None else "a request"
-    return ChecksumMismatchError(
-        f"{service} sent a body for {what} that does not match its {checksum.algorithm} "
-        "checksum (corrupted in transfer)",
-        path=key,
-    )
+        what = repr(key) if key is not None else "a request"
+        raise ChecksumMismatchError(
+            f"{service} sent a body for {what} that does not match its {checksum.algorithm} "
+            "checksum (corrupted in transfer)",
+            path=key,
+        )
 
 
 class BufferPayload(Progressing, aiohttp.payload.Payload):

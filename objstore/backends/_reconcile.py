@@ -45,11 +45,13 @@ def write_token(key: str, replaces: str | None = None) -> str:
     return f"{token}-{digest}"
 
 
-def _replaced_the_same(carried: str, token: str) -> bool:
-    """Whether ``carried`` is another write that replaced the version ``token``'s write was
-    conditioned on (see :func:`write_token`)."""
+def _superseded(seen: Carried | None, token: str) -> bool:
+    """Whether the object was written by another write that replaced the version ``token``'s
+    write was conditioned on (see :func:`write_token`): then ours was not applied."""
+    if seen is None or seen[0] is None or seen[0] == token:
+        return False
     _, dash, base = token.partition("-")
-    return bool(dash) and carried != token and carried.partition("-")[2] == base
+    return bool(dash) and seen[0].partition("-")[2] == base
 
 
 async def reconciled(
@@ -92,7 +94,7 @@ async def reconciled(
             seen = await carried()  # it may have landed anyway
             if seen is not None and seen[0] == token:
                 return seen[1]
-            if seen is not None and seen[0] is not None and _replaced_the_same(seen[0], token):
+            if _superseded(seen, token):
                 raise PreconditionFailedError(
                     f"{exc.path!r} was changed by another writer: the version this update was "
                     "conditioned on has been replaced (this write was not applied)",
@@ -110,7 +112,7 @@ async def reconciled(
             seen = await carried()
             if seen is not None and seen[0] == token:
                 return seen[1]
-            if seen is not None and seen[0] is not None and _replaced_the_same(seen[0], token):
+            if _superseded(seen, token):
                 raise  # another write replaced the version ours needed: ours was not applied
             if uncertain and not isinstance(exc, AlreadyExistsError):
                 raise WriteOutcomeUnknownError(

@@ -742,9 +742,8 @@ class AzureStore(ObjectStore):
             "x-ms-blob-type": "BlockBlob",
             **self._write_headers(key, options, token),
             **self._mode_headers(key, options.mode),
+            "Content-MD5": await content_md5(data),  # Azure refuses a body that does not match
         }
-
-        headers["Content-MD5"] = await content_md5(data)
 
         async def once() -> PutResult:
             response, _ = await self._send(

@@ -138,9 +138,9 @@ _ATTRIBUTE_HEADERS = {
 }
 _META_PREFIX = "x-amz-meta-"
 WRITE_TOKEN = "objstore-write-token"
+"""User-metadata key of the per-write token that reconciles a retried conditional write."""
 _CHECKSUM_MODE = "x-amz-checksum-mode"
 """Asks S3 for the object's checksum with a whole-object GET, which is then verified."""
-"""User-metadata key of the per-write token that reconciles a retried conditional write."""
 
 _CODE_ERRORS: dict[str, type[ObjstoreError]] = {
     "NoSuchKey": NotFoundError,
