@@ -1,8 +1,9 @@
-"""Read integrity against the checksums services send (RELIABILITY B4b): a body with one byte
-flipped (same length, so every length check passes) is fetched again, and raises
+"""Transfer integrity against checksums (RELIABILITY B4b, B4f): a body with one byte flipped
+(same length, so every length check passes) is fetched again, and raises
 ``ChecksumMismatchError`` when every attempt is corrupted; a stream ends with that error.
 Through a fault proxy on each network backend (S3 objects written with a CRC64-NVME or SHA-256
-checksum, GCS's CRC32C, Azure's Content-MD5), plus the checksum parsers themselves."""
+checksum, GCS's CRC32C, Azure's Content-MD5), plus the checksum parsers themselves. Uploads
+the same way: a body corrupted on the way up is refused by the service and sent again."""
 
 from __future__ import annotations
 
