@@ -380,6 +380,10 @@ class S3Store(ObjectStore):
         self._retry = RetryPolicy.from_config(config)
         self._unsigned = bool(config["aws_unsigned_payload"])
         self._checksum = checksum_for(config.get("aws_checksum_algorithm"))
+        # Content-MD5 on every body, where no stronger checksum goes: not every S3-compatible
+        # server checks the signed payload hash, all check this; S3 Express refuses MD5s
+        express = config["aws_s3_express"] or self._bucket.endswith("--x-s3")
+        self._content_md5 = self._checksum is None and not express
         self._conditional = config["aws_conditional_put"] == "etag"
         self._tagging = not config["aws_disable_tagging"]
         self._bulk_delete = not config["aws_disable_bulk_delete"]
@@ -737,7 +741,7 @@ class S3Store(ObjectStore):
         headers.update(self._mode_headers(options.mode))
         if self._checksum is not None:
             headers[self._checksum.header] = self._checksum.value(data)
-        else:  # not every S3-compatible server checks the signed payload hash: all check this
+        elif self._content_md5:
             headers["Content-MD5"] = await content_md5(data)
         if options.mode == "overwrite":
             response, _ = await self._send("PUT", key, headers=headers, body=data)
@@ -980,7 +984,7 @@ class _S3Upload(MultipartUpload):
         if checksum is not None:
             self.checksums[index] = checksum.value(data)
             headers = {**headers, checksum.header: self.checksums[index]}
-        else:
+        elif self._store._content_md5:
             headers = {**headers, "Content-MD5": await content_md5(data)}
         response, _ = await self._store._send(
             "PUT", self._key, params=self.params(index), body=data, headers=headers
