@@ -20,6 +20,8 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from objstore._inline import offload
+
 __all__ = [
     "BodyChecksum",
     "azure_checksum",
@@ -159,13 +161,8 @@ upload's parts are hashed while others are on the wire."""
 async def content_md5(data: bytes | memoryview) -> str:
     """The ``Content-MD5`` of an upload's body: the service refuses a body that does not match
     (a byte corrupted on the way), so nothing corrupted is stored."""
-    if len(data) < OFFLOAD_FROM:
-        digest = hashlib.md5(data).digest()
-    else:
-        from objstore._inline import offload
-
-        digest = await offload(lambda: hashlib.md5(data).digest())
-    return base64.b64encode(digest).decode()
+    md5 = hashlib.md5(data) if len(data) < OFFLOAD_FROM else await offload(hashlib.md5, data)
+    return base64.b64encode(md5.digest()).decode()
 
 
 async def upload_checksum(data: bytes) -> dict[str, str]:
