@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Self
 from objstore._concurrency import coalesce_ranges
 from objstore._config import Config, ConfigTable
 from objstore._errors import (
+    AlreadyExistsError,
     BulkDeleteError,
     ChecksumMismatchError,
     ConcurrentModificationError,
@@ -834,7 +835,11 @@ class ObjectStore(abc.ABC):
             NotFoundError: ``src`` is missing.  AlreadyExistsError: see ``overwrite``.
         """
         try:
-            await self._copy(self._key(src), self._key(dst), overwrite)
+            source, target = self._key(src), self._key(dst)
+            if source == target:
+                await self._onto_itself(source, overwrite)
+            else:
+                await self._copy(source, target, overwrite)
         except ObjstoreError as exc:
             self._annotate(exc, "copy")
             raise
@@ -846,7 +851,11 @@ class ObjectStore(abc.ABC):
     async def rename(self, src: str, dst: str, *, overwrite: bool = True) -> None:
         """Move an object; with ``overwrite=False`` fail if ``dst`` exists."""
         try:
-            await self._rename(self._key(src), self._key(dst), overwrite)
+            source, target = self._key(src), self._key(dst)
+            if source == target:
+                await self._onto_itself(source, overwrite)
+            else:
+                await self._rename(source, target, overwrite)
         except ObjstoreError as exc:
             self._annotate(exc, "rename")
             raise
@@ -854,6 +863,16 @@ class ObjectStore(abc.ABC):
     async def rename_if_not_exists(self, src: str, dst: str) -> None:
         """Move an object unless ``dst`` exists (``AlreadyExistsError``)."""
         await self.rename(src, dst, overwrite=False)
+
+    async def _onto_itself(self, key: Path, overwrite: bool) -> None:
+        """A copy or rename of ``key`` onto itself: nothing to do once the object is found.
+
+        Never sent to a backend: a cloud rename is a copy and a delete, and a service that
+        copies an object onto itself (GCS, Azure) would then delete the only copy.
+        """
+        await self._head(key)
+        if not overwrite:
+            raise AlreadyExistsError(f"{self._rel(key)!r} already exists", path=key, status=412)
 
     async def sign(self, method: str, path: str, *, expires_in: float = 3600) -> str:
         """Return a pre-signed URL for ``method`` on ``path``, valid ``expires_in`` seconds.

@@ -39,8 +39,9 @@ ProgressCallback: TypeAlias = Callable[[int, int | None], None]
 """Called with ``(bytes_done, bytes_total_or_None)`` as a long transfer advances."""
 
 Attributes: TypeAlias = Mapping[str, str]
-"""Standard attributes by snake_case name (see ``STANDARD_ATTRIBUTES``); any other key is user
-metadata (letters, digits, ``-`` and ``_``)."""
+"""Standard attributes by snake_case name (see ``STANDARD_ATTRIBUTES``; their HTTP spellings,
+``Content-Type`` and so on in any case, name them too); any other key is user metadata
+(letters, digits, ``-`` and ``_``)."""
 
 STANDARD_ATTRIBUTES = frozenset(
     {"content_type", "content_encoding", "content_disposition", "content_language", "cache_control"}
@@ -58,10 +59,9 @@ def validate_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
     if not attributes:
         return {}
     out: dict[str, str] = {}
+    given: dict[str, str] = {}  # the caller's spelling of each key of ``out``
     for key, value in attributes.items():
-        if not isinstance(key, str) or (
-            key not in STANDARD_ATTRIBUTES and not _METADATA_KEY.match(key)
-        ):
+        if not isinstance(key, str) or not _METADATA_KEY.match(key):
             raise InvalidRequestError(
                 f"invalid attribute name {key!r}: use one of {sorted(STANDARD_ATTRIBUTES)} "
                 "or a metadata name of letters, digits, '-' and '_'"
@@ -70,8 +70,23 @@ def validate_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
             raise InvalidRequestError(
                 f"attribute {key!r} must be a str, not {type(value).__name__}"
             )
-        out[key] = value
+        name = _standard_name(key)
+        if name in out and out[name] != value:
+            raise InvalidRequestError(
+                f"attributes {given[name]!r} and {key!r} both set {name} to different values"
+            )
+        out[name] = value
+        given.setdefault(name, key)
     return out
+
+
+def _standard_name(key: str) -> str:
+    """``key`` as the standard attribute it spells (``Content-Type`` -> ``content_type``), else
+    as given (user metadata): a header spelling stored as metadata would surprise everyone."""
+    if key in STANDARD_ATTRIBUTES:
+        return key
+    name = key.lower().replace("-", "_")
+    return name if name in STANDARD_ATTRIBUTES else key
 
 
 def validate_tags(tags: Mapping[str, str] | None) -> dict[str, str]:

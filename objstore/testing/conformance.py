@@ -36,6 +36,7 @@ from objstore import (
     SuffixRange,
     UpdateVersion,
 )
+from objstore._types import STANDARD_ATTRIBUTES
 
 __all__ = ["SPECIAL_KEYS", "StoreConformance"]
 
@@ -324,6 +325,26 @@ class StoreConformance:
             await store.put("attr2", b"x", attributes={"content_type": 5})
         assert not await store.exists("attr2")
 
+    async def test_attributes_by_their_http_names(self, store: Any) -> None:
+        spelled = {
+            "Content-Type": "text/csv",
+            "cache-control": "no-cache",
+            "CONTENT_LANGUAGE": "de",
+        }
+        if not store.capabilities.attributes:
+            with pytest.raises(NotSupportedError):
+                await store.put("http-attr", b"x", attributes=spelled)
+            return
+        await store.put("http-attr", b"x", attributes=spelled)
+        got = (await store.get_result("http-attr")).attributes
+        assert (got.get("content_type"), got.get("cache_control")) == ("text/csv", "no-cache")
+        assert got.get("content_language") == "de"
+        assert set(got) <= STANDARD_ATTRIBUTES  # none of them stored as user metadata
+        clash = {"content_type": "text/csv", "Content-Type": "text/plain"}
+        with pytest.raises(InvalidRequestError, match="'content_type' and 'Content-Type'"):
+            await store.put("http-attr2", b"x", attributes=clash)
+        assert not await store.exists("http-attr2")
+
     async def test_tags_accepted(self, store: Any) -> None:
         if not store.capabilities.tags:
             with pytest.raises(NotSupportedError):
@@ -455,6 +476,24 @@ class StoreConformance:
         assert not await store.exists("mv/dst")
         with pytest.raises(NotFoundError):
             await store.rename("mv/missing", "mv/x")
+
+    async def test_copy_and_rename_onto_itself_keep_the_object(self, store: Any) -> None:
+        # a cloud rename is a copy and a delete: onto itself it must not delete the only copy
+        await store.put("self/obj", b"only copy")
+        before = await store.head("self/obj")
+        await store.copy("self/obj", "self/obj")
+        await store.rename("self/obj", "self/obj")
+        assert await store.get("self/obj") == b"only copy"
+        assert (await store.head("self/obj")).e_tag == before.e_tag
+        for move in (store.copy_if_not_exists, store.rename_if_not_exists):
+            with pytest.raises(AlreadyExistsError) as caught:
+                await move("self/obj", "self/obj")
+            assert caught.value.path == "self/obj"
+        assert await store.get("self/obj") == b"only copy"
+        for move in (store.copy, store.rename, store.rename_if_not_exists):
+            with pytest.raises(NotFoundError):
+                await move("self/missing", "self/missing")
+        assert not await store.exists("self/missing")
 
     # ---- keys -------------------------------------------------------------------------------
 
