@@ -372,8 +372,14 @@ class ObjectStore(abc.ABC):
             raise InvalidRequestError(
                 f"invalid put mode {mode!r}: use 'overwrite', 'create' or UpdateVersion(...)"
             )
-        if isinstance(mode, UpdateVersion) and not self.capabilities.update_mode:
-            raise NotSupportedError(f"the {self.backend} store cannot update by ETag")
+        if isinstance(mode, UpdateVersion):
+            if not self.capabilities.update_mode:
+                raise NotSupportedError(f"the {self.backend} store cannot update by ETag")
+            if mode.e_tag is None and mode.version is None:
+                raise InvalidRequestError(  # else an "update" would overwrite whatever is there
+                    "UpdateVersion() names no version: give the e_tag (and version) that "
+                    "head() or put() returned"
+                )
         if attributes and not self.capabilities.attributes:
             raise NotSupportedError(f"the {self.backend} store cannot store attributes")
         if tags and not self.capabilities.tags:

@@ -181,6 +181,10 @@ class StoreConformance:
         with pytest.raises(PreconditionFailedError):
             await store.put("u/missing", b"v", mode=UpdateVersion(e_tag=second.e_tag))
         assert not await store.exists("u/missing")
+        for large in (False, True):  # an update of no version would overwrite anything
+            with pytest.raises(InvalidRequestError, match="names no version"):
+                await store.put("u/k", b"v4" * (MiB if large else 1), mode=UpdateVersion())
+        assert await store.get("u/k") == b"v2"
 
     async def test_update_mode_counter_has_no_lost_update(self, store: Any) -> None:
         if not store.capabilities.update_mode:
