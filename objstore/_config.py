@@ -9,6 +9,7 @@ and wraps secret values in :class:`Secret` so that no ``repr``, log line or erro
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -137,14 +138,35 @@ def parse_duration(value: object) -> float:
             raise ValueError("expected a duration such as 30, '30s', '500ms' or '5 min'")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be finite")
+    return seconds
+
+
+def parse_deadline(value: object) -> float:
+    """A duration longer than zero: a deadline of zero would fail every request at once."""
+    seconds = parse_duration(value)
+    if seconds == 0:
+        raise ValueError("must be longer than 0 (a zero deadline fails every request)")
     return seconds
 
 
 def parse_float(value: object) -> float:
-    """Accept a number or its text."""
+    """Accept a finite number or its text."""
     if isinstance(value, bool):
         raise TypeError("expected a number, got bool")
-    return float(value) if isinstance(value, int | float) else float(str(value).strip())
+    number = float(value) if isinstance(value, int | float) else float(str(value).strip())
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number")
+    return number
+
+
+def parse_growth(value: object) -> float:
+    """A backoff growth factor: at least 1, or backoffs would shrink."""
+    number = parse_float(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
 
 
 def parse_int(minimum: int = 0) -> Callable[[object], int]:
@@ -378,16 +400,16 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
         default=False,
         doc="Trust only the certificates given, not the system store.",
     ),
-    ConfigKey("connect_timeout", parse=parse_duration, default=5.0, doc="Seconds to connect."),
+    ConfigKey("connect_timeout", parse=parse_deadline, default=5.0, doc="Seconds to connect."),
     ConfigKey(
         "timeout",
-        parse=parse_duration,
+        parse=parse_deadline,
         default=30.0,
         doc="Deadline of a request up to its response's headers, renewed as an upload's "
         "body is taken; a response body may wait this long for data in all, renewed with "
         "each 64 KiB received (a flowing body is never cut).",
     ),
-    ConfigKey("read_timeout", parse=parse_duration, doc="Longest wait for the next body bytes."),
+    ConfigKey("read_timeout", parse=parse_deadline, doc="Longest wait for the next body bytes."),
     ConfigKey("default_content_type", doc="Content-Type of writes that set none."),
     ConfigKey("http1_only", parse=parse_bool, default=True, doc="Speak HTTP/1.1 only (always)."),
     ConfigKey(
@@ -419,7 +441,7 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("max_retries", parse=parse_int(0), default=10, doc="Retries after the first try."),
     ConfigKey(
         "retry_timeout",
-        parse=parse_duration,
+        parse=parse_deadline,
         default=180.0,
         doc="Deadline of an operation, retries included.",
     ),
@@ -430,7 +452,7 @@ CLIENT_KEYS: tuple[ConfigKey, ...] = (
         default=15.0,
         doc="Longest backoff, and longest wait a server's Retry-After gets.",
     ),
-    ConfigKey("backoff_base", parse=parse_float, default=2.0, doc="Backoff growth factor."),
+    ConfigKey("backoff_base", parse=parse_growth, default=2.0, doc="Backoff growth factor."),
 )
 _CLIENT_SET = frozenset(CLIENT_KEYS)
 

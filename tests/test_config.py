@@ -107,10 +107,25 @@ def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["abc", "5 parsecs", "-1", "", True])
+@pytest.mark.parametrize("text", ["abc", "5 parsecs", "-1", "", True, float("nan"), float("inf")])
 def test_bad_durations(text: object) -> None:
     with pytest.raises((ValueError, TypeError)):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("timeout", "0", "longer than 0"), ("connect_timeout", 0, "longer than 0"),
+     ("read_timeout", "0s", "longer than 0"), ("retry_timeout", "0 min", "longer than 0"),
+     ("backoff_base", "0.5", "at least 1"), ("backoff_base", "nan", "finite"),
+     ("timeout", float("inf"), "finite")],
+)  # fmt: skip
+def test_deadlines_that_would_fail_every_request_are_refused(
+    key: str, value: object, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"'{key}'.*{message}"):
+        objstore.from_url("s3://bucket", {"aws_region": "us-east-1", key: value})
+    assert objstore.from_url("s3://bucket", {"aws_region": "us-east-1", key: "1"})
 
 
 def test_bools_and_ints() -> None:
