@@ -96,6 +96,9 @@ class Capabilities:
     sign: bool = False
     object_and_prefix: bool = True
     """A key can be an object and the prefix of other objects at once (not on a filesystem)."""
+    text_metadata: bool = True
+    """User metadata values may be any text, not only ASCII (not on Azure, whose metadata are
+    HTTP headers it keeps as sent)."""
     incomplete_uploads: bool = False
     """A writer that dies leaves its upload behind, which ``list_incomplete`` finds and
     ``cleanup_incomplete`` removes (S3, Azure, local). Memory leaves nothing; GCS cannot list

@@ -47,14 +47,17 @@ STANDARD_ATTRIBUTES = frozenset(
     {"content_type", "content_encoding", "content_disposition", "content_language", "cache_control"}
 )
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Characters an HTTP header value may not hold (a tab may)."""
 
 
 def validate_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
     """Check attribute names and values; return a plain dict copy.
 
     Raises:
-        InvalidRequestError: a key is not a standard attribute or valid metadata name, or a
-            value is not a ``str``.
+        InvalidRequestError: a key is not a standard attribute or valid metadata name, a
+            value is not a ``str``, holds a control character, or is a standard attribute's
+            and not ASCII.
     """
     if not attributes:
         return {}
@@ -71,6 +74,7 @@ def validate_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
                 f"attribute {key!r} must be a str, not {type(value).__name__}"
             )
         name = _standard_name(key)
+        _check_value(key, name, value)
         if name in out and out[name] != value:
             raise InvalidRequestError(
                 f"attributes {given[name]!r} and {key!r} both set {name} to different values"
@@ -78,6 +82,21 @@ def validate_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
         out[name] = value
         given.setdefault(name, key)
     return out
+
+
+def _check_value(key: str, name: str, value: str) -> None:
+    """Refuse what no store can carry in an HTTP header: control characters in any value
+    (header injection), and non-ASCII in a standard attribute, which every cloud serves back
+    as the header itself (user metadata may be any text: S3 encodes it, RFC 2047)."""
+    if _CONTROL.search(value):
+        raise InvalidRequestError(f"attribute {key!r} holds a control character")
+    if name in STANDARD_ATTRIBUTES and not value.isascii():
+        hint = (
+            ": give a file name as filename*=UTF-8''<percent-encoded name> (RFC 6266)"
+            if name == "content_disposition"
+            else ""
+        )
+        raise InvalidRequestError(f"attribute {key!r} must be ASCII (an HTTP header){hint}")
 
 
 def _standard_name(key: str) -> str:

@@ -321,7 +321,7 @@ class AzureStore(ObjectStore):
     backend: ClassVar[str] = "azure"
     config_table = AZURE_TABLE
     capabilities: ClassVar[Capabilities] = Capabilities(
-        versions=True, sign=True, incomplete_uploads=True
+        versions=True, sign=True, incomplete_uploads=True, text_metadata=False
     )
     """Signing needs the account key (``azure_storage_account_key``)."""
     single_put_limit: ClassVar[int] = 8 * MiB

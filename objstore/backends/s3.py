@@ -248,8 +248,43 @@ def _attributes(headers: Mapping[str, str]) -> dict[str, str]:
     for name, value in headers.items():
         lower = name.lower()
         if lower.startswith(_META_PREFIX) and lower != _META_PREFIX + WRITE_TOKEN:
-            out[lower[len(_META_PREFIX) :]] = value
+            out[lower[len(_META_PREFIX) :]] = _metadata_value(value)
     return out
+
+
+_WORD_BYTES = 45
+"""UTF-8 bytes per RFC 2047 encoded word: 60 base64 characters, within its 75-character limit."""
+
+
+def _metadata_header(value: str) -> str:
+    """A user metadata value as S3 takes it: ASCII as it is; other text, and text that would
+    read as an encoded word, as RFC 2047 encoded words, which S3 decodes to store the value
+    (raw UTF-8 in a header breaks the request's signature on AWS)."""
+    if value.isascii() and "=?" not in value:
+        return value
+    words: list[bytes] = []
+    word = b""
+    for char in value:  # whole characters per word: each word decodes on its own
+        data = char.encode()
+        if len(word) + len(data) > _WORD_BYTES:
+            words.append(word)
+            word = b""
+        word += data
+    words.append(word)
+    return " ".join(f"=?UTF-8?B?{base64.b64encode(w).decode('ascii')}?=" for w in words)
+
+
+def _metadata_value(raw: str) -> str:
+    """A user metadata value as written: S3 serves non-ASCII text as RFC 2047 encoded words."""
+    if "=?" not in raw:
+        return raw
+    from email.errors import HeaderParseError
+    from email.header import decode_header, make_header
+
+    try:
+        return str(make_header(decode_header(raw)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError):  # not encoded words after all
+        return raw
 
 
 _FIELDS = tuple(
@@ -475,7 +510,7 @@ class S3Store(ObjectStore):
         for name, value in attributes.items():
             header = _ATTRIBUTE_HEADERS.get(name)
             if header is None:
-                headers[_META_PREFIX + name.lower()] = value
+                headers[_META_PREFIX + name.lower()] = _metadata_header(value)
             elif name != "content_type":
                 headers[header] = value
         if options.tags and self._tagging:

@@ -349,6 +349,31 @@ class StoreConformance:
             await store.put("http-attr2", b"x", attributes=clash)
         assert not await store.exists("http-attr2")
 
+    async def test_attribute_values_that_no_http_header_carries(self, store: Any) -> None:
+        if not store.capabilities.attributes:
+            with pytest.raises(NotSupportedError):
+                await store.put("hdr", b"x", attributes={"owner": "x"})
+            return
+        refused = [
+            ({"owner": "a\r\nX-Injected: 1"}, "control character"),
+            ({"content_type": "text/plain\n"}, "control character"),
+            ({"content_disposition": 'attachment; filename="résumé.pdf"'}, "filename\\*="),
+            ({"Content-Language": "français"}, "'Content-Language' must be ASCII"),
+        ]
+        for attributes, message in refused:
+            with pytest.raises(InvalidRequestError, match=message):
+                await store.put("hdr", b"x", attributes=attributes)
+        assert not await store.exists("hdr")
+        text = {"author": "José 日本 " + "ü" * 40, "literal": "=?UTF-8?B?YWJj?=", "tab": "a\tb"}
+        if not store.capabilities.text_metadata:
+            with pytest.raises(InvalidRequestError, match="ASCII"):
+                await store.put("hdr", b"x", attributes=text)
+            assert not await store.exists("hdr")
+            return
+        await store.put("hdr", b"x", attributes=text)
+        got = (await store.get_result("hdr")).attributes
+        assert {key: got.get(key) for key in text} == text
+
     async def test_tags_accepted(self, store: Any) -> None:
         if not store.capabilities.tags:
             with pytest.raises(NotSupportedError):
