@@ -10,11 +10,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from objstore._errors import MultipartUploadError
+from objstore._errors import InvalidRequestError, MultipartUploadError
 from objstore._inline import inline_active
-from objstore._types import ProgressCallback, PutResult
+from objstore._types import ProgressCallback, PutResult, byte_view
 
 if TYPE_CHECKING:
     import asyncio
@@ -91,13 +91,18 @@ class Writer:
                 f"writer for {self.path!r} is {self._state}", path=self.path, operation="write"
             )
 
-    async def write(self, data: bytes | bytearray | memoryview) -> int:
+    async def write(self, data: bytes | bytearray | memoryview | Any) -> int:
         """Append ``data``; return its length. Full parts start uploading at once.
 
         A write that fails (or is cancelled) aborts the upload: a later ``close()`` raises
         instead of committing an object with a gap in it.
         """
         self._check_open()
+        if type(data) is not bytes:
+            view = byte_view(data)
+            if view is None:
+                raise InvalidRequestError(f"write() takes bytes, not {type(data).__name__}")
+            data = view
         try:
             return await self._write(data)
         except BaseException:

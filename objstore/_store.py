@@ -13,6 +13,7 @@ import abc
 import builtins
 import contextlib
 import io
+import operator
 import os
 from collections.abc import (
     AsyncGenerator,
@@ -24,7 +25,7 @@ from collections.abc import (
 )
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 from objstore._concurrency import coalesce_ranges
 from objstore._config import Config, ConfigTable
@@ -65,6 +66,7 @@ from objstore._types import (
     RangeRequest,
     SuffixRange,
     UpdateVersion,
+    byte_view,
     requested_part,
     validate_attributes,
     validate_tags,
@@ -465,10 +467,11 @@ class ObjectStore(abc.ABC):
 
         Args:
             path: the key.
-            data: bytes-like, a local file path (any ``os.PathLike``) to upload, a binary
-                file object, or an
-                (async) iterable of ``bytes`` chunks. Large or streamed payloads go through a
-                multipart writer.
+            data: bytes-like (``bytes``, or anything with the buffer protocol: ``bytearray``,
+                ``memoryview``, NumPy arrays, ``array.array``, pyarrow buffers, ``mmap``),
+                a local file path (any ``os.PathLike``) to upload, a binary file object, or
+                an (async) iterable of bytes-like chunks. Large or streamed payloads go
+                through a multipart writer.
             mode: ``"overwrite"``, ``"create"`` (fail if present) or ``UpdateVersion(e_tag=...)``
                 (replace only that version).
             attributes: content_type, cache_control, ... and user metadata.
@@ -489,7 +492,9 @@ class ObjectStore(abc.ABC):
                 options = DEFAULT_PUT
             else:
                 options = self._put_options(mode, attributes, tags)
-            if type(data) is bytes or isinstance(data, bytes | bytearray | memoryview):
+            if type(data) is not bytes:
+                data = byte_view(data) or data
+            if type(data) is bytes or isinstance(data, memoryview):
                 size = len(data)
                 if size <= self.single_put_limit:
                     payload = data if type(data) is bytes else bytes(data)
@@ -661,8 +666,7 @@ class ObjectStore(abc.ABC):
             ConcurrentModificationError: the object changed between fetches.
         """
         try:
-            for start, end in ranges:
-                _range_request(start, end, None)
+            ranges = [_pair(each) for each in ranges]
             key = self._key(path)
             fetches, slices = coalesce_ranges(ranges, coalesce)
             total = sum(e - s for s, e in fetches)
@@ -1190,9 +1194,9 @@ def _get_options(
 def _range_request(start: int, end: int | None, length: int | None) -> ByteRange | OffsetRange:
     if end is not None and length is not None:
         raise InvalidRangeError("give end or length, not both")
-    for name, value in (("start", start), ("end", end), ("length", length)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise InvalidRangeError(f"{name} must be an int, not {type(value).__name__}")
+    start = _offset("start", start)
+    end = None if end is None else _offset("end", end)
+    length = None if length is None else _offset("length", length)
     if length is not None:
         if length < 0:
             raise InvalidRangeError(f"invalid length {length}")
@@ -1200,6 +1204,28 @@ def _range_request(start: int, end: int | None, length: int | None) -> ByteRange
     if end is None:
         return OffsetRange(start)
     return ByteRange(start, end)
+
+
+def _offset(name: str, value: object) -> int:
+    """``value`` as an int: ``int`` and integer types like NumPy's (``__index__``), not
+    ``bool`` or ``float``."""
+    if isinstance(value, bool):
+        raise InvalidRangeError(f"{name} must be an int, not bool")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidRangeError(f"{name} must be an int, not {type(value).__name__}") from None
+
+
+def _pair(each: object) -> tuple[int, int]:
+    """One ``(start, end)`` of ``get_ranges``, checked."""
+    try:
+        start, end = cast("tuple[int, int]", each)
+    except (TypeError, ValueError):
+        raise InvalidRangeError(f"ranges are (start, end) pairs, not {each!r}") from None
+    bounded = _range_request(start, end, None)
+    assert isinstance(bounded, ByteRange)
+    return bounded.start, bounded.end
 
 
 async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
@@ -1249,6 +1275,10 @@ async def _as_chunks(data: Any) -> AsyncIterator[bytes]:
             "or an iterable of bytes"
         )
     async for chunk in _aiter(data):
-        if not isinstance(chunk, bytes | bytearray | memoryview):
+        if type(chunk) is bytes:
+            yield chunk
+            continue
+        view = byte_view(chunk)
+        if view is None:
             raise InvalidRequestError(f"chunks must be bytes, not {type(chunk).__name__}")
-        yield bytes(chunk)
+        yield bytes(view)

@@ -31,6 +31,7 @@ __all__ = [
     "RangeRequest",
     "SuffixRange",
     "UpdateVersion",
+    "byte_view",
     "validate_attributes",
     "validate_tags",
 ]
@@ -106,6 +107,22 @@ def _standard_name(key: str) -> str:
         return key
     name = key.lower().replace("-", "_")
     return name if name in STANDARD_ATTRIBUTES else key
+
+
+def byte_view(data: object) -> memoryview | None:
+    """``data`` as a flat view of its bytes if it has the buffer protocol (``bytearray``,
+    ``memoryview``, ``array.array``, NumPy arrays, pyarrow buffers, ``mmap``), else ``None``.
+
+    A view of wider items (``array('i')``) counts bytes, not items; a non-contiguous one is
+    copied.
+    """
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
+        return view
+    return view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
 
 
 def validate_tags(tags: Mapping[str, str] | None) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import io
 import os
@@ -13,6 +12,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from objstore import ObjectMeta, ObjectStream, PutResult, Reader, Writer
+from objstore_sync._loop import io_loop
 
 __all__ = ["BlockingIterator", "BlockingReader", "BlockingStream", "BlockingWriter"]
 
@@ -158,7 +158,6 @@ _OPEN_WRITERS: weakref.WeakSet[BlockingWriter] = weakref.WeakSet()
 EXIT_ABORT_SECONDS = 5.0
 
 
-@atexit.register
 def _abort_open_writers() -> None:
     """At interpreter exit, abort writers never closed: no partial object, no open upload."""
     deadline = time.monotonic() + EXIT_ABORT_SECONDS
@@ -167,6 +166,9 @@ def _abort_open_writers() -> None:
             continue
         with contextlib.suppress(BaseException):
             writer.abort()
+
+
+io_loop.on_exit(_abort_open_writers)  # before the loop closes its sessions
 
 
 class BlockingIterator(Iterator[T]):

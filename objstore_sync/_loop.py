@@ -8,9 +8,11 @@ thread itself raises :class:`SyncInAsyncContextError` instead of deadlocking.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from objstore import ObjstoreTimeoutError, SyncInAsyncContextError
@@ -22,6 +24,9 @@ __all__ = ["IOLoop", "io_loop"]
 
 T = TypeVar("T")
 
+EXIT_GRACE = 1.0
+"""Seconds the interpreter's exit waits for the loop to close its sessions."""
+
 
 class IOLoop:
     """An asyncio loop running forever in a daemon thread of this process."""
@@ -31,6 +36,7 @@ class IOLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._exit_callbacks: list[Callable[[], None]] = []
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
@@ -69,6 +75,27 @@ class IOLoop:
         thread.start()
         ready.wait()
         self._loop, self._thread, self._pid = loop, thread, os.getpid()
+
+    def on_exit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` at interpreter exit, while the loop still serves blocking calls."""
+        self._exit_callbacks.append(callback)
+
+    def _at_exit(self) -> None:
+        """At interpreter exit: the ``on_exit`` callbacks (aborting writers left open), then
+        let the loop close its sessions before the interpreter stops its daemon thread. Each
+        session's hook runs in ``shutdown_asyncgens`` (``backends/_loop_shutdown.py``); else an
+        unclosed store prints "Unclosed client session" as the process exits."""
+        for callback in self._exit_callbacks:
+            with contextlib.suppress(Exception):
+                callback()
+        loop = self._loop
+        if loop is None or self._pid != os.getpid() or loop.is_closed():
+            return  # never started here (a forked child's copy of the parent's), or gone
+        import asyncio
+
+        done = asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop)
+        with contextlib.suppress(Exception):  # a busy or stuck loop must not hold up the exit
+            done.result(timeout=EXIT_GRACE)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop and block until it finishes.
@@ -148,3 +175,4 @@ class _Call:
 
 io_loop = IOLoop()
 os.register_at_fork(after_in_child=io_loop._after_fork)
+atexit.register(io_loop._at_exit)

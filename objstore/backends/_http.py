@@ -49,6 +49,7 @@ from objstore.backends._client_options import (
     proxy_route,
     tls_context,
 )
+from objstore.backends._loop_shutdown import ShutdownHook
 from objstore.backends._upload_progress import MovingDeadline, Progressing, RenewingWriter
 
 __all__ = [
@@ -102,6 +103,8 @@ class SessionPool:
         wait without :data:`FLOOR` bytes arriving (the ``timeout`` key; see ``BodyClock``)."""
         self._proxies: dict[tuple[str, str], URL | None] = {}
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._hooks: dict[asyncio.AbstractEventLoop, ShutdownHook] = {}
+        """Each session's closer at its loop's shutdown (``asyncio.run`` closes it)."""
         self._pid = os.getpid()
 
     @property
@@ -128,17 +131,27 @@ class SessionPool:
         """This event loop's session."""
         loop = asyncio.get_running_loop()
         if self._pid != os.getpid():
-            for session in self._sessions.values():
-                session.detach()
-            self._sessions, self._pid = {}, os.getpid()
+            for old_loop in list(self._sessions):
+                self._retire(old_loop)
+            self._pid = os.getpid()
         existing = self._sessions.get(loop)
         if existing is not None and not existing.closed:
             return existing
         for old_loop in [old for old in self._sessions if old.is_closed()]:
-            self._sessions.pop(old_loop).detach()
-        session = self._make()
-        self._sessions[loop] = session
+            self._retire(old_loop)  # closed by its hook, unless the loop skipped the hooks
+        self._retire(loop)
+        session = self._sessions[loop] = self._make()
+        self._hooks[loop] = ShutdownHook(session)
         return session
+
+    def _retire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Forget ``loop``'s session, one this process can no longer close (a closed loop's,
+        the parent's): detached, its sockets left to the garbage collector."""
+        session, hook = self._sessions.pop(loop, None), self._hooks.pop(loop, None)
+        if session is not None:
+            session.detach()
+        if hook is not None:
+            hook.finish()
 
     async def close(self) -> None:
         """Close this event loop's session (the next request opens a new one)."""
@@ -146,9 +159,11 @@ class SessionPool:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        session = self._sessions.pop(loop, None)
+        session, hook = self._sessions.pop(loop, None), self._hooks.pop(loop, None)
         if session is not None:
             await session.close()
+        if hook is not None:
+            hook.finish()
 
 
 def session_pool(config: Config) -> SessionPool:
