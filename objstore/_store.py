@@ -15,6 +15,7 @@ import contextlib
 import io
 import operator
 import os
+import stat
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -34,11 +35,13 @@ from objstore._errors import (
     BulkDeleteError,
     ChecksumMismatchError,
     ConcurrentModificationError,
+    IntegrityError,
     InvalidRangeError,
     InvalidRequestError,
     NotFoundError,
     NotSupportedError,
     ObjstoreError,
+    PermissionDeniedError,
     PreconditionFailedError,
     TransientError,
 )
@@ -248,8 +251,13 @@ class ObjectStore(abc.ABC):
     async def _put_file(
         self, key: Path, source: os.PathLike[str], options: PutOptions, writer_args: dict[str, Any]
     ) -> PutResult:
-        size = (await offload(os.stat, source)).st_size
-        return await self._put_file_of_size(key, source, size, options, writer_args)
+        try:
+            found = await offload(os.stat, source)
+        except OSError as exc:
+            raise source_file_error(exc, source, key) from None
+        if not stat.S_ISREG(found.st_mode):
+            raise InvalidRequestError(f"cannot upload {os.fspath(source)!r}: not a regular file")
+        return await self._put_file_of_size(key, source, found.st_size, options, writer_args)
 
     async def _put_file_of_size(
         self,
@@ -262,13 +270,15 @@ class ObjectStore(abc.ABC):
         """Upload a local file of a known size: one put when small, else the multipart writer
         (a backend with a better way for large files overrides this)."""
         if size <= self.single_put_limit:
-            data = await offload(_read_file, source)
-            return await self._put(key, data, options)
+            data = await offload(_read_file, source, size)
+            result = await self._put(key, data, options)
+            if writer_args.get("progress") is not None:
+                writer_args["progress"](len(data), len(data))
+            return result
         handle = await offload(open, source, "rb")
         try:
-            return await self._write_stream(
-                key, options, _file_chunks(handle, self.part_size), total=size, **writer_args
-            )
+            chunks = _file_part_chunks(handle, self.part_size, size, source)
+            return await self._write_stream(key, options, chunks, total=size, **writer_args)
         finally:
             await offload(handle.close)
 
@@ -1243,9 +1253,16 @@ async def _memory_chunks(data: bytes | bytearray | memoryview, size: int) -> Asy
         yield bytes(view[start : start + size])
 
 
-def _read_file(source: os.PathLike[str]) -> bytes:
+def _read_file(source: os.PathLike[str], size: int) -> bytes:
+    """The first ``size`` bytes of a file (as long as it was when its upload began)."""
     with open(source, "rb") as handle:
-        return handle.read()
+        data = handle.read(size)
+    if len(data) < size:
+        raise IntegrityError(
+            f"{os.fspath(source)!r} shrank while it was uploaded: {size} bytes when the "
+            f"upload began, {len(data)} read"
+        )
+    return data
 
 
 async def _file_chunks(handle: Any, size: int) -> AsyncIterator[bytes]:
@@ -1262,6 +1279,38 @@ async def _file_chunks(handle: Any, size: int) -> AsyncIterator[bytes]:
                 f"the file object returned {type(chunk).__name__}: open it in binary mode"
             )
         yield bytes(chunk)
+
+
+def source_file_error(exc: OSError, source: os.PathLike[str] | str, key: str) -> ObjstoreError:
+    """The error for a local file to upload that cannot be read: a missing one is
+    ``NotFoundError`` (a ``FileNotFoundError`` too), a directory ``InvalidRequestError``, any
+    other ``PermissionDeniedError``."""
+    if isinstance(exc, IsADirectoryError):
+        return InvalidRequestError(f"cannot upload {os.fspath(source)!r}: not a regular file")
+    reason = exc.strerror or type(exc).__name__
+    cls = NotFoundError if isinstance(exc, FileNotFoundError) else PermissionDeniedError
+    return cls(f"cannot read source file {os.fspath(source)!r}: {reason}", path=key)
+
+
+async def _file_part_chunks(
+    handle: Any, part: int, size: int, source: os.PathLike[str]
+) -> AsyncIterator[bytes]:
+    """The first ``size`` bytes of a local file, ``part`` at a time: the file as long as it
+    was when its upload began (bytes appended meanwhile are left out).
+
+    Raises:
+        IntegrityError: the file shrank before ``size`` bytes were read (nothing is written).
+    """
+    done = 0
+    while done < size:
+        chunk = await offload(handle.read, min(part, size - done))
+        if not chunk:
+            raise IntegrityError(
+                f"{os.fspath(source)!r} shrank while it was uploaded: {size} bytes when the "
+                f"upload began, {done} left"
+            )
+        done += len(chunk)
+        yield chunk
 
 
 async def _as_chunks(data: Any) -> AsyncIterator[bytes]:

@@ -812,6 +812,12 @@ class _ResumableUpload(MultipartUpload):
         """Send the whole file in one request; a retry sends only what the service lacks."""
 
         async def rest(start: int) -> Body:
+            held = (await offload(os.fstat, handle.fileno())).st_size
+            if held < total:  # else the request would wait for bytes that never come
+                raise IntegrityError(
+                    f"the file uploaded to {self._key!r} shrank while it was uploaded: "
+                    f"{total} bytes when the upload began, {held} now"
+                )
             await offload(handle.seek, start)
             return FilePayload(handle)
 

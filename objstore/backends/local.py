@@ -42,6 +42,7 @@ from objstore._config import COMMON_KEYS, ConfigKey, ConfigTable, parse_bool
 from objstore._errors import (
     AlreadyExistsError,
     InsufficientStorageError,
+    IntegrityError,
     InvalidPathError,
     InvalidURLError,
     KeyConflictError,
@@ -55,7 +56,7 @@ from objstore._errors import (
 from objstore._inline import offload
 from objstore._multipart import MultipartUpload
 from objstore._path import Path
-from objstore._store import Capabilities, ObjectStore
+from objstore._store import Capabilities, ObjectStore, source_file_error
 from objstore._types import (
     BytesBody,
     GetOptions,
@@ -500,9 +501,7 @@ class LocalStore(ObjectStore):
         try:
             handle = open(source, "rb")  # noqa: SIM115
         except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            cls = NotFoundError if isinstance(exc, FileNotFoundError) else PermissionDeniedError
-            raise cls(f"cannot read source file {source!r}: {reason}", path=key) from None
+            raise source_file_error(exc, source, key) from None
         with handle:
             staged = self._stage(key, options)
             try:
@@ -733,9 +732,15 @@ class _Staged:
     def copy_from(self, source_fd: int, size: int) -> None:
         """Fill the staging file with ``size`` bytes of another file, in the kernel."""
         try:
-            _copy_fd(source_fd, self.fd, size)
+            copied = _copy_fd(source_fd, self.fd, size)
         except OSError as exc:
             raise translate_os_error(exc, self.key, writing=True) from None
+        if copied < size:
+            raise IntegrityError(
+                f"the source of {self.key!r} shrank while it was copied: {size} bytes when "
+                f"the copy began, {copied} there",
+                path=self.key,
+            )
 
     def commit(self) -> PutResult:
         """Make the staged file the object, as the write mode allows."""
@@ -883,7 +888,8 @@ def _take(iterator: Iterator[ObjectMeta], count: int) -> list[ObjectMeta]:
     return out
 
 
-def _copy_fd(src: int, dst: int, size: int) -> None:
+def _copy_fd(src: int, dst: int, size: int) -> int:
+    """Copy the first ``size`` bytes of ``src`` into ``dst``; return how many there were."""
     copy: Callable[..., int] | None = getattr(os, "copy_file_range", None)
     offset = 0
     try:
@@ -901,3 +907,4 @@ def _copy_fd(src: int, dst: int, size: int) -> None:
             break
         _write_all(dst, chunk, offset)
         offset += len(chunk)
+    return offset
