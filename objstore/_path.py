@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from urllib.parse import quote, unquote
 
 from objstore._errors import InvalidPathError
 
@@ -19,6 +20,8 @@ __all__ = [
     "parents_below",
     "parse_path",
     "parse_prefix",
+    "prefix_from_url",
+    "prefix_in_url",
     "strip_prefix",
 ]
 
@@ -122,3 +125,19 @@ def parents_below(key: str, base: str) -> list[str]:
     depth = base.count(DELIMITER) + 1 if base else 0
     parts = key.split(DELIMITER)
     return [DELIMITER.join(parts[:end]) for end in range(depth + 1, len(parts))]
+
+
+def prefix_from_url(path: str) -> str:
+    """A URL's path as a store prefix: percent-escapes decoded (a URL is percent-encoded, so
+    ``s3://b/my%20dir`` is rooted at ``my dir``, as in object_store and ``file://`` URLs),
+    outer ``/`` stripped."""
+    return unquote(path).strip(DELIMITER)
+
+
+_URL_UNSAFE = re.compile(r"[%#?\s]")
+
+
+def prefix_in_url(prefix: str) -> str:
+    """A store prefix as it goes back into a URL: what would read differently there
+    (``%``, ``#``, ``?``, whitespace) percent-encoded, the rest left readable."""
+    return _URL_UNSAFE.sub(lambda match: quote(match.group()), prefix)

@@ -81,3 +81,27 @@ def test_memory_url_path_is_the_prefix() -> None:
     store = objstore.from_url("memory:///a/b")
     assert store.prefix == "a/b"
     assert objstore.from_url("memory://").prefix == ""
+
+
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        ("memory:///{}", {}),
+        ("s3://bucket/{}", {"aws_region": "us-east-1"}),
+        ("https://s3.eu-west-1.amazonaws.com/bucket/{}", {}),
+        ("https://bucket.s3.amazonaws.com/{}", {"aws_region": "us-east-1"}),
+        ("gs://bucket/{}", {}),
+        ("https://storage.googleapis.com/bucket/{}", {}),
+        ("az://container/{}", {"azure_storage_account_name": "acct"}),
+        ("abfss://fsys@acct.dfs.core.windows.net/{}", {}),
+        ("https://acct.blob.core.windows.net/container/{}", {}),
+    ],
+)
+def test_a_url_path_is_percent_decoded_into_the_prefix(url: str, options: dict[str, str]) -> None:
+    import pickle
+
+    store = objstore.from_url(url.format("my%20dir/100%25/%23x%3Fy/%C3%BC"), options)
+    assert store.prefix == "my dir/100%/#x?y/ü"  # as object_store and file:// URLs read it
+    again = pickle.loads(pickle.dumps(store))  # rebuilt from its URL: the same prefix
+    assert again.prefix == store.prefix
+    assert "my%20dir/100%25/%23x%3Fy/ü" in repr(store)

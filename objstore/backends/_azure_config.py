@@ -16,6 +16,7 @@ from objstore._config import (
     parse_choice,
 )
 from objstore._errors import ConfigError, InvalidURLError
+from objstore._path import prefix_from_url
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
@@ -164,7 +165,7 @@ def parse_azure_url(url: SplitResult) -> tuple[str, str, dict[str, Any]]:
     """
     scheme = url.scheme.lower()
     text = url.geturl()
-    path = url.path.strip("/")
+    path = prefix_from_url(url.path)
     values: dict[str, Any] = {}
     host = (url.hostname or "").lower()
     if scheme in ("az", "azure", "adl", "abfs", "abfss"):

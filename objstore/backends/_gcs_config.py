@@ -14,6 +14,7 @@ from objstore._config import (
     parse_bool,
 )
 from objstore._errors import ConfigError, InvalidURLError
+from objstore._path import prefix_from_url
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
@@ -61,7 +62,7 @@ def parse_gcs_url(url: SplitResult) -> tuple[str, str, dict[str, Any]]:
         InvalidURLError: no bucket, an invalid bucket name, or a host that is not GCS's.
     """
     scheme = url.scheme.lower()
-    path = url.path.strip("/")
+    path = prefix_from_url(url.path)
     if scheme in ("gs", "gcs"):
         bucket, prefix = url.netloc, path
     elif (url.hostname or "").lower() in _HOSTS:

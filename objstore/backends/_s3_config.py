@@ -15,6 +15,7 @@ from objstore._config import (
     parse_choice,
 )
 from objstore._errors import ConfigError, InvalidURLError
+from objstore._path import prefix_from_url
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
@@ -119,7 +120,7 @@ def parse_s3_url(url: SplitResult) -> tuple[str, str, dict[str, Any]]:
         InvalidURLError: no bucket, or a host that is not S3's.
     """
     scheme = url.scheme.lower()
-    path = url.path.strip("/")
+    path = prefix_from_url(url.path)
     values: dict[str, Any] = {}
     if scheme in ("s3", "s3a"):
         bucket, prefix = url.netloc, path

@@ -51,7 +51,7 @@ from objstore._errors import (
 )
 from objstore._inline import gather_bounded
 from objstore._multipart import MultipartUpload
-from objstore._path import Path, parse_path
+from objstore._path import Path, parse_path, prefix_in_url
 from objstore._record import replace
 from objstore._retry import RetryPolicy
 from objstore._store import Capabilities, ObjectStore
@@ -366,7 +366,11 @@ class AzureStore(ObjectStore):
         self._http = session_pool(config)
         self._date = (0, "")
         self._clock = ServerClock()
-        url = f"az://{self._container}/{prefix}" if prefix else f"az://{self._container}"
+        url = (
+            f"az://{self._container}/{prefix_in_url(prefix)}"
+            if prefix
+            else f"az://{self._container}"
+        )
         super().__init__(url=url, config=config, prefix=prefix)
 
     @classmethod

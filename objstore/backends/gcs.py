@@ -47,7 +47,7 @@ from objstore._errors import (
 )
 from objstore._inline import offload
 from objstore._multipart import MultipartUpload
-from objstore._path import Path, parse_path
+from objstore._path import Path, parse_path, prefix_in_url
 from objstore._retry import RetryPolicy
 from objstore._store import Capabilities, ObjectStore
 from objstore._types import (
@@ -282,7 +282,7 @@ class GCSStore(ObjectStore):
         self._media = f"{self._base}/download/storage/v1/b/{bucket_path}/o"
         self._uploads = f"{self._base}/upload/storage/v1/b/{bucket_path}/o"
         self._http = session_pool(config)
-        url = f"gs://{self._bucket}/{prefix}" if prefix else f"gs://{self._bucket}"
+        url = f"gs://{self._bucket}/{prefix_in_url(prefix)}" if prefix else f"gs://{self._bucket}"
         super().__init__(url=url, config=config, prefix=prefix)
 
     @classmethod

@@ -20,7 +20,7 @@ from urllib.parse import SplitResult
 from objstore._config import COMMON_KEYS, ConfigTable
 from objstore._errors import AlreadyExistsError, NotFoundError, ObjstoreError
 from objstore._multipart import MultipartUpload
-from objstore._path import Path
+from objstore._path import Path, prefix_from_url, prefix_in_url
 from objstore._store import Capabilities, ObjectStore
 from objstore._types import (
     DEFAULT_PUT,
@@ -81,7 +81,7 @@ class MemoryStore(ObjectStore):
 
     def __init__(self, options: Mapping[str, Any] | None = None, *, prefix: str = "") -> None:
         config = self.config_table.resolve(options)
-        url = f"memory:///{prefix}" if prefix else "memory://"
+        url = f"memory:///{prefix_in_url(prefix)}" if prefix else "memory://"
         super().__init__(url=url, config=config, prefix=prefix)
         self._objects: dict[str, _Entry] = {}
         self._set_lock(threading.Lock())
@@ -104,7 +104,7 @@ class MemoryStore(ObjectStore):
     def _from_url(
         cls, url: SplitResult, options: Mapping[str, Any] | None, environ: Mapping[str, str]
     ) -> MemoryStore:
-        prefix = (url.netloc + url.path).strip("/")
+        prefix = prefix_from_url(url.netloc + url.path)
         return cls(options, prefix=prefix)
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -48,7 +48,7 @@ from objstore._errors import (
     error_for_status,
 )
 from objstore._multipart import MultipartUpload
-from objstore._path import Path, parse_path
+from objstore._path import Path, parse_path, prefix_in_url
 from objstore._retry import RetryPolicy
 from objstore._store import Capabilities, ObjectStore
 from objstore._types import (
@@ -429,7 +429,7 @@ class S3Store(ObjectStore):
         self._write_static = self._static_write_headers(config)
         self._content_type = str(config.get("default_content_type") or "application/octet-stream")
         self._http = session_pool(config)
-        url = f"s3://{self._bucket}/{prefix}" if prefix else f"s3://{self._bucket}"
+        url = f"s3://{self._bucket}/{prefix_in_url(prefix)}" if prefix else f"s3://{self._bucket}"
         super().__init__(url=url, config=config, prefix=prefix)
 
     @classmethod
