@@ -503,7 +503,8 @@ class ObjectStore(abc.ABC):
             else:
                 options = self._put_options(mode, attributes, tags)
             if type(data) is not bytes:
-                data = byte_view(data) or data
+                view = byte_view(data)
+                data = data if view is None else view  # an empty view is falsy: no ``or``
             if type(data) is bytes or isinstance(data, memoryview):
                 size = len(data)
                 if size <= self.single_put_limit:
@@ -1234,7 +1235,8 @@ def _pair(each: object) -> tuple[int, int]:
     except (TypeError, ValueError):
         raise InvalidRangeError(f"ranges are (start, end) pairs, not {each!r}") from None
     bounded = _range_request(start, end, None)
-    assert isinstance(bounded, ByteRange)
+    if not isinstance(bounded, ByteRange):  # an end of None
+        raise InvalidRangeError(f"ranges are (start, end) pairs, not {each!r}")
     return bounded.start, bounded.end
 
 
@@ -1258,10 +1260,7 @@ def _read_file(source: os.PathLike[str], size: int) -> bytes:
     with open(source, "rb") as handle:
         data = handle.read(size)
     if len(data) < size:
-        raise IntegrityError(
-            f"{os.fspath(source)!r} shrank while it was uploaded: {size} bytes when the "
-            f"upload began, {len(data)} read"
-        )
+        raise _shrank(source, size, len(data))
     return data
 
 
@@ -1292,6 +1291,13 @@ def source_file_error(exc: OSError, source: os.PathLike[str] | str, key: str) ->
     return cls(f"cannot read source file {os.fspath(source)!r}: {reason}", path=key)
 
 
+def _shrank(source: os.PathLike[str], size: int, read: int) -> IntegrityError:
+    return IntegrityError(
+        f"{os.fspath(source)!r} shrank while it was uploaded: {size} bytes when the upload "
+        f"began, {read} read"
+    )
+
+
 async def _file_part_chunks(
     handle: Any, part: int, size: int, source: os.PathLike[str]
 ) -> AsyncIterator[bytes]:
@@ -1305,10 +1311,7 @@ async def _file_part_chunks(
     while done < size:
         chunk = await offload(handle.read, min(part, size - done))
         if not chunk:
-            raise IntegrityError(
-                f"{os.fspath(source)!r} shrank while it was uploaded: {size} bytes when the "
-                f"upload began, {done} left"
-            )
+            raise _shrank(source, size, done)
         done += len(chunk)
         yield chunk
 

@@ -296,7 +296,7 @@ class StoreConformance:
         assert await store.get_range("ix", Offset(2), Offset(5)) == b"234"
         assert await store.get_range("ix", Offset(7), length=Offset(2)) == b"78"
         assert await store.get_ranges("ix", [(Offset(0), Offset(2)), (8, 10)]) == [b"01", b"89"]
-        for bad in ([(1, 2, 3)], [5], [(1.0, 2)], [(True, 2)], [("1", "2")]):
+        for bad in ([(1, 2, 3)], [5], [(1.0, 2)], [(True, 2)], [("1", "2")], [(1, None)]):
             with pytest.raises(InvalidRangeError):
                 await store.get_ranges("ix", bad)
         with pytest.raises(InvalidRangeError, match="must be an int, not float"):
@@ -606,6 +606,7 @@ class StoreConformance:
             "array": ints,
             "memoryview-of-ints": memoryview(ints),
             "2-d": grid,
+            "empty": bytearray(),
             "strided": memoryview(bytes(range(10)))[::2],
             "chunks": [array.array("i", [1, 2]), memoryview(b"xy")],
         }
@@ -615,6 +616,7 @@ class StoreConformance:
         assert await store.get("buf/memoryview-of-ints") == ints.tobytes()
         assert await store.get("buf/2-d") == bytes(range(12))
         assert await store.get("buf/strided") == bytes(range(0, 10, 2))
+        assert await store.get("buf/empty") == b""
         assert await store.get("buf/chunks") == array.array("i", [1, 2]).tobytes() + b"xy"
         large = array.array("i", range(2_600_000))  # 10.4 MB: multipart on the clouds
         seen: list[tuple[int, int | None]] = []
