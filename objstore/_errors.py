@@ -167,7 +167,8 @@ def _rebuild(
 
 
 class ConfigError(ObjstoreError, ValueError):
-    """An option, URL or environment variable is wrong; raised before any I/O."""
+    """An option, URL or environment variable is wrong; raised before any I/O, or when the
+    service's answer shows it (an S3 bucket in another region than ``aws_region``)."""
 
 
 class InvalidURLError(ConfigError):

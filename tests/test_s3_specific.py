@@ -437,3 +437,34 @@ async def test_text_metadata_travels_as_rfc2047_encoded_words(
     # what a tool that sent raw UTF-8 left, or S3 served undecoded, reads as written
     s3_admin.put_object(Bucket=bucket, Key="other", Body=b"x", Metadata={"note": "a =? b"})
     assert (await s3_store.get_result("other")).attributes["note"] == "a =? b"
+
+
+async def test_a_bucket_in_another_region_is_a_config_error_naming_it() -> None:
+    # what AWS answers a request signed for the wrong region (SeaweedFS has no regions)
+    from aiohttp import web
+
+    from objstore.testing.standin import serve_handler
+
+    seen: list[str] = []
+
+    async def wrong_region(request: web.Request) -> web.Response:
+        seen.append(request.method)
+        await request.read()
+        if request.method == "GET":  # signed for us-east-1 at the bucket's endpoint
+            body = ("<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region "
+                    "'us-east-1' is wrong; expecting 'eu-west-1'</Message>"
+                    "<Region>eu-west-1</Region></Error>")  # fmt: skip
+            return web.Response(status=400, text=body, content_type="application/xml")
+        headers = {"x-amz-bucket-region": "eu-west-1"}  # the wrong endpoint: a redirect
+        body = "" if request.method == "HEAD" else "<Error><Code>PermanentRedirect</Code></Error>"
+        return web.Response(status=301, text=body, headers=headers)
+
+    async with serve_handler(wrong_region) as endpoint:
+        options = {"aws_endpoint": endpoint, "aws_region": "us-east-1", "allow_http": "true",
+                   "aws_access_key_id": "AKID", "aws_secret_access_key": "secret"}  # fmt: skip
+        async with objstore.from_url("s3://bucket", options) as store:
+            for call in (store.get("k"), store.head("k"), store.put("k", b"x")):
+                with pytest.raises(objstore.ConfigError, match="'eu-west-1'") as caught:
+                    await call
+                assert "aws_region" in str(caught.value)
+    assert seen == ["GET", "HEAD", "PUT"]  # refused at once: nothing retried

@@ -201,6 +201,16 @@ def _error(
             message = root.findtext("Message") or root.findtext("{*}Message")
         except ET.ParseError:
             message = None
+    region = headers.get("x-amz-bucket-region") or _region_in(body, code)
+    if region and (status == 301 or code in _WRONG_REGION):
+        return ConfigError(  # AWS answers a request signed for another region so
+            f"the bucket is in region {region!r}, not the one this store signs for: set "
+            f"'aws_region' (AWS_REGION) to {region!r}",
+            path=key,
+            status=status,
+            code=code or "PermanentRedirect",
+            request_id=headers.get("x-amz-request-id"),
+        )
     cls = _CODE_ERRORS.get(code or "") or error_for_status(status, create_mode=create_mode)
     if cls is PreconditionFailedError and create_mode:
         cls = AlreadyExistsError
@@ -223,6 +233,19 @@ def _error(
         request_id=headers.get("x-amz-request-id"),
     )
     return with_retry_after(error, headers)
+
+
+_WRONG_REGION = frozenset({"PermanentRedirect", "AuthorizationHeaderMalformed"})
+"""Codes AWS answers with when a request names the wrong region (with the right one)."""
+
+
+def _region_in(body: bytes, code: str | None) -> str | None:
+    """The bucket's region that a wrong-region error body names (``<Region>``)."""
+    if code not in _WRONG_REGION or b"<Region>" not in body:
+        return None
+    with contextlib.suppress(ET.ParseError):
+        return ET.fromstring(body).findtext("Region") or None
+    return None
 
 
 def _version(headers: Mapping[str, str]) -> str | None:
