@@ -241,8 +241,9 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
         target, dst, _ = self._locate(path2)
         if source is target:
             await source.copy(src, dst)
-        else:
-            await target.put(dst, await source.get(src))
+        else:  # another bucket: streamed through, never whole in memory
+            async with source.stream(src, chunk_size=8 * MiB) as chunks:
+                await target.put(dst, chunks)
 
     async def _rm_file(self, path: str, **kwargs: Any) -> None:
         store, key, _ = self._locate(path)

@@ -31,13 +31,6 @@ T = TypeVar("T")
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB
 CONCURRENCY = 16
-_STANDARD_HEADERS = {
-    "content-type": "content_type",
-    "content-encoding": "content_encoding",
-    "content-disposition": "content_disposition",
-    "content-language": "content_language",
-    "cache-control": "cache_control",
-}
 
 
 class ArrowFileSystemHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # untyped base
@@ -340,14 +333,14 @@ def _file_info(path: str, meta: ObjectMeta) -> pafs.FileInfo:
 
 
 def _attributes(metadata: Mapping[str, Any] | pa.KeyValueMetadata | None) -> dict[str, str]:
-    """Map pyarrow's output-stream metadata onto objstore attributes."""
+    """pyarrow's output-stream metadata as objstore attributes (which take HTTP names such as
+    ``Content-Type`` for the standard ones)."""
     if not metadata:
         return {}
     out: dict[str, str] = {}
     for raw_key, raw_value in metadata.items():
         key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
-        value = raw_value.decode() if isinstance(raw_value, bytes) else str(raw_value)
-        out[_STANDARD_HEADERS.get(key.lower().replace("_", "-"), key)] = value
+        out[key] = raw_value.decode() if isinstance(raw_value, bytes) else str(raw_value)
     return out
 
 

@@ -227,6 +227,32 @@ def test_register_routes_s3_urls_through_objstore(
     fs.close()
 
 
+def test_a_copy_to_another_bucket_streams(
+    registry: None,
+    s3_server: S3Server,
+    s3_admin: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = f"{bucket}-2"
+    s3_admin.create_bucket(Bucket=other)
+    options: dict[str, Any] = s3_server.options()
+    fs = S3FileSystem(**options, skip_instance_cache=True)
+    data = os.urandom(20 * 1024 * 1024)
+    fs.pipe_file(f"{bucket}/big", data)
+
+    async def no_whole_reads(*args: Any) -> bytes:
+        raise AssertionError("a cross-bucket copy read the object whole")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(objstore.ObjectStore, "get", no_whole_reads)
+        fs.cp_file(f"{bucket}/big", f"{other}/big")
+    assert fs.cat_file(f"{other}/big") == data
+    fs.rm_file(f"{other}/big")
+    s3_admin.delete_bucket(Bucket=other)
+    fs.close()
+
+
 def test_unknown_storage_option_fails_at_construction(registry: None) -> None:
     with pytest.raises(UnknownOptionError, match="did you mean 'aws_region'"):
         S3FileSystem(aws_regoin="eu-west-1", skip_instance_cache=True)
