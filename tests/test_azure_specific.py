@@ -414,3 +414,14 @@ def test_next_marker_is_read_without_parsing_the_page(
     monkeypatch.setattr(ET, "fromstring", counted)
     assert azure._next_marker(body) == marker
     assert bool(parsed) == (b"CDATA" in tail)  # only the unusual page costs a full parse
+
+
+async def test_deletes_in_a_missing_container_fail(azure_server: AzureServer) -> None:
+    # a missing blob is no delete error; a container name with a typo must not pass for one
+    async with objstore.from_url("az://no-such-container", azure_server.options()) as store:
+        with pytest.raises(objstore.BucketNotFoundError):
+            await store.delete("k")
+        with pytest.raises(BulkDeleteError) as info:
+            await store.delete_many(["a", "b"])  # one Blob Batch
+        assert all(isinstance(e, objstore.BucketNotFoundError) for e in info.value.errors.values())
+        assert set(info.value.errors) == {"a", "b"}

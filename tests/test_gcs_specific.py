@@ -363,3 +363,24 @@ async def test_conditional_statuses(status_store: tuple[StatusServer, Any]) -> N
     with pytest.raises(objstore.PreconditionFailedError) as info:
         await store.put("k", b"x", mode=objstore.UpdateVersion(e_tag="e1", version="7"))
     assert not isinstance(info.value, objstore.AlreadyExistsError)
+
+
+async def test_writes_and_deletes_in_a_missing_bucket_say_so(gcs_server: GCSServer) -> None:
+    # an upload has no object to miss: its 404 is the bucket's ("object 'k' not found" before)
+    async with objstore.from_url("gs://no-such-bucket", gcs_server.options()) as store:
+        for payload, mode in ((b"x", "overwrite"), (b"x", "create"), (b"x" * 9 * MiB, "overwrite")):
+            with pytest.raises(objstore.BucketNotFoundError):
+                await store.put("k", payload, mode=mode)  # type: ignore[arg-type]
+
+
+async def test_a_delete_in_a_missing_bucket_fails() -> None:
+    # real GCS names the bucket in its 404 (fake-gcs-server says "Not Found" for both)
+    async def missing_bucket(request: web.Request) -> web.Response:
+        body = '{"error": {"code": 404, "message": "The specified bucket does not exist."}}'
+        return web.Response(status=404, text=body, content_type="application/json")
+
+    async with serve_handler(missing_bucket) as url:
+        options = {"google_base_url": url, "allow_http": "true", **FAST_RETRIES}
+        async with objstore.from_url("gs://bkt", options) as store:
+            with pytest.raises(objstore.BucketNotFoundError):
+                await store.delete("k")

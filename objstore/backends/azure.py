@@ -785,11 +785,16 @@ class AzureStore(ObjectStore):
         return failures
 
     async def _delete_each(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
-        return await delete_each(
-            keys,
-            lambda key: self._send("DELETE", self._blob_path(key), key, ok=(202, 404)),
-            DELETE_CONCURRENCY,
-        )
+        return await delete_each(keys, self._delete_one, DELETE_CONCURRENCY)
+
+    async def _delete_one(self, key: Path) -> None:
+        """Delete one blob; a missing blob is fine, a missing container is not (a typo in
+        its name must not pass for a successful delete)."""
+        response, data = await self._send("DELETE", self._blob_path(key), key, ok=(202, 404))
+        if response.status == 404:
+            error = _error(404, data, response.headers, key)
+            if isinstance(error, BucketNotFoundError):
+                raise error
 
     async def _delete_batch(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         """Delete up to 256 blobs in one Blob Batch request; report each failure.
@@ -805,9 +810,10 @@ class AzureStore(ObjectStore):
                 break
         failures: dict[Path, ObjstoreError] = {}
         for key, (status, code, headers) in zip(keys, statuses, strict=True):
-            if status not in (202, 404):
-                error_body = f"<Code>{code}</Code>".encode() if code else b""
-                failures[key] = _error(status, error_body, headers, key)
+            if status == 202 or (status == 404 and code != "ContainerNotFound"):
+                continue  # deleted, or already gone
+            error_body = f"<Code>{code}</Code>".encode() if code else b""
+            failures[key] = _error(status, error_body, headers, key)
         return failures
 
     async def _send_batch(

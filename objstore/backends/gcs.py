@@ -151,8 +151,10 @@ def _error(
     key: str | None,
     *,
     create_mode: bool = False,
+    upload: bool = False,
 ) -> ObjstoreError:
-    """Translate a GCS error response (the one translation point of this backend)."""
+    """Translate a GCS error response (the one translation point of this backend). An
+    ``upload`` (a new object's POST) has no object to miss: its 404 is the bucket's."""
     reason = message = None
     with contextlib.suppress(ValueError, KeyError, AttributeError, TypeError, IndexError):
         error = json.loads(body)["error"]
@@ -162,7 +164,9 @@ def _error(
     lowered = (message or "").lower()
     if status == 400 and ("crc32c" in lowered or "md5" in lowered) and "match" in lowered:
         cls = ChecksumMismatchError  # the upload was corrupted on the way: send it again
-    if status == 404 and (key is None or ("bucket" in lowered and "object" not in lowered)):
+    if status == 404 and (
+        key is None or upload or ("bucket" in lowered and "object" not in lowered)
+    ):
         cls = BucketNotFoundError  # a listing's 404 can only be the bucket's
     what = f"{key!r}" if key else "the bucket"
     if cls is AlreadyExistsError:
@@ -281,6 +285,7 @@ class GCSStore(ObjectStore):
         self._objects = f"{self._base}/storage/v1/b/{bucket_path}/o"
         self._media = f"{self._base}/download/storage/v1/b/{bucket_path}/o"
         self._uploads = f"{self._base}/upload/storage/v1/b/{bucket_path}/o"
+        self._uploads_path = URL(self._uploads, encoded=True).path
         self._http = session_pool(config)
         url = f"gs://{self._bucket}/{prefix_in_url(prefix)}" if prefix else f"gs://{self._bucket}"
         super().__init__(url=url, config=config, prefix=prefix)
@@ -393,7 +398,11 @@ class GCSStore(ObjectStore):
         )  # fmt: skip
         self._clock.observe(response.headers, "GCS")  # what signed URLs are dated with
         if response.status not in ok:
-            raise _error(response.status, data, response.headers, key, create_mode=create_mode)
+            upload = method == "POST" and target.path == self._uploads_path
+            raise _error(
+                response.status, data, response.headers, key, create_mode=create_mode,
+                upload=upload,
+            )  # fmt: skip
         return response, data
 
     # ---- reads ----------------------------------------------------------------------------
@@ -622,13 +631,17 @@ class GCSStore(ObjectStore):
         return (item.get("metadata") or {}).get(WRITE_TOKEN), _put_result_from(item)
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
-        return await delete_each(
-            keys,
-            lambda key: self._send(
-                "DELETE", self._object_url(self._objects, key), key, ok=(200, 204, 404)
-            ),
-            DELETE_CONCURRENCY,
-        )
+        return await delete_each(keys, self._delete_one, DELETE_CONCURRENCY)
+
+    async def _delete_one(self, key: Path) -> None:
+        """Delete one object; a missing object is fine, a missing bucket is not (GCS says
+        which; fake-gcs-server answers both with "Not Found")."""
+        url = self._object_url(self._objects, key)
+        response, data = await self._send("DELETE", url, key, ok=(200, 204, 404))
+        if response.status == 404:
+            error = _error(404, data, response.headers, key)
+            if isinstance(error, BucketNotFoundError):
+                raise error
 
     async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
         url = (
