@@ -321,7 +321,13 @@ class ObjectStore(abc.ABC):
         max_concurrency: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> PutResult:
-        if type(data) is not bytes or progress is not None or len(data) > self.single_put_limit:
+        if (
+            type(data) is not bytes
+            or progress is not None
+            or len(data) > self.single_put_limit
+            or part_size is not None
+            or max_concurrency is not None
+        ):
             return run_inline(
                 self.put(
                     path,
@@ -413,9 +419,7 @@ class ObjectStore(abc.ABC):
         progress: ProgressCallback | None,
         total: int | None = None,
     ) -> Writer:
-        size = part_size or self.part_size
-        if size <= 0:
-            raise InvalidRequestError(f"part_size must be positive, got {size}")
+        size = self.part_size if part_size is None else _at_least("part_size", part_size, 1)
         size = -(-size // self.part_granularity) * self.part_granularity
 
         async def single_put(data: bytes) -> PutResult:
@@ -429,7 +433,9 @@ class ObjectStore(abc.ABC):
             create_upload=create_upload,
             single_put=single_put,
             part_size=size,
-            max_concurrency=max_concurrency or self.part_concurrency,
+            max_concurrency=self.part_concurrency
+            if max_concurrency is None
+            else _at_least("max_concurrency", max_concurrency, 1),
             progress=progress,
             total=total,
         )
@@ -496,6 +502,8 @@ class ObjectStore(abc.ABC):
         """
         try:
             key = (self._key_cache.get(path) if type(path) is str else None) or self._key(path)
+            if part_size is not None or max_concurrency is not None:
+                _tuning(part_size, max_concurrency)
             if mode == "overwrite" and attributes is None and tags is None:
                 if self.nonblocking_sync and type(data) is bytes and progress is None:
                     return self._put_sync(key, data, DEFAULT_PUT)
@@ -677,6 +685,8 @@ class ObjectStore(abc.ABC):
             ConcurrentModificationError: the object changed between fetches.
         """
         try:
+            _at_least("coalesce", coalesce, 0)
+            _at_least("max_concurrency", max_concurrency, 1)
             ranges = [_pair(each) for each in ranges]
             key = self._key(path)
             fetches, slices = coalesce_ranges(ranges, coalesce)
@@ -692,9 +702,7 @@ class ObjectStore(abc.ABC):
                     progress(done, total)
                 return part, response.meta
 
-            fetched = await gather_bounded(
-                (fetch(s, e) for s, e in fetches), max(1, max_concurrency)
-            )
+            fetched = await gather_bounded((fetch(s, e) for s, e in fetches), max_concurrency)
             if len({meta.e_tag for _, meta in fetched}) > 1:
                 raise ConcurrentModificationError(
                     f"{path!r} changed while its ranges were read", path=key
@@ -836,14 +844,13 @@ class ObjectStore(abc.ABC):
         """
         batches: list[list[Path]] = [[]]
         try:
+            _at_least("max_concurrency", max_concurrency, 1)
             async for item in _aiter(paths):
                 location = item.location if isinstance(item, ObjectMeta) else item
                 if len(batches[-1]) >= self.delete_batch:
                     batches.append([])
                 batches[-1].append(self._key(location))
-            results = await gather_bounded(
-                (self._delete(b) for b in batches if b), max(1, max_concurrency)
-            )
+            results = await gather_bounded((self._delete(b) for b in batches if b), max_concurrency)
         except ObjstoreError as exc:
             self._annotate(exc, "delete_many")
             raise
@@ -1183,6 +1190,10 @@ def _get_options(
     ):
         if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
             raise InvalidRequestError(f"{name} must be a timezone-aware datetime")
+    for name, text in (("if_match", if_match), ("if_none_match", if_none_match),
+                       ("version", version)):  # fmt: skip
+        if text is not None and not isinstance(text, str):
+            raise InvalidRequestError(f"{name} must be a str, not {type(text).__name__}")
     if (range_, if_match, if_none_match, if_modified_since, if_unmodified_since, version) == (
         None,
         None,
@@ -1215,6 +1226,21 @@ def _range_request(start: int, end: int | None, length: int | None) -> ByteRange
     if end is None:
         return OffsetRange(start)
     return ByteRange(start, end)
+
+
+def _at_least(name: str, value: object, minimum: int) -> int:
+    """A tuning argument checked: an ``int`` (not ``bool``) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidRequestError(f"{name} must be an int of at least {minimum}, got {value!r}")
+    return value
+
+
+def _tuning(part_size: object, max_concurrency: object) -> None:
+    """Check a write's ``part_size`` and ``max_concurrency`` (``None``: the store's own)."""
+    if part_size is not None:
+        _at_least("part_size", part_size, 1)
+    if max_concurrency is not None:
+        _at_least("max_concurrency", max_concurrency, 1)
 
 
 def _offset(name: str, value: object) -> int:

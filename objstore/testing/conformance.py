@@ -302,6 +302,28 @@ class StoreConformance:
         with pytest.raises(InvalidRangeError, match="must be an int, not float"):
             await store.get_range("ix", 1.5)
 
+    async def test_tuning_and_condition_arguments_are_checked(self, store: Any) -> None:
+        # a zero or negative tuning value used to fall back to the default unseen
+        await store.put("tune", b"0123456789")
+        refused: list[tuple[str, Callable[[], Any]]] = [
+            ("part_size", lambda: store.put("t2", b"x", part_size=0)),
+            ("part_size", lambda: store.put("t2", iter([b"x"]), part_size=-1)),
+            ("max_concurrency", lambda: store.put("t2", b"x", max_concurrency=0)),
+            ("coalesce", lambda: store.get_ranges("tune", [(0, 1)], coalesce=-1)),
+            ("max_concurrency", lambda: store.get_ranges("tune", [(0, 1)], max_concurrency=0)),
+            ("max_concurrency", lambda: store.delete_many(["tune"], max_concurrency=0)),
+            ("if_match", lambda: store.get_result("tune", if_match=5)),
+            ("version", lambda: store.get_result("tune", version=1)),
+        ]
+        for name, call in refused:
+            with pytest.raises(InvalidRequestError, match=name):
+                await call()
+        for name, value in (("part_size", 0), ("max_concurrency", 0)):
+            with pytest.raises(InvalidRequestError, match=name):
+                store.open_writer("t2", **{name: value})
+        assert not await store.exists("t2")
+        assert await store.get("tune") == b"0123456789"
+
     async def test_get_ranges(self, store: Any) -> None:
         data = payload(3 * MiB, seed=5)
         await store.put("rs", data)
