@@ -137,7 +137,8 @@ class SessionPool:
         existing = self._sessions.get(loop)
         if existing is not None and not existing.closed:
             return existing
-        for old_loop in [old for old in self._sessions if old.is_closed()]:
+        # a snapshot: event loops in other threads may add their sessions meanwhile
+        for old_loop in [old for old in list(self._sessions) if old.is_closed()]:
             self._retire(old_loop)  # closed by its hook, unless the loop skipped the hooks
         self._retire(loop)
         session = self._sessions[loop] = self._make()
