@@ -42,7 +42,7 @@ ProgressCallback: TypeAlias = Callable[[int, int | None], None]
 Attributes: TypeAlias = Mapping[str, str]
 """Standard attributes by snake_case name (see ``STANDARD_ATTRIBUTES``; their HTTP spellings,
 ``Content-Type`` and so on in any case, name them too); any other key is user metadata
-(letters, digits, ``-`` and ``_``)."""
+(letters, digits, ``-`` and ``_``; case-insensitive, kept in lower case)."""
 
 STANDARD_ATTRIBUTES = frozenset(
     {"content_type", "content_encoding", "content_disposition", "content_language", "cache_control"}
@@ -102,11 +102,14 @@ def _check_value(key: str, name: str, value: str) -> None:
 
 def _standard_name(key: str) -> str:
     """``key`` as the standard attribute it spells (``Content-Type`` -> ``content_type``), else
-    as given (user metadata): a header spelling stored as metadata would surprise everyone."""
+    as user metadata, in lower case: S3 and GCS keep no case in metadata names (HTTP headers),
+    so a name that came back as written on one backend and lowered on another would break
+    code moved between them."""
     if key in STANDARD_ATTRIBUTES:
         return key
-    name = key.lower().replace("-", "_")
-    return name if name in STANDARD_ATTRIBUTES else key
+    lowered = key.lower()
+    name = lowered.replace("-", "_")
+    return name if name in STANDARD_ATTRIBUTES else lowered
 
 
 def byte_view(data: object) -> memoryview | None:

@@ -390,6 +390,22 @@ class StoreConformance:
             await store.put("http-attr2", b"x", attributes=clash)
         assert not await store.exists("http-attr2")
 
+    async def test_metadata_names_are_case_insensitive(self, store: Any) -> None:
+        # S3 and GCS keep no case in metadata names: every backend answers alike
+        if not store.capabilities.attributes:
+            with pytest.raises(NotSupportedError):
+                await store.put("case", b"x", attributes={"Owner": "a"})
+            return
+        await store.put("case", b"x", attributes={"Owner": "a", "mixedCase_Key": "b"})
+        got = (await store.get_result("case")).attributes
+        assert {k: v for k, v in got.items() if k not in STANDARD_ATTRIBUTES} == {
+            "owner": "a",
+            "mixedcase_key": "b",
+        }
+        with pytest.raises(InvalidRequestError, match="'owner' and 'OWNER'"):
+            await store.put("case2", b"x", attributes={"owner": "a", "OWNER": "b"})
+        assert not await store.exists("case2")
+
     async def test_attribute_values_that_no_http_header_carries(self, store: Any) -> None:
         if not store.capabilities.attributes:
             with pytest.raises(NotSupportedError):
