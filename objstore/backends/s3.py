@@ -282,7 +282,7 @@ _WORD_BYTES = 45
 def _metadata_header(value: str) -> str:
     """A user metadata value as S3 takes it: ASCII as it is; other text, and text that would
     read as an encoded word, as RFC 2047 encoded words, which S3 decodes to store the value
-    (raw UTF-8 in a header breaks the request's signature on AWS)."""
+    (AWS documents US-ASCII for REST headers)."""
     if value.isascii() and "=?" not in value:
         return value
     words: list[bytes] = []
