@@ -193,15 +193,16 @@ def _error(
     conditional: bool = False,
 ) -> ObjstoreError:
     """Translate an S3 error response (the one translation point of this backend)."""
-    code = message = None
+    code = message = named_region = None
     if body:
         try:
             root = ET.fromstring(body)
             code = root.findtext("Code") or root.findtext("{*}Code")
             message = root.findtext("Message") or root.findtext("{*}Message")
+            named_region = root.findtext("Region")  # in a wrong-region answer's body
         except ET.ParseError:
             message = None
-    region = headers.get("x-amz-bucket-region") or _region_in(body, code)
+    region = headers.get("x-amz-bucket-region") or named_region
     if region and (status == 301 or code in _WRONG_REGION):
         return ConfigError(  # AWS answers a request signed for another region so
             f"the bucket is in region {region!r}, not the one this store signs for: set "
@@ -237,15 +238,6 @@ def _error(
 
 _WRONG_REGION = frozenset({"PermanentRedirect", "AuthorizationHeaderMalformed"})
 """Codes AWS answers with when a request names the wrong region (with the right one)."""
-
-
-def _region_in(body: bytes, code: str | None) -> str | None:
-    """The bucket's region that a wrong-region error body names (``<Region>``)."""
-    if code not in _WRONG_REGION or b"<Region>" not in body:
-        return None
-    with contextlib.suppress(ET.ParseError):
-        return ET.fromstring(body).findtext("Region") or None
-    return None
 
 
 def _version(headers: Mapping[str, str]) -> str | None:
