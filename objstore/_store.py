@@ -419,7 +419,8 @@ class ObjectStore(abc.ABC):
         progress: ProgressCallback | None,
         total: int | None = None,
     ) -> Writer:
-        size = self.part_size if part_size is None else _at_least("part_size", part_size, 1)
+        _tuning(part_size, max_concurrency)
+        size = self.part_size if part_size is None else part_size
         size = -(-size // self.part_granularity) * self.part_granularity
 
         async def single_put(data: bytes) -> PutResult:
@@ -433,9 +434,7 @@ class ObjectStore(abc.ABC):
             create_upload=create_upload,
             single_put=single_put,
             part_size=size,
-            max_concurrency=self.part_concurrency
-            if max_concurrency is None
-            else _at_least("max_concurrency", max_concurrency, 1),
+            max_concurrency=self.part_concurrency if max_concurrency is None else max_concurrency,
             progress=progress,
             total=total,
         )
