@@ -1285,7 +1285,7 @@ def _read_file(source: os.PathLike[str], size: int) -> bytes:
     with open(source, "rb") as handle:
         data = handle.read(size)
     if len(data) < size:
-        raise _shrank(source, size, len(data))
+        raise source_shrank(source, size, len(data))
     return data
 
 
@@ -1316,7 +1316,8 @@ def source_file_error(exc: OSError, source: os.PathLike[str] | str, key: str) ->
     return cls(f"cannot read source file {os.fspath(source)!r}: {reason}", path=key)
 
 
-def _shrank(source: os.PathLike[str], size: int, read: int) -> IntegrityError:
+def source_shrank(source: os.PathLike[str] | str, size: int, read: int) -> IntegrityError:
+    """The error for a local file that ended before the size it had when its upload began."""
     return IntegrityError(
         f"{os.fspath(source)!r} shrank while it was uploaded: {size} bytes when the upload "
         f"began, {read} read"
@@ -1336,7 +1337,7 @@ async def _file_part_chunks(
     while done < size:
         chunk = await offload(handle.read, min(part, size - done))
         if not chunk:
-            raise _shrank(source, size, done)
+            raise source_shrank(source, size, done)
         done += len(chunk)
         yield chunk
 

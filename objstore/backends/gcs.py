@@ -49,7 +49,7 @@ from objstore._inline import offload
 from objstore._multipart import MultipartUpload
 from objstore._path import Path, parse_path, prefix_in_url
 from objstore._retry import RetryPolicy
-from objstore._store import Capabilities, ObjectStore
+from objstore._store import Capabilities, ObjectStore, source_shrank
 from objstore._types import (
     ByteRange,
     BytesBody,
@@ -827,10 +827,7 @@ class _ResumableUpload(MultipartUpload):
         async def rest(start: int) -> Body:
             held = (await offload(os.fstat, handle.fileno())).st_size
             if held < total:  # else the request would wait for bytes that never come
-                raise IntegrityError(
-                    f"the file uploaded to {self._key!r} shrank while it was uploaded: "
-                    f"{total} bytes when the upload began, {held} now"
-                )
+                raise source_shrank(handle.name, total, held)
             await offload(handle.seek, start)
             return FilePayload(handle)
 
