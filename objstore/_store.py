@@ -766,6 +766,26 @@ class ObjectStore(abc.ABC):
             raise
         return True
 
+    async def get_tags(self, path: str) -> dict[str, str]:
+        """Return the tags an object was written with (``{}`` if none).
+
+        Raises:
+            NotFoundError: no such object.
+            NotSupportedError: the backend keeps no tags (GCS), or tagging is turned off.
+        """
+        if not self.capabilities.tags:
+            raise NotSupportedError(
+                f"the {self.backend} store keeps no tags", operation="get_tags", store=self._url
+            )
+        try:
+            return await self._get_tags(self._key(path))
+        except ObjstoreError as exc:
+            self._annotate(exc, "get_tags")
+            raise
+
+    async def _get_tags(self, key: Path) -> dict[str, str]:
+        raise NotSupportedError(f"the {self.backend} store keeps no tags")
+
     # ---- listings --------------------------------------------------------------------------
 
     async def list_pages(

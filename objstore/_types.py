@@ -47,7 +47,7 @@ Attributes: TypeAlias = Mapping[str, str]
 STANDARD_ATTRIBUTES = frozenset(
     {"content_type", "content_encoding", "content_disposition", "content_language", "cache_control"}
 )
-_METADATA_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 """Characters an HTTP header value may not hold (a tab may)."""
 
@@ -65,7 +65,7 @@ def validate_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     given: dict[str, str] = {}  # the caller's spelling of each key of ``out``
     for key, value in attributes.items():
-        if not isinstance(key, str) or not _METADATA_KEY.match(key):
+        if not isinstance(key, str) or not _METADATA_KEY.fullmatch(key):
             raise InvalidRequestError(
                 f"invalid attribute name {key!r}: use one of {sorted(STANDARD_ATTRIBUTES)} "
                 "or a metadata name of letters, digits, '-' and '_'"
@@ -128,15 +128,39 @@ def byte_view(data: object) -> memoryview | None:
     return view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
 
 
+MAX_TAGS = 10
+"""S3 and Azure both keep at most ten tags on an object."""
+_TAG_TEXT = re.compile(r"[\w +\-=.:/@]*")
+"""The characters S3 allows in a tag key or value: letters, digits, spaces and ``+-=._:/@``."""
+
+
 def validate_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
-    """Check that tags are ``str`` to ``str``; return a plain dict copy."""
+    """Check tags against the rules S3 and Azure share; return a plain dict copy.
+
+    Raises:
+        InvalidRequestError: more than ten tags, a key that is not 1-128 characters or a
+            value longer than 256, or a character other than letters, digits, spaces and
+            ``+ - = . _ : / @`` (a backend may narrow this: Azure takes ASCII only).
+    """
     if not tags:
         return {}
     out: dict[str, str] = {}
     for key, value in tags.items():
-        if not isinstance(key, str) or not key or not isinstance(value, str):
-            raise InvalidRequestError(f"tag {key!r}: keys and values must be non-empty str")
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidRequestError(f"tag {key!r}: keys and values must be str")
+        if not 1 <= len(key) <= 128 or len(value) > 256:
+            raise InvalidRequestError(
+                f"tag {key!r}: a key must be 1-128 characters and a value at most 256"
+            )
+        for text in (key, value):
+            if not _TAG_TEXT.fullmatch(text):
+                raise InvalidRequestError(
+                    f"tag {key!r}: {text!r} holds a character tags cannot: use letters, "
+                    "digits, spaces and + - = . _ : / @"
+                )
         out[key] = value
+    if len(out) > MAX_TAGS:
+        raise InvalidRequestError(f"{len(out)} tags given: an object keeps at most {MAX_TAGS}")
     return out
 
 

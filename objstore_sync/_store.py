@@ -107,6 +107,7 @@ class ObjectStore:
     get_ranges = blocking(A.get_ranges)
     head = blocking(A.head)
     exists = blocking(A.exists)
+    get_tags = blocking(A.get_tags)
     list = blocking(A.list)
     list_with_delimiter = blocking(A.list_with_delimiter)
     delete = blocking(A.delete)

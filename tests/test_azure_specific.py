@@ -19,6 +19,7 @@ from objstore import (
     BulkDeleteError,
     InvalidRequestError,
     NotSupportedError,
+    PermissionDeniedError,
     UpdateVersion,
 )
 from objstore._inline import gather_bounded
@@ -303,6 +304,48 @@ async def test_sas_token_store(azure_server: AzureServer, azure_container: str) 
         with pytest.raises(NotSupportedError, match="account key"):
             await store.sign("GET", "a/1")
         assert token.split("sig=")[1][:20] not in repr(store.config)
+
+
+async def test_copy_through_a_sas_that_cannot_read_tags(
+    store: AzureStore, azure_server: AzureServer, azure_container: str
+) -> None:
+    # Copy Blob leaves the source's tags behind, so the copy reads them first (Get Blob
+    # Tags); a SAS without the tags permission still copies, without the tags
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    await store.put("t/src", b"one", tags={"team": "a"})
+    token = generate_container_sas(
+        account_name=azure_server.account, container_name=azure_container,
+        account_key=azure_server.key, permission=ContainerSasPermissions(read=True, write=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )  # fmt: skip
+    options = {"azure_storage_endpoint": azure_server.endpoint,
+               "azure_storage_sas_key": token, "allow_http": "true"}  # fmt: skip
+    async with objstore.from_url(f"az://{azure_container}", options) as sas_store:
+        with pytest.raises(PermissionDeniedError):
+            await sas_store.get_tags("t/src")
+        await sas_store.copy("t/src", "t/dst")
+    assert await store.get("t/dst") == b"one"
+    assert await store.get_tags("t/dst") == {}
+    await store.copy("t/src", "t/dst")
+    assert await store.get_tags("t/dst") == {"team": "a"}
+
+
+async def test_tags_are_narrower_than_on_s3(store: AzureStore) -> None:
+    for tags in ({"who": "a@b"}, {"café": "1"}):
+        with pytest.raises(InvalidRequestError, match="Azure tags take ASCII"):
+            await store.put("t/narrow", b"x", tags=tags)
+    assert not await store.exists("t/narrow")
+
+
+async def test_disabled_tagging_has_no_tags_to_read(
+    azure_server: AzureServer, azure_container: str
+) -> None:
+    options = azure_server.options(azure_disable_tagging="true")
+    async with objstore.from_url(f"az://{azure_container}", options) as store:
+        await store.put("t/off", b"x", tags={"team": "a"})
+        with pytest.raises(NotSupportedError, match="azure_disable_tagging"):
+            await store.get_tags("t/off")
 
 
 # ---- faults ------------------------------------------------------------------------------------

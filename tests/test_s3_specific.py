@@ -13,10 +13,12 @@ import pytest
 
 import objstore
 from objstore import (
+    ConcurrentModificationError,
     ConfigError,
     InvalidRequestError,
     InvalidURLError,
     NotFoundError,
+    NotSupportedError,
     UnauthenticatedError,
     UnknownOptionError,
 )
@@ -468,3 +470,32 @@ async def test_a_bucket_in_another_region_is_a_config_error_naming_it() -> None:
                     await call
                 assert "aws_region" in str(caught.value)
     assert seen == ["GET", "HEAD", "PUT"]  # refused at once: nothing retried
+
+
+async def test_copy_if_not_exists_copies_the_object_it_looked_at(s3_store: S3Store) -> None:
+    # the multipart copy reads the source's attributes and tags first, then copies its data:
+    # a source replaced in between must not give a copy of new data with old attributes
+    await s3_store.put("race/src", b"old", attributes={"content_type": "text/old"})
+    looked = s3_store._get
+
+    async def look_then_replace(key: Any, options: Any) -> Any:
+        found = await looked(key, options)
+        await s3_store.put("race/src", b"new", attributes={"content_type": "text/new"})
+        return found
+
+    s3_store._get = look_then_replace  # type: ignore[method-assign]
+    with pytest.raises(ConcurrentModificationError, match="'race/src' changed while"):
+        await s3_store.copy_if_not_exists("race/src", "race/dst")
+    del s3_store._get
+    assert not await s3_store.exists("race/dst")
+    assert await s3_store.list_incomplete("race") == []
+
+
+async def test_disabled_tagging_writes_and_reads_no_tags(s3_server: S3Server, bucket: str) -> None:
+    options = s3_server.options(aws_disable_tagging="true")
+    async with objstore.from_url(f"s3://{bucket}", options) as store:
+        await store.put("untagged", b"x", tags={"team": "a"})
+        with pytest.raises(NotSupportedError, match="aws_disable_tagging"):
+            await store.get_tags("untagged")
+    async with objstore.from_url(f"s3://{bucket}", s3_server.options()) as store:
+        assert await store.get_tags("untagged") == {}

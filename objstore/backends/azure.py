@@ -44,6 +44,7 @@ from objstore._errors import (
     NotFoundError,
     NotSupportedError,
     ObjstoreError,
+    PermissionDeniedError,
     PreconditionFailedError,
     ThrottledError,
     UnauthenticatedError,
@@ -96,6 +97,7 @@ from objstore.backends._http import (
     xml_text,
 )
 from objstore.backends._reconcile import Carried, reconciled, write_token
+from objstore.backends._tag_set import parse_tag_set
 
 __all__ = ["AzureStore"]
 
@@ -135,6 +137,8 @@ _ATTRIBUTE_HEADERS = {
     "content_language": ("x-ms-blob-content-language", "Content-Language"),
     "cache_control": ("x-ms-blob-cache-control", "Cache-Control"),
 }
+_TAG_TEXT = re.compile(r"[A-Za-z0-9 +\-./:=_]*")
+"""The characters Azure allows in a tag: S3's but for ``@`` and non-ASCII letters."""
 _ERROR_CODE = re.compile(rb"<Code>([^<]*)</Code>")
 _ERROR_MESSAGE = re.compile(rb"<Message>([^<\n]*)")
 
@@ -489,6 +493,22 @@ class AzureStore(ObjectStore):
         response = await self._properties(key)
         return _meta_from_headers(key, response.status, response.headers)
 
+    async def _get_tags(self, key: Path) -> dict[str, str]:
+        if not self._tagging:
+            raise NotSupportedError("tagging is turned off by azure_disable_tagging", path=key)
+        _, body = await self._send("GET", self._blob_path(key), key, params=[("comp", "tags")])
+        return parse_tag_set(body)
+
+    async def _copied_tags(self, src: Path) -> dict[str, str]:
+        """The source's tags, which Copy Blob leaves behind (it takes the destination's from
+        ``x-ms-tags``); none where the credentials may not read tags (a SAS without ``t``)."""
+        if not self._tagging:
+            return {}
+        try:
+            return await self._get_tags(src)
+        except PermissionDeniedError:
+            return {}
+
     async def _get(self, key: Path, options: GetOptions) -> GetResponse:
         response, _ = await self._fetch(key, options, buffered=False)
         return response
@@ -717,6 +737,7 @@ class AzureStore(ObjectStore):
         if token is not None:
             headers[_META_PREFIX + WRITE_TOKEN] = token
         if options.tags and self._tagging:
+            _check_tags(key, options.tags)
             headers["x-ms-tags"] = urlencode(options.tags, quote_via=quote)
         return headers
 
@@ -855,6 +876,9 @@ class AzureStore(ObjectStore):
         if not overwrite:
             headers["If-None-Match"] = "*"
         try:
+            tags = await self._copied_tags(src)
+            if tags:
+                headers["x-ms-tags"] = urlencode(tags, quote_via=quote)
             response, _ = await self._send(
                 "PUT", self._blob_path(dst), dst, headers=headers, ok=(202,),
                 idempotent=overwrite, create_mode=not overwrite,
@@ -944,6 +968,16 @@ def _put_result(headers: Mapping[str, str]) -> PutResult:
 
 
 _BATCH_STATUS = re.compile(rb"HTTP/1\.1 (\d{3})[^\r\n]*\r?\n((?:[^\r\n]+\r?\n)*)")
+
+
+def _check_tags(key: str, tags: Mapping[str, str]) -> None:
+    for name, value in tags.items():
+        if not (_TAG_TEXT.fullmatch(name) and _TAG_TEXT.fullmatch(value)):
+            raise InvalidRequestError(
+                f"Azure tags take ASCII letters, digits, spaces and + - . / : = _ only: "
+                f"bad tag {name!r}",
+                path=key,
+            )
 
 
 def _batch_statuses(reply: bytes, count: int) -> list[tuple[int, str | None, dict[str, str]]]:

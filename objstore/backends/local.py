@@ -407,6 +407,19 @@ class LocalStore(ObjectStore):
     async def _head(self, key: Path) -> ObjectMeta:
         return await offload(self._head_sync, key)
 
+    def _get_tags_sync(self, key: Path) -> dict[str, str]:
+        try:
+            fd, _ = self._open_file(key)
+            try:
+                return _read_json_xattr(fd, TAGS_XATTR)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise translate_os_error(exc, key) from None
+
+    async def _get_tags(self, key: Path) -> dict[str, str]:
+        return await offload(self._get_tags_sync, key)
+
     # ---- listing --------------------------------------------------------------------------
 
     def _listed_directory(self, prefix: str) -> str | None:

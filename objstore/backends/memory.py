@@ -139,6 +139,9 @@ class MemoryStore(ObjectStore):
     async def _head(self, key: Path) -> ObjectMeta:
         return self._head_sync(key)
 
+    async def _get_tags(self, key: Path) -> dict[str, str]:
+        return dict(self._entry(key)[2])
+
     async def _get(self, key: Path, options: GetOptions) -> GetResponse:
         entry = self._entry(key)
         meta = _meta(key, entry)

@@ -30,6 +30,7 @@ from objstore._errors import (
     AlreadyExistsError,
     BucketNotFoundError,
     ChecksumMismatchError,
+    ConcurrentModificationError,
     ConfigError,
     IntegrityError,
     InvalidPathError,
@@ -102,6 +103,7 @@ from objstore.backends._sigv4 import (
     canonical_query,
     encode_path,
 )
+from objstore.backends._tag_set import parse_tag_set
 
 __all__ = ["S3Store"]
 
@@ -716,6 +718,12 @@ class S3Store(ObjectStore):
         response, _ = await self._send("HEAD", key, headers=self._sse_c or None)
         return _meta_from_headers(key, response.status, response.headers)
 
+    async def _get_tags(self, key: Path) -> dict[str, str]:
+        if not self._tagging:
+            raise NotSupportedError("tagging is turned off by aws_disable_tagging", path=key)
+        _, body = await self._send("GET", key, params=[("tagging", "")])
+        return parse_tag_set(body)
+
     # ---- listings -------------------------------------------------------------------------
 
     async def _list_body(
@@ -885,7 +893,8 @@ class S3Store(ObjectStore):
 
     async def _copy_create_multipart(self, src: Path, dst: Path) -> None:
         source = await self._get(src, GetOptions(head=True))
-        options = PutOptions(mode="create", attributes=source.attributes)
+        tags = await self._get_tags(src) if self._tagging else {}
+        options = PutOptions(mode="create", attributes=source.attributes, tags=tags)
         upload = await self._create_multipart(dst, options)
         assert isinstance(upload, _S3Upload)
         try:
@@ -893,10 +902,20 @@ class S3Store(ObjectStore):
             limit = 5 * 1024 * MiB
             while True:
                 headers = {"x-amz-copy-source": self._copy_source(src), **self._sse_c}
+                if source.meta.e_tag:  # every part from the object the head saw
+                    headers["x-amz-copy-source-if-match"] = source.meta.e_tag
                 if size > limit:
                     end = min(size, start + limit)
                     headers["x-amz-copy-source-range"] = f"bytes={start}-{end - 1}"
-                _, body = await self._send("PUT", dst, params=upload.params(part), headers=headers)
+                try:
+                    _, body = await self._send(
+                        "PUT", dst, params=upload.params(part), headers=headers
+                    )
+                except PreconditionFailedError as exc:
+                    raise ConcurrentModificationError(
+                        f"{src!r} changed while it was being copied; nothing was written",
+                        path=src, status=exc.status, code=exc.code,
+                    ) from None  # fmt: skip
                 root = ET.fromstring(body)
                 upload.etags[part] = root.findtext(f"{_ns(root)}ETag") or ""
                 part, start = part + 1, start + limit

@@ -366,6 +366,8 @@ class StoreConformance:
             await store.put("attr2", b"x", attributes={"bad key": "v"})
         with pytest.raises(InvalidRequestError, match="str"):
             await store.put("attr2", b"x", attributes={"content_type": 5})
+        with pytest.raises(InvalidRequestError, match="invalid attribute name 'owner\\\\n'"):
+            await store.put("attr2", b"x", attributes={"owner\n": "v"})
         assert not await store.exists("attr2")
 
     async def test_attributes_by_their_http_names(self, store: Any) -> None:
@@ -423,13 +425,46 @@ class StoreConformance:
         got = (await store.get_result("hdr")).attributes
         assert {key: got.get(key) for key in text} == text
 
-    async def test_tags_accepted(self, store: Any) -> None:
+    async def test_tags_round_trip(self, store: Any) -> None:
+        tags = {"team": "a b", "cost-centre": "4:2/x=y+z_.", "empty": ""}
         if not store.capabilities.tags:
             with pytest.raises(NotSupportedError):
                 await store.put("tag", b"x", tags={"k": "v"})
+            await store.put("tag", b"x")
+            with pytest.raises(NotSupportedError, match="tags"):
+                await store.get_tags("tag")
             return
-        await store.put("tag", b"x", tags={"k": "v", "team": "a"})
+        await store.put("tag", b"x", tags=tags)
         assert await store.get("tag") == b"x"
+        assert await store.get_tags("tag") == tags
+        async with store.open_writer("tag-w", tags={"k": "v"}, part_size=5 * MiB) as writer:
+            await writer.write(bytes(6 * MiB))  # two parts
+        assert await store.get_tags("tag-w") == {"k": "v"}
+        await store.copy("tag", "tag-c")
+        await store.copy_if_not_exists("tag", "tag-n")
+        await store.rename("tag-c", "tag-r")
+        assert [await store.get_tags(k) for k in ("tag-n", "tag-r")] == [tags, tags]
+        await store.put("tag", b"z")  # an overwrite without tags keeps none
+        assert await store.get_tags("tag") == {}
+        with pytest.raises(NotFoundError):
+            await store.get_tags("no-such-tag")
+
+    async def test_tags_are_checked(self, store: Any) -> None:
+        if not store.capabilities.tags:
+            return
+        refused = [
+            ({f"k{i}": "v" for i in range(11)}, "at most 10"),
+            ({"": "v"}, "1-128"),
+            ({"k" * 129: "v"}, "1-128"),
+            ({"k": "v" * 257}, "256"),
+            ({"k": "a,b"}, "'a,b' holds a character"),
+            ({"k\n": "v"}, "holds a character"),
+            ({"k": 5}, "must be str"),
+        ]
+        for tags, message in refused:
+            with pytest.raises(InvalidRequestError, match=message):
+                await store.put("bad-tag", b"x", tags=tags)
+        assert not await store.exists("bad-tag")
 
     # ---- listing ----------------------------------------------------------------------------
 
