@@ -34,6 +34,7 @@ from objstore._errors import (
     InvalidRangeError,
     InvalidRequestError,
     NotFoundError,
+    NotSupportedError,
     PreconditionFailedError,
 )
 from objstore._inline import gather_bounded
@@ -237,13 +238,31 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
                 os.unlink(partial)
 
     async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        """Copy one object; a directory (which fsspec's recursive ``copy`` and ``mv`` pass
+        along with its files) has nothing to copy: directories are implied by keys."""
         source, src, _ = self._locate(path1)
         target, dst, _ = self._locate(path2)
-        if source is target:
-            await source.copy(src, dst)
-        else:  # another bucket: streamed through, never whole in memory
-            async with source.stream(src, chunk_size=8 * MiB) as chunks:
-                await target.put(dst, chunks)
+        try:
+            if source is target:
+                await source.copy(src, dst)
+            else:  # another bucket: streamed through, never whole in memory
+                async with source.stream(src, chunk_size=8 * MiB) as chunks:
+                    await target.put(dst, chunks)
+        except NotFoundError:
+            if not await has_objects_under(source, src):
+                raise
+
+    def touch(self, path: str, truncate: bool = True, **kwargs: Any) -> None:
+        """Create an empty object (``truncate``: replace one that exists). Without
+        ``truncate`` an existing object is an error: an object's modification time cannot
+        change without rewriting it."""
+        if not truncate and self.exists(path):
+            raise NotSupportedError(
+                f"cannot touch {path!r} without truncating it: an object's modification time "
+                "changes only when it is rewritten",
+                path=path,
+            )
+        super().touch(path, truncate=True, **kwargs)
 
     async def _rm_file(self, path: str, **kwargs: Any) -> None:
         store, key, _ = self._locate(path)

@@ -123,6 +123,32 @@ def test_rm_and_copy(fs: ObjstoreFileSystem) -> None:
     assert not fs.exists("m")
 
 
+def test_recursive_copy_and_move_of_a_directory(fs: ObjstoreFileSystem) -> None:
+    # fsspec passes the directories along with the files to _cp_file; mv checks every copy
+    for key in ("src/a", "src/b/c", "src/b/d/e"):
+        fs.pipe_file(key, key.encode())
+    fs.cp("src", "copied", recursive=True)
+    assert fs.find("copied") == ["copied/a", "copied/b/c", "copied/b/d/e"]
+    fs.mv("copied", "moved", recursive=True)
+    assert fs.find("moved") == ["moved/a", "moved/b/c", "moved/b/d/e"]
+    assert not fs.exists("copied")
+    assert fs.cat_file("moved/b/d/e") == b"src/b/d/e"
+    with pytest.raises(FileNotFoundError):
+        fs.cp_file("no-such", "x")
+
+
+def test_touch(fs: ObjstoreFileSystem) -> None:
+    fs.pipe_file("t/full", b"data")
+    fs.touch("t/new")
+    assert fs.cat_file("t/new") == b""
+    with pytest.raises(NotImplementedError, match="without truncating"):
+        fs.touch("t/full", truncate=False)
+    assert fs.cat_file("t/full") == b"data"
+    fs.touch("t/other", truncate=False)  # a new one is made either way
+    fs.touch("t/full")
+    assert fs.cat_file("t/full") == b""
+
+
 def test_put_and_get_files_with_progress(fs: ObjstoreFileSystem, tmp_path: Any) -> None:
     source = tmp_path / "source.bin"
     payload = os.urandom(3 * MiB + 17)
