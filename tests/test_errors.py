@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,15 @@ def test_errors_pickle_with_their_context(error: ObjstoreError) -> None:
 )
 def test_status_table(status: int, create: bool, cls: type[ObjstoreError]) -> None:
     assert error_for_status(status, create_mode=create) is cls
+
+
+@pytest.mark.parametrize("kind", ["memory", "local"])
+async def test_a_refused_update_names_what_changed(kind: str, tmp_path: Any) -> None:
+    store = objstore.from_url("memory://" if kind == "memory" else str(tmp_path))
+    first = await store.put("k", b"1")
+    await store.put("k", b"2")
+    with pytest.raises(objstore.PreconditionFailedError, match=r"no longer has ETag '"):
+        await store.put("k", b"3", mode=objstore.UpdateVersion(e_tag=first.e_tag))
+    with pytest.raises(objstore.PreconditionFailedError, match="no longer has version 'gone'"):
+        await store.put("k", b"3", mode=objstore.UpdateVersion(version="gone"))
+    assert await store.get("k") == b"2"

@@ -11,7 +11,14 @@ from objstore._errors import (
 )
 from objstore._types import BytesBody, GetOptions, GetResponse, ObjectMeta, PutMode, UpdateVersion
 
-__all__ = ["check_read_conditions", "check_write_mode", "empty_read", "etag_matches"]
+__all__ = [
+    "check_read_conditions",
+    "check_served_version",
+    "check_write_mode",
+    "empty_read",
+    "etag_matches",
+    "update_refused",
+]
 
 
 def _bare(tag: str) -> str:
@@ -60,6 +67,25 @@ def check_read_conditions(meta: ObjectMeta, options: GetOptions) -> None:
         )
 
 
+async def check_served_version(path: str, wanted: str | None, served: GetResponse) -> None:
+    """Refuse a reply that is not the version asked for (releasing its body): a server that
+    keeps no versions may ignore the parameter and serve the current object (SeaweedFS on an
+    unversioned bucket, Azurite). S3 names an unversioned object's version ``null`` and
+    sends no version with it.
+
+    Raises:
+        NotFoundError: the reply is another version, or names none.
+    """
+    found = served.meta.version
+    if wanted is None or found == wanted or (wanted == "null" and found is None):
+        return
+    if served.body is not None:
+        await served.body.aclose()
+    raise NotFoundError(
+        f"{path!r} has no version {wanted!r} (the service served {found!r})", path=path, status=404
+    )
+
+
 def check_write_mode(
     path: str, mode: PutMode, current: tuple[str | None, str | None] | None
 ) -> None:
@@ -84,9 +110,18 @@ def check_write_mode(
     if (mode.e_tag is not None and not etag_matches(mode.e_tag, e_tag)) or (
         mode.version is not None and mode.version != version
     ):
-        raise PreconditionFailedError(
-            f"{path!r} changed: it no longer has ETag {mode.e_tag!r}", path=path, status=412
-        )
+        raise update_refused(path, mode)
+
+
+def update_refused(path: str, mode: UpdateVersion) -> PreconditionFailedError:
+    """The error of an update whose object is no longer the one ``mode`` names."""
+    named = " and ".join(
+        f"{what} {value!r}" for what, value in (("ETag", mode.e_tag), ("version", mode.version))
+        if value is not None
+    )  # fmt: skip
+    return PreconditionFailedError(
+        f"{path!r} changed: it no longer has {named}", path=path, status=412
+    )
 
 
 def empty_read(key: str, described: GetResponse, start: int) -> GetResponse:

@@ -80,7 +80,7 @@ from objstore.backends._azure_config import (
 )
 from objstore.backends._checksums import azure_checksum, content_md5
 from objstore.backends._clock import ServerClock
-from objstore.backends._conditions import empty_read
+from objstore.backends._conditions import check_served_version, empty_read
 from objstore.backends._http import (
     ResponseBody,
     delete_each,
@@ -539,11 +539,13 @@ class AzureStore(ObjectStore):
         self, key: Path, options: GetOptions, *, buffered: bool
     ) -> tuple[GetResponse, bytes]:
         try:
-            return await self._fetch_checked(key, options, buffered=buffered)
+            result = await self._fetch_checked(key, options, buffered=buffered)
         except PreconditionFailedError:
             if options.if_match is not None:  # Azure answers 412, not 404, for a missing blob
                 await self._properties(key, options.version)
             raise
+        await check_served_version(key, options.version, result[0])
+        return result
 
     async def _get_range_bytes(self, key: Path, request: ByteRange | OffsetRange) -> bytes:
         """A ranged GET whose reply is not parsed into metadata."""

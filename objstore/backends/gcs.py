@@ -65,7 +65,7 @@ from objstore._types import (
 )
 from objstore.backends._checksums import gcs_checksum, upload_checksum
 from objstore.backends._clock import ServerClock
-from objstore.backends._conditions import check_read_conditions, empty_read
+from objstore.backends._conditions import check_read_conditions, empty_read, update_refused
 from objstore.backends._gcs_auth import (
     BearerSource,
     GcloudAuthSource,
@@ -582,9 +582,7 @@ class GCSStore(ObjectStore):
                 f"{key!r} does not exist, so it cannot be updated", path=key, status=412
             ) from None
         if _bare(mode.e_tag) != meta.e_tag or meta.version is None:
-            raise PreconditionFailedError(
-                f"{key!r} changed: it no longer has ETag {mode.e_tag!r}", path=key, status=412
-            )
+            raise update_refused(key, mode)
         return meta.version
 
     async def _mode_params(self, key: str, mode: Any) -> tuple[list[tuple[str, str]], str | None]:

@@ -50,7 +50,6 @@ from objstore._errors import (
     NotSupportedError,
     ObjstoreError,
     PermissionDeniedError,
-    PreconditionFailedError,
     SymlinkEscapeError,
 )
 from objstore._inline import offload
@@ -70,7 +69,12 @@ from objstore._types import (
     make_put_result,
     resolve_range,
 )
-from objstore.backends._conditions import check_read_conditions, check_write_mode, etag_matches
+from objstore.backends._conditions import (
+    check_read_conditions,
+    check_write_mode,
+    etag_matches,
+    update_refused,
+)
 from objstore.backends._openat2 import open_without_links
 
 __all__ = ["LocalStore"]
@@ -813,11 +817,7 @@ class _Staged:
                 if now.st_ino != held.st_ino:
                     continue
                 if mode.e_tag is None or not etag_matches(mode.e_tag, _e_tag(now)):
-                    raise PreconditionFailedError(
-                        f"{self.key!r} changed: it no longer has ETag {mode.e_tag!r}",
-                        path=self.key,
-                        status=412,
-                    )
+                    raise update_refused(self.key, mode)
                 os.replace(self.staging, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
                 return
             finally:

@@ -76,7 +76,7 @@ from objstore.backends._aws_credentials import (
 )
 from objstore.backends._checksums import content_md5, s3_checksum
 from objstore.backends._clock import ServerClock
-from objstore.backends._conditions import empty_read
+from objstore.backends._conditions import check_served_version, empty_read
 from objstore.backends._http import (
     ResponseBody,
     delete_each,
@@ -665,6 +665,13 @@ class S3Store(ObjectStore):
     ) -> tuple[GetResponse, bytes]:
         """GET or HEAD; ``buffered`` reads the body inside the retries (a truncated body is
         fetched again), otherwise the body streams."""
+        result = await self._fetch_reply(key, options, buffered=buffered)
+        await check_served_version(key, options.version, result[0])
+        return result
+
+    async def _fetch_reply(
+        self, key: Path, options: GetOptions, *, buffered: bool
+    ) -> tuple[GetResponse, bytes]:
         params = [("versionId", options.version)] if options.version else []
         request = options.range
         if options.head or (isinstance(request, ByteRange) and request.end == request.start):
