@@ -578,9 +578,9 @@ def read_headers(options: GetOptions) -> dict[str, str]:
     """The HTTP headers of a read's range and conditions."""
     headers: dict[str, str] = {}
     if options.if_match is not None:
-        headers["If-Match"] = options.if_match
+        headers["If-Match"] = strong_tags(options.if_match)
     if options.if_none_match is not None:
-        headers["If-None-Match"] = options.if_none_match
+        headers["If-None-Match"] = strong_tags(options.if_none_match)
     if options.if_modified_since is not None:
         headers["If-Modified-Since"] = http_date(options.if_modified_since)
     if options.if_unmodified_since is not None:
@@ -588,6 +588,15 @@ def read_headers(options: GetOptions) -> dict[str, str]:
     if options.range is not None:
         headers["Range"] = range_header(options.range)
     return headers
+
+
+def strong_tags(condition: str) -> str:
+    """An ETag condition with its weak tags made strong: objstore compares ETags without
+    ``W/`` (memory, local and GCS, which are checked here), while S3 and Azure never match a
+    weak tag in ``If-Match``."""
+    if "W/" not in condition:
+        return condition
+    return ", ".join(tag.strip().removeprefix("W/") for tag in condition.split(","))
 
 
 def range_header(request: RangeRequest) -> str:

@@ -80,7 +80,7 @@ from objstore.backends._azure_config import (
 )
 from objstore.backends._checksums import azure_checksum, content_md5
 from objstore.backends._clock import ServerClock
-from objstore.backends._conditions import check_served_version, empty_read
+from objstore.backends._conditions import check_read_conditions, check_served_version, empty_read
 from objstore.backends._http import (
     ResponseBody,
     delete_each,
@@ -538,13 +538,22 @@ class AzureStore(ObjectStore):
     async def _fetch(
         self, key: Path, options: GetOptions, *, buffered: bool
     ) -> tuple[GetResponse, bytes]:
+        sent = _expressible(options)
         try:
-            result = await self._fetch_checked(key, options, buffered=buffered)
+            result = await self._fetch_checked(key, sent, buffered=buffered)
         except PreconditionFailedError:
-            if options.if_match is not None:  # Azure answers 412, not 404, for a missing blob
+            if sent.if_match is not None:  # Azure answers 412, not 404, for a missing blob
                 await self._properties(key, options.version)
             raise
-        await check_served_version(key, options.version, result[0])
+        response = result[0]
+        try:
+            if sent is not options:
+                check_read_conditions(response.meta, options)
+        except ObjstoreError:
+            if response.body is not None:
+                await response.body.aclose()
+            raise
+        await check_served_version(key, options.version, response)
         return result
 
     async def _get_range_bytes(self, key: Path, request: ByteRange | OffsetRange) -> bytes:
@@ -970,6 +979,24 @@ def _put_result(headers: Mapping[str, str]) -> PutResult:
 
 
 _BATCH_STATUS = re.compile(rb"HTTP/1\.1 (\d{3})[^\r\n]*\r?\n((?:[^\r\n]+\r?\n)*)")
+
+
+def _expressible(options: GetOptions) -> GetOptions:
+    """``options`` without the ETag conditions Azure cannot take, which the reply is then
+    checked against here: a list of ETags (Azure takes one; it refused a list in
+    ``If-Match`` and ignored one in ``If-None-Match``) and ``If-None-Match: *`` on a read
+    (refused as unsatisfiable where HTTP answers 304 for an object that exists)."""
+    drop_match = options.if_match is not None and "," in options.if_match
+    drop_none = options.if_none_match is not None and (
+        "," in options.if_none_match or options.if_none_match.strip() == "*"
+    )
+    if not (drop_match or drop_none):
+        return options
+    return replace(
+        options,
+        if_match=None if drop_match else options.if_match,
+        if_none_match=None if drop_none else options.if_none_match,
+    )
 
 
 def _check_tags(key: str, tags: Mapping[str, str]) -> None:
