@@ -827,10 +827,12 @@ class ObjectStore(abc.ABC):
         try:
             full = self._key_prefix(prefix)
             result = await self._list_with_delimiter(full)
+            # in the order a listing has them: each with its "/" ("a/b-y/" < "a/b/")
+            prefixes = sorted(result.common_prefixes, key=lambda p: p + "/")
             if not self._prefix:
-                return result
+                return ListResult(common_prefixes=prefixes, objects=result.objects)
             return ListResult(
-                common_prefixes=[self._rel(p) for p in result.common_prefixes],
+                common_prefixes=[self._rel(p) for p in prefixes],
                 objects=[self._rel_meta(m) for m in result.objects],
             )
         except ObjstoreError as exc:

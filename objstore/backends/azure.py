@@ -675,7 +675,7 @@ class AzureStore(ObjectStore):
                 metas, found, _ = _parse_listing(body)
                 objects.extend(metas)
                 prefixes.extend(p.rstrip("/") for p in found)
-        return ListResult(common_prefixes=sorted(set(prefixes)), objects=objects)
+        return ListResult(common_prefixes=list(dict.fromkeys(prefixes)), objects=objects)
 
     # ---- uploads left by writers that died -------------------------------------------------
 

@@ -546,7 +546,7 @@ class GCSStore(ObjectStore):
                     with contextlib.suppress(InvalidPathError):
                         parse_path(item["name"])
                         objects.append(_meta_from_json(item["name"], item))
-        return ListResult(common_prefixes=sorted(set(prefixes)), objects=objects)
+        return ListResult(common_prefixes=list(dict.fromkeys(prefixes)), objects=objects)
 
     # ---- writes ---------------------------------------------------------------------------
 

@@ -508,6 +508,13 @@ class StoreConformance:
         assert await store.list("nothing/here") == []
         assert await store.list("a/b/1") == []
 
+    async def test_common_prefixes_in_listing_order(self, store: Any) -> None:
+        # each prefix sorts with its "/": "p/b-y/" and "p/b.z/" come before "p/b/"
+        for key in ("p/b/x", "p/b-y/x", "p/b.z/x", "p/a/x", "p/ü/x"):
+            await store.put(key, b"x")
+        result = await store.list_with_delimiter("p")
+        assert result.common_prefixes == ["p/a", "p/b-y", "p/b.z", "p/b", "p/ü"]
+
     async def test_key_that_is_also_a_prefix(self, store: Any) -> None:
         await store.put("n/b/1", b"x")
         if not store.capabilities.object_and_prefix:
