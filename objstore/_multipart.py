@@ -175,7 +175,10 @@ class Writer:
             await asyncio.gather(*self._tasks)
 
     async def close(self) -> PutResult:
-        """Upload what is buffered and make the object visible; return its identity."""
+        """Upload what is buffered and make the object visible; return its identity (again,
+        on a later ``close()``, as a file closes once; after ``abort()`` it raises)."""
+        if self._state == "complete" and self.result is not None:
+            return self.result
         self._check_open()
         try:
             if self._upload is None:

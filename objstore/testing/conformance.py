@@ -744,6 +744,8 @@ class StoreConformance:
                 await writer.write(payload(MiB, seed=i))
             assert not await store.exists("w/ok")
         assert await store.get("w/ok") == b"".join(payload(MiB, seed=i) for i in range(11))
+        again = await writer.close()  # closes once, as a file does: the same answer
+        assert again.e_tag == (await store.head("w/ok")).e_tag
         with pytest.raises(MultipartUploadError):
             await writer.write(b"late")
 
