@@ -44,6 +44,7 @@ from objstore._errors import (
     PermissionDeniedError,
     PreconditionFailedError,
     TransientError,
+    UnauthenticatedError,
 )
 from objstore._inline import gather_bounded, offload, run_inline
 from objstore._multipart import MultipartUpload, Writer
@@ -132,6 +133,8 @@ class ObjectStore(abc.ABC):
     """Parts are rounded up to a multiple of this (the service keeps no less)."""
     part_concurrency: ClassVar[int] = 8
     delete_batch: ClassVar[int] = 1000
+    _dropped_secrets: tuple[str, ...] = ()
+    """The options a pickled copy of this store was sent without (``allow_pickle_secrets``)."""
 
     def __init__(self, *, url: str, config: Config, prefix: str = "") -> None:
         self._url = url
@@ -155,10 +158,10 @@ class ObjectStore(abc.ABC):
         return f"{type(self).__name__}({self._url!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        from objstore._registry import from_url
-
         with_secrets = bool(self.config.get("allow_pickle_secrets", False))
-        return (from_url, (self._url, self.config.explicit_options(with_secrets=with_secrets)))
+        options = self.config.explicit_options(with_secrets=with_secrets)
+        dropped = sorted(set(self.config.explicit_options(with_secrets=True)) - set(options))
+        return (_unpickled, (self._url, options, tuple(dropped)))
 
     async def aclose(self) -> None:  # noqa: B027  (backends without clients have nothing to do)
         """Release clients and connections (the store stays usable and reopens them lazily)."""
@@ -376,6 +379,14 @@ class ObjectStore(abc.ABC):
     def _annotate(self, exc: ObjstoreError, operation: str) -> None:
         if exc.operation is None:
             exc.operation = operation
+        if self._dropped_secrets and isinstance(exc, UnauthenticatedError | PermissionDeniedError):
+            note = (
+                f"this store was unpickled without its secrets ({', '.join(self._dropped_secrets)}"
+                "): give the process credentials of its own, or set allow_pickle_secrets=true "
+                "to send them (to trusted processes only)"
+            )
+            if note not in getattr(exc, "__notes__", ()):
+                exc.add_note(note)
         if exc.store is None:
             exc.store = self._url
         if exc.path is not None and self._prefix and exc.path.startswith(self._prefix + "/"):
@@ -1382,3 +1393,12 @@ async def _as_chunks(data: Any) -> AsyncIterator[bytes]:
         if view is None:
             raise InvalidRequestError(f"chunks must be bytes, not {type(chunk).__name__}")
         yield bytes(view)
+
+
+def _unpickled(url: str, options: dict[str, Any], dropped: tuple[str, ...]) -> ObjectStore:
+    """Rebuild a pickled store; ``dropped`` names the secrets it was sent without."""
+    from objstore._registry import from_url
+
+    store = from_url(url, options)
+    store._dropped_secrets = dropped
+    return store

@@ -20,6 +20,7 @@ from objstore import (
     InvalidRequestError,
     NotSupportedError,
     PermissionDeniedError,
+    UnauthenticatedError,
     UpdateVersion,
 )
 from objstore._inline import gather_bounded
@@ -213,6 +214,11 @@ async def test_store_pickles_without_its_key(
 ) -> None:
     store = objstore.from_url(f"az://{azure_container}", azure_server.options())
     assert azure_server.key.encode() not in pickle.dumps(store)
+    without = pickle.loads(pickle.dumps(store))  # falls back to a managed identity: none here
+    with pytest.raises(UnauthenticatedError) as caught:
+        await without.get("p")
+    assert "without its secrets (azure_storage_account_key)" in caught.value.__notes__[0]
+    await without.aclose()
     allowed = objstore.from_url(
         f"az://{azure_container}", azure_server.options(allow_pickle_secrets="true")
     )

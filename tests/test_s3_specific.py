@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import time
 import uuid
 from typing import Any
@@ -499,3 +500,18 @@ async def test_disabled_tagging_writes_and_reads_no_tags(s3_server: S3Server, bu
             await store.get_tags("untagged")
     async with objstore.from_url(f"s3://{bucket}", s3_server.options()) as store:
         assert await store.get_tags("untagged") == {}
+
+
+async def test_a_store_unpickled_without_its_secrets_says_so(
+    s3_server: S3Server, bucket: str
+) -> None:
+    store = objstore.from_url(f"s3://{bucket}", s3_server.options())
+    clone = pickle.loads(pickle.dumps(store))  # no credentials here: the chain finds none
+    with pytest.raises(UnauthenticatedError) as caught:
+        await clone.get("anything")
+    (note,) = caught.value.__notes__
+    assert "without its secrets (aws_access_key_id, aws_secret_access_key)" in note
+    assert "allow_pickle_secrets" in note
+    assert s3_server.secret_key not in note
+    await clone.aclose()
+    await store.aclose()
