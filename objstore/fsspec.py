@@ -328,6 +328,8 @@ class _BucketFileSystem(ObjstoreFileSystem):
 
     cachable = True
     scheme: ClassVar[str] = ""
+    _dropped_secrets: tuple[str, ...] = ()
+    """The storage options this filesystem was pickled without."""
 
     def __init__(
         self,
@@ -350,7 +352,8 @@ class _BucketFileSystem(ObjstoreFileSystem):
         keep = bool(allowed) and parse_bool(allowed[0])
         secret = {n for n, k in keys.items() if k.secret or k.credential}
         options = {n: v for n, v in self._options.items() if keep or n not in secret}
-        return (_rebuild_bucket_fs, (type(self), self.blocksize, options))
+        dropped = tuple(sorted(set(self._options) - set(options)))
+        return (_rebuild_bucket_fs, (type(self), self.blocksize, options, dropped))
 
     def __repr__(self) -> str:
         return f"objstore.fsspec.{type(self).__name__}()"
@@ -364,9 +367,9 @@ class _BucketFileSystem(ObjstoreFileSystem):
             )
         store = self._stores.get(bucket)
         if store is None:
-            store = self._stores.setdefault(
-                bucket, from_url(f"{self.scheme}://{bucket}", self._options)
-            )
+            made = from_url(f"{self.scheme}://{bucket}", self._options)
+            made._dropped_secrets = self._dropped_secrets  # its errors say what was left out
+            store = self._stores.setdefault(bucket, made)
         return store, _clean(key), bucket
 
     async def _aclose(self) -> None:
@@ -503,9 +506,14 @@ class ObjstoreFile(AbstractBufferedFile):  # type: ignore[misc]  # untyped base
 
 
 def _rebuild_bucket_fs(
-    cls: type[_BucketFileSystem], block_size: int, options: dict[str, Any]
+    cls: type[_BucketFileSystem],
+    block_size: int,
+    options: dict[str, Any],
+    dropped: tuple[str, ...] = (),
 ) -> _BucketFileSystem:
-    return cls(block_size=block_size, **options)
+    fs = cls(block_size=block_size, **options)
+    fs._dropped_secrets = dropped
+    return fs
 
 
 def _clean(key: str) -> str:

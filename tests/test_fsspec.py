@@ -306,6 +306,20 @@ def test_bucket_filesystem_pickles_without_secrets(
         each.close()
 
 
+def test_bucket_filesystem_unpickled_without_secrets_says_so(
+    registry: None, s3_server: S3Server, bucket: str
+) -> None:
+    fs = S3FileSystem(**s3_server.options())
+    payload = pickle.dumps(fs)
+    S3FileSystem.clear_instance_cache()
+    clone = pickle.loads(payload)  # no credentials in this process's environment
+    with pytest.raises(objstore.UnauthenticatedError) as caught:
+        clone.cat_file(f"{bucket}/anything")
+    assert "(aws_access_key_id, aws_secret_access_key)" in caught.value.__notes__[0]
+    for each in (fs, clone):
+        each.close()
+
+
 def test_pandas_reads_and_writes_s3_through_objstore(
     registry: None, s3_server: S3Server, bucket: str
 ) -> None:
