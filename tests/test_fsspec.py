@@ -309,7 +309,8 @@ def test_bucket_filesystem_pickles_without_secrets(
 def test_bucket_filesystem_unpickled_without_secrets_says_so(
     registry: None, s3_server: S3Server, bucket: str
 ) -> None:
-    fs = S3FileSystem(**s3_server.options())
+    options: dict[str, Any] = s3_server.options()
+    fs = S3FileSystem(**options)
     payload = pickle.dumps(fs)
     S3FileSystem.clear_instance_cache()
     clone = pickle.loads(payload)  # no credentials in this process's environment
