@@ -32,6 +32,7 @@ from objstore._concurrency import coalesce_ranges
 from objstore._config import Config, ConfigTable
 from objstore._errors import (
     AlreadyExistsError,
+    BucketNotFoundError,
     BulkDeleteError,
     ChecksumMismatchError,
     ConcurrentModificationError,
@@ -767,9 +768,17 @@ class ObjectStore(abc.ABC):
             raise
 
     async def exists(self, path: str) -> bool:
-        """Say whether an object exists."""
+        """Say whether an object exists.
+
+        Raises:
+            BucketNotFoundError: the bucket or container itself is missing, where the service
+                says so (a misspelt name is not an object that does not exist).
+        """
         try:
             await self._head(self._key(path))
+        except BucketNotFoundError as exc:
+            self._annotate(exc, "exists")
+            raise
         except NotFoundError:
             return False
         except ObjstoreError as exc:
@@ -887,6 +896,10 @@ class ObjectStore(abc.ABC):
             self._annotate(exc, "delete_many")
             raise
         failures = {self._rel(k): e for r in results for k, e in r.items()}
+        for error in failures.values():
+            if isinstance(error, BucketNotFoundError):  # not one path's failure: every one's
+                self._annotate(error, "delete_many")
+                raise error
         if failures:
             raise BulkDeleteError.from_failures(failures, self._url)
         return sum(len(b) for b in batches)

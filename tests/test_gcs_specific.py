@@ -384,3 +384,22 @@ async def test_a_delete_in_a_missing_bucket_fails() -> None:
         async with objstore.from_url("gs://bkt", options) as store:
             with pytest.raises(objstore.BucketNotFoundError):
                 await store.delete("k")
+            with pytest.raises(objstore.BucketNotFoundError):
+                await store.exists("k")
+            with pytest.raises(objstore.BucketNotFoundError):
+                await store.copy("k", "j")
+
+
+async def test_a_media_read_in_a_missing_bucket_fails() -> None:
+    # a media download's error may come as text, not JSON: it is read all the same
+    async def missing_bucket(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="The specified bucket does not exist.")
+
+    async with serve_handler(missing_bucket) as url:
+        options = {"google_base_url": url, "allow_http": "true", **FAST_RETRIES}
+        async with objstore.from_url("gs://bkt", options) as store:
+            with pytest.raises(objstore.BucketNotFoundError):
+                await store.get("k")
+            with pytest.raises(objstore.NotFoundError) as info:
+                await store.get_range("k", 0, 10)
+            assert isinstance(info.value, objstore.BucketNotFoundError)

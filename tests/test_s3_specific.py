@@ -183,6 +183,18 @@ async def test_missing_bucket(s3_server: S3Server) -> None:
     with pytest.raises(NotFoundError) as info:
         await store.list()
     assert isinstance(info.value, objstore.BucketNotFoundError)
+    # a misspelt bucket is not a missing object: deletes and copies say so too (a HEAD's
+    # 404 has no body to tell them apart, so head and exists cannot)
+    for call in (
+        lambda: store.get("x"),
+        lambda: store.delete("x"),
+        lambda: store.delete_many(["x"]),
+        lambda: store.delete_many(["x", "y"]),
+        lambda: store.copy("x", "y"),
+        lambda: store.rename("x", "y"),
+    ):
+        with pytest.raises(objstore.BucketNotFoundError):
+            await call()
     await store.aclose()
 
 

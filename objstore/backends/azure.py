@@ -894,6 +894,8 @@ class AzureStore(ObjectStore):
                 "PUT", self._blob_path(dst), dst, headers=headers, ok=(202,),
                 idempotent=overwrite, create_mode=not overwrite,
             )  # fmt: skip
+        except BucketNotFoundError:
+            raise
         except NotFoundError as exc:
             raise NotFoundError(f"blob {src!r} not found", path=src, status=exc.status,
                                 code=exc.code) from None  # fmt: skip

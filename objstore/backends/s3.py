@@ -832,11 +832,18 @@ class S3Store(ObjectStore):
         identity = make_put_result(response.headers.get("ETag"), _version(response.headers))
         return response.headers.get(_META_PREFIX + WRITE_TOKEN), identity
 
+    async def _delete_one(self, key: Path) -> None:
+        """Delete one object; a missing object is fine (some S3 servers answer 404 for it),
+        a missing bucket is not."""
+        response, body = await self._send("DELETE", key, ok=(200, 204, 404))
+        if response.status == 404:
+            error = _error(404, body, response.headers, key)
+            if isinstance(error, BucketNotFoundError):
+                raise error
+
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         if not self._bulk_delete or len(keys) == 1:
-            return await delete_each(
-                keys, lambda key: self._send("DELETE", key, ok=(200, 204, 404)), 16
-            )
+            return await delete_each(keys, self._delete_one, 16)
         body = (
             "<Delete><Quiet>true</Quiet>"
             + "".join(f"<Object><Key>{escape(k)}</Key></Object>" for k in keys)
@@ -892,7 +899,7 @@ class S3Store(ObjectStore):
 
     @staticmethod
     def _source_error(exc: ObjstoreError, src: str) -> ObjstoreError:
-        if isinstance(exc, NotFoundError):
+        if isinstance(exc, NotFoundError) and not isinstance(exc, BucketNotFoundError):
             return NotFoundError(
                 f"object {src!r} not found", path=src, status=exc.status, code=exc.code
             )
