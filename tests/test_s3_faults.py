@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -191,3 +192,35 @@ async def test_a_server_that_ignores_ranges_still_gives_the_range(
 ) -> None:
     """get_range's lean path and the general one (get_ranges, open_reader) both cut it."""
     await check_ranges_from_whole_replies(*proxied, "ranged")
+
+
+async def test_an_object_too_large_for_copy_object_is_copied_in_parts(
+    proxied: tuple[S3Store, FaultProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AWS refuses a CopyObject source over 5 GiB; SeaweedFS does not, so the proxy answers
+    # as AWS does, and the parts (UploadPartCopy of at most copy_part_limit) go to SeaweedFS
+    store, proxy = proxied
+    monkeypatch.setattr(store, "copy_part_limit", 5 * MiB)
+    data = os.urandom(12 * MiB + 7)
+    await store.put("big/src", data, attributes={"content_type": "x/y"}, tags={"t": "1"})
+    too_large = (
+        "<Error><Code>InvalidRequest</Code><Message>The specified copy source is larger than "
+        "the maximum allowable size for a copy source: 5368709120</Message></Error>"
+    )
+
+    def like_aws(request: web.Request, body: bytes) -> web.Response | None:
+        whole_copy = "x-amz-copy-source" in request.headers and "uploadId" not in request.query
+        return web.Response(status=400, text=too_large) if whole_copy else None
+
+    proxy.answer = like_aws
+    await store.copy("big/src", "big/copy")
+    await store.rename("big/src", "big/moved")
+    for key in ("big/copy", "big/moved"):
+        got = await store.get_result(key)
+        assert got.data == data
+        assert got.attributes["content_type"] == "x/y"
+        assert await store.get_tags(key) == {"t": "1"}
+    part_copies = [p for m, p, _ in proxy.log if "partNumber" in p and "/big/src?" not in p]
+    assert len(part_copies) == 6  # 3 parts of at most 5 MiB, twice
+    assert not await store.exists("big/src")
+    assert await store.list_incomplete("big") == []

@@ -48,6 +48,7 @@ from objstore._errors import (
     UnauthenticatedError,
     error_for_status,
 )
+from objstore._inline import gather_bounded
 from objstore._multipart import MultipartUpload
 from objstore._path import Path, parse_path, prefix_in_url
 from objstore._retry import RetryPolicy
@@ -183,6 +184,8 @@ _CODE_ERRORS: dict[str, type[ObjstoreError]] = {
 
 
 _SKEWED = b"<Code>RequestTimeTooSkewed</Code>"
+_COPY_TOO_LARGE = "copy source is larger than the maximum allowable size"
+"""What S3 says of a CopyObject source over 5 GiB (InvalidRequest): copied in parts instead."""
 
 
 def _error(
@@ -398,6 +401,8 @@ class S3Store(ObjectStore):
     part_concurrency: ClassVar[int] = 6
     """6 parts in flight + 1 filling: a streamed upload holds at most 56 MiB."""
     delete_batch: ClassVar[int] = 1000
+    copy_part_limit: ClassVar[int] = 5 * 1024 * MiB
+    """The largest source CopyObject takes, and the largest UploadPartCopy part."""
 
     def __init__(
         self,
@@ -879,7 +884,7 @@ class S3Store(ObjectStore):
         headers = {"x-amz-copy-source": self._copy_source(src), **self._sse_c}
         if not overwrite:
             if self._copy_mode == "multipart":
-                await self._copy_create_multipart(src, dst)
+                await self._copy_in_parts(src, dst, create=True)
                 return
             name, value, expected = _copy_header(self._copy_mode)
             headers[name] = value
@@ -895,6 +900,11 @@ class S3Store(ObjectStore):
             _, body = await self._send("PUT", dst, headers=headers)
         except NotFoundError as exc:
             raise self._source_error(exc, src) from None
+        except InvalidRequestError as exc:
+            if _COPY_TOO_LARGE not in str(exc):
+                raise
+            await self._copy_in_parts(src, dst, create=False)
+            return
         _raise_embedded_error(body, dst)
 
     @staticmethod
@@ -905,36 +915,39 @@ class S3Store(ObjectStore):
             )
         return exc
 
-    async def _copy_create_multipart(self, src: Path, dst: Path) -> None:
+    async def _copy_in_parts(self, src: Path, dst: Path, *, create: bool) -> None:
+        """Copy ``src`` as a multipart upload of UploadPartCopy parts of at most
+        ``copy_part_limit``, with its attributes and tags: copy-if-not-exists (completed with
+        ``If-None-Match: *``), and objects CopyObject refuses (over 5 GiB). Every part is
+        pinned to the ETag the attributes were read with."""
         source = await self._get(src, GetOptions(head=True))
         tags = await self._get_tags(src) if self._tagging else {}
-        options = PutOptions(mode="create", attributes=source.attributes, tags=tags)
+        options = PutOptions(mode="create" if create else "overwrite",
+                             attributes=source.attributes, tags=tags)  # fmt: skip
         upload = await self._create_multipart(dst, options)
         assert isinstance(upload, _S3Upload)
+        size, limit = source.meta.size, self.copy_part_limit
+        ranges = [(start, min(size, start + limit)) for start in range(0, max(size, 1), limit)]
+
+        async def copy_part(index: int, start: int, end: int) -> None:
+            headers = {"x-amz-copy-source": self._copy_source(src), **self._sse_c}
+            if source.meta.e_tag:
+                headers["x-amz-copy-source-if-match"] = source.meta.e_tag
+            if len(ranges) > 1:
+                headers["x-amz-copy-source-range"] = f"bytes={start}-{end - 1}"
+            try:
+                _, body = await self._send("PUT", dst, params=upload.params(index), headers=headers)
+            except PreconditionFailedError as exc:
+                raise ConcurrentModificationError(
+                    f"{src!r} changed while it was being copied; nothing was written",
+                    path=src, status=exc.status, code=exc.code,
+                ) from None  # fmt: skip
+            root = ET.fromstring(body)
+            upload.etags[index] = root.findtext(f"{_ns(root)}ETag") or ""
+
         try:
-            size, part, start = source.meta.size, 0, 0
-            limit = 5 * 1024 * MiB
-            while True:
-                headers = {"x-amz-copy-source": self._copy_source(src), **self._sse_c}
-                if source.meta.e_tag:  # every part from the object the head saw
-                    headers["x-amz-copy-source-if-match"] = source.meta.e_tag
-                if size > limit:
-                    end = min(size, start + limit)
-                    headers["x-amz-copy-source-range"] = f"bytes={start}-{end - 1}"
-                try:
-                    _, body = await self._send(
-                        "PUT", dst, params=upload.params(part), headers=headers
-                    )
-                except PreconditionFailedError as exc:
-                    raise ConcurrentModificationError(
-                        f"{src!r} changed while it was being copied; nothing was written",
-                        path=src, status=exc.status, code=exc.code,
-                    ) from None  # fmt: skip
-                root = ET.fromstring(body)
-                upload.etags[part] = root.findtext(f"{_ns(root)}ETag") or ""
-                part, start = part + 1, start + limit
-                if start >= size:
-                    break
+            parts = [copy_part(i, start, end) for i, (start, end) in enumerate(ranges)]
+            await gather_bounded(parts, self.part_concurrency)
             await upload.complete()
         except BaseException:
             await upload.abort()
