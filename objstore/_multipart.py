@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["MultipartUpload", "Writer"]
 
 MIN_PART_SIZE = 5 * 1024 * 1024
+GROWTH_STEPS = 10
+"""A write of unknown size doubles its part size after each tenth of the parts a service
+allows: 8 MiB parts reach 10,000 × 8 MiB × (2¹⁰ − 1) / 1,000 ≈ 7.8 TiB on S3."""
 
 
 class MultipartUpload(abc.ABC):
@@ -62,8 +65,12 @@ class Writer:
         max_concurrency: int,
         progress: ProgressCallback | None = None,
         total: int | None = None,
+        grow_every: int = 0,
+        max_part_size: int | None = None,
     ) -> None:
         self.path = path
+        self._grow_every = grow_every
+        self._max_part_size = max_part_size
         self._create_upload = create_upload
         self._single_put = single_put
         self._part_size = part_size
@@ -135,6 +142,9 @@ class Writer:
         index, offset = self._next_index, self._offset
         self._next_index += 1
         self._offset += len(part)
+        if self._grow_every and self._next_index % self._grow_every == 0:
+            grown = self._part_size * 2  # a stream of unknown size: stay within the part count
+            self._part_size = min(grown, self._max_part_size or grown)
         if inline_active() or self._limit == 1 or not self._upload.buffered:
             await self._upload.put_part(index, offset, part)
             self._advance(len(part))

@@ -48,7 +48,7 @@ from objstore._errors import (
     UnauthenticatedError,
 )
 from objstore._inline import gather_bounded, offload, run_inline
-from objstore._multipart import MultipartUpload, Writer
+from objstore._multipart import GROWTH_STEPS, MultipartUpload, Writer
 from objstore._path import DELIMITER, Path, join, parse_path, parse_prefix, strip_prefix
 from objstore._reader import Reader
 from objstore._record import record, replace
@@ -133,6 +133,11 @@ class ObjectStore(abc.ABC):
     part_granularity: ClassVar[int] = 1
     """Parts are rounded up to a multiple of this (the service keeps no less)."""
     part_concurrency: ClassVar[int] = 8
+    max_parts: ClassVar[int | None] = None
+    """The most parts a multipart upload may have (S3 10,000, Azure 50,000 blocks): a write
+    of known size gets parts large enough; one of unknown size doubles its part size every
+    tenth of them, up to ``max_part_size``."""
+    max_part_size: ClassVar[int | None] = None
     delete_batch: ClassVar[int] = 1000
     _dropped_secrets: tuple[str, ...] = ()
     """The options a pickled copy of this store was sent without (``allow_pickle_secrets``)."""
@@ -281,7 +286,8 @@ class ObjectStore(abc.ABC):
             return result
         handle = await offload(open, source, "rb")
         try:
-            chunks = _file_part_chunks(handle, self.part_size, size, source)
+            part = self._fitted_part_size(writer_args.get("part_size"), size)
+            chunks = _file_part_chunks(handle, part, size, source)
             return await self._write_stream(key, options, chunks, total=size, **writer_args)
         finally:
             await offload(handle.close)
@@ -432,8 +438,7 @@ class ObjectStore(abc.ABC):
         total: int | None = None,
     ) -> Writer:
         _tuning(part_size, max_concurrency)
-        size = self.part_size if part_size is None else part_size
-        size = -(-size // self.part_granularity) * self.part_granularity
+        size = self._fitted_part_size(part_size, total)
 
         async def single_put(data: bytes) -> PutResult:
             return await self._put(key, data, options)
@@ -449,7 +454,17 @@ class ObjectStore(abc.ABC):
             max_concurrency=self.part_concurrency if max_concurrency is None else max_concurrency,
             progress=progress,
             total=total,
+            grow_every=self.max_parts // GROWTH_STEPS if self.max_parts and total is None else 0,
+            max_part_size=self.max_part_size,
         )
+
+    def _fitted_part_size(self, part_size: int | None, total: int | None) -> int:
+        """The part size of a write: as asked (or the backend's), made large enough for a
+        ``total`` known in advance to fit in ``max_parts`` parts, in whole granules."""
+        size = self.part_size if part_size is None else part_size
+        if self.max_parts is not None and total is not None:
+            size = max(size, -(-total // self.max_parts))
+        return -(-size // self.part_granularity) * self.part_granularity
 
     async def _write_stream(
         self,
@@ -538,7 +553,7 @@ class ObjectStore(abc.ABC):
                 return await self._write_stream(
                     key,
                     options,
-                    _memory_chunks(data, part_size or self.part_size),
+                    _memory_chunks(data, self._fitted_part_size(part_size, size)),
                     total=size,
                     part_size=part_size,
                     max_concurrency=max_concurrency,

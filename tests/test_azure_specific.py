@@ -477,3 +477,17 @@ async def test_deletes_in_a_missing_container_fail(azure_server: AzureServer) ->
             await store.delete("k")
         with pytest.raises(objstore.BucketNotFoundError):  # not a failure of each path
             await store.delete_many(["a", "b"])  # one Blob Batch
+
+
+async def test_block_uploads_stay_within_the_block_count(
+    store: AzureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a blob takes at most 50,000 blocks (8 MiB blocks: 390 GiB); here at most 3
+    monkeypatch.setattr(store, "max_parts", 3)
+    data = bytes(range(256)) * (64 * 1024)  # 16 MiB
+    await store.put("blocks", data, part_size=5 * MiB)
+    _, listing = await store._send(
+        "GET", store._blob_path("blocks"), "blocks", params=[("comp", "blocklist")]
+    )
+    assert listing.count(b"<Block>") == 3
+    assert await store.get("blocks") == data

@@ -137,3 +137,26 @@ async def test_whole_parts_are_sent_without_a_copy() -> None:
         await writer.write(b"tail")
     assert all(upload.parts[i][1] is parts[i] for i in range(3))  # the caller's objects
     assert upload.parts[3][1] == b"tail"
+
+
+async def test_parts_of_a_stream_grow_to_stay_within_the_part_count() -> None:
+    upload = RecordingUpload(delay=0)
+
+    async def create() -> MultipartUpload:
+        return upload
+
+    async def single(data: bytes) -> PutResult:
+        raise AssertionError("a multipart write")
+
+    writer = Writer(path="k", create_upload=create, single_put=single, part_size=100,
+                    max_concurrency=2, grow_every=2, max_part_size=350)  # fmt: skip
+    data = bytes(range(256)) * 10
+    async with writer:
+        for i in range(0, len(data), 30):
+            await writer.write(data[i : i + 30])
+    sizes = [len(upload.parts[i][1]) for i in sorted(upload.parts)]
+    assert sizes == [100, 100, 200, 200, 350, 350, 350, 350, 350, 210]  # doubled, then capped
+    assert b"".join(upload.parts[i][1] for i in sorted(upload.parts)) == data
+    assert [upload.parts[i][0] for i in sorted(upload.parts)] == [
+        sum(sizes[:i]) for i in range(len(sizes))
+    ]

@@ -224,3 +224,28 @@ async def test_an_object_too_large_for_copy_object_is_copied_in_parts(
     assert len(part_copies) == 6  # 3 parts of at most 5 MiB, twice
     assert not await store.exists("big/src")
     assert await store.list_incomplete("big") == []
+
+
+async def test_writes_stay_within_the_part_count(
+    proxied: tuple[S3Store, FaultProxy], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # S3 takes at most 10,000 parts (8 MiB parts: 78 GiB); here at most 4, or 20
+    store, proxy = proxied
+    monkeypatch.setattr(store, "max_parts", 4)
+    data = os.urandom(26 * MiB)
+    source = tmp_path / "data.bin"
+    source.write_bytes(data)
+    await store.put("sized", data, part_size=5 * MiB)  # known size: parts made large enough
+    await store.put("file", source, part_size=5 * MiB)
+    for key in ("sized", "file"):
+        parts = [p for m, p, _ in proxy.log if m == "PUT" and f"/{key}?partNumber" in p]
+        assert len(parts) == 4, key
+        assert await store.get(key) == data
+    monkeypatch.setattr(store, "max_parts", 20)  # unknown size: parts double every 2
+    async with store.open_writer("stream", part_size=5 * MiB) as writer:
+        for i in range(0, len(data), MiB):
+            await writer.write(data[i : i + MiB])
+        await writer.write(data)  # 52 MiB: 5 + 5 + 10 + 10 + 20 + 2
+    parts = [p for m, p, _ in proxy.log if m == "PUT" and "/stream?partNumber" in p]
+    assert len(parts) == 6
+    assert await store.get("stream") == data + data

@@ -331,6 +331,8 @@ class AzureStore(ObjectStore):
     single_put_limit: ClassVar[int] = 8 * MiB
     part_size: ClassVar[int] = 8 * MiB
     part_concurrency: ClassVar[int] = 6
+    max_parts: ClassVar[int | None] = 50_000
+    max_part_size: ClassVar[int | None] = 4000 * MiB
     delete_batch: ClassVar[int] = BATCH_SIZE
     list_page_size: int | None = None
     """``maxresults`` of listings; ``None`` takes the service's page (5,000)."""

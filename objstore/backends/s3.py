@@ -401,6 +401,8 @@ class S3Store(ObjectStore):
     part_concurrency: ClassVar[int] = 6
     """6 parts in flight + 1 filling: a streamed upload holds at most 56 MiB."""
     delete_batch: ClassVar[int] = 1000
+    max_parts: ClassVar[int | None] = 10_000
+    max_part_size: ClassVar[int | None] = 5 * 1024 * MiB
     copy_part_limit: ClassVar[int] = 5 * 1024 * MiB
     """The largest source CopyObject takes, and the largest UploadPartCopy part."""
 
