@@ -99,6 +99,61 @@ def _writer_options(backend: str, algorithm: str) -> dict[str, str]:
     return {"aws_checksum_algorithm": algorithm} if backend == "s3" else {}
 
 
+class ChecksResumableCrc32cLikeGcs:
+    """GCS refuses to finish a resumable upload whose bytes do not match the ``x-goog-hash``
+    sent with its last chunk; fake-gcs-server ignores it, so this keeps each session's bytes
+    as they pass and stands in for that check. It answers status queries as GCS does too
+    (fake-gcs-server finishes an upload on one)."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, bytearray] = {}
+        self.declared: list[str] = []
+
+    def __call__(self, request: web.Request, body: bytes) -> web.Response | None:
+        session = request.query.get("upload_id")
+        first, _, total = request.headers.get("Content-Range", "").partition("/")
+        if request.method != "PUT" or session is None or not first.startswith("bytes "):
+            return None
+        start = first.removeprefix("bytes ").partition("-")[0]
+        kept = self.sessions.setdefault(session, bytearray())
+        if start == "*":  # a status query: what the session holds
+            held = {"Range": f"bytes=0-{len(kept) - 1}"} if kept else {}
+            return web.Response(status=308, headers=held)
+        whole = bytes(kept[: int(start)]) + body
+        if total == "*":
+            kept[:] = whole
+            return None
+        declared = request.headers.get("x-goog-hash", "").removeprefix("crc32c=")
+        self.declared.append(declared)
+        actual = _b64(google_crc32c.value(whole), 4)
+        if declared in ("", actual):
+            return None
+        message = f'Provided CRC32C "{declared}" doesn\'t match calculated CRC32C "{actual}".'
+        error = {"code": 400, "message": message, "errors": [{"reason": "invalid"}]}
+        return web.json_response({"error": error}, status=400)
+
+
+@pytest.mark.parametrize("proxied_backend", ["gcs"], indirect=True)
+async def test_a_resumable_upload_declares_its_whole_checksum(
+    proxied_backend: ProxiedBackend,
+) -> None:
+    # chunks carry no checksum of their own on GCS: the last one declares the whole
+    # object's CRC32C, so a chunk corrupted on the way fails the upload and stores nothing
+    store = proxied_backend.open(**FAST)
+    proxy = proxied_backend.proxy
+    proxy.answer = check = ChecksResumableCrc32cLikeGcs()
+    data = os.urandom(UPLOAD_SIZES["multipart"])
+    await store.put("whole", data, part_size=2 * 1024 * 1024)
+    assert check.declared == [_b64(google_crc32c.value(data), 4)]
+    assert await store.get("whole") == data
+    proxy.rules = [Rule("corrupt_upload", method="PUT", contains="upload_id", times=1)]
+    with pytest.raises(ChecksumMismatchError) as info:
+        await store.put("torn", data, part_size=2 * 1024 * 1024)
+    assert info.value.attempts == 4  # the last chunk sent again: GCS refuses it each time
+    assert "corrupt_upload" in [fault for *_, fault in proxy.log]
+    assert not await store.exists("torn")
+
+
 @pytest.mark.parametrize(
     ("proxied_backend", "size"),
     # not Azure's multipart: a blob committed from blocks has no Content-MD5 to check against

@@ -63,7 +63,7 @@ from objstore._types import (
     UpdateVersion,
     make_meta,
 )
-from objstore.backends._checksums import gcs_checksum, upload_checksum
+from objstore.backends._checksums import RunningCrc32c, gcs_checksum, upload_checksum
 from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import check_read_conditions, empty_read, update_refused
 from objstore.backends._gcs_auth import (
@@ -752,9 +752,15 @@ class _ResumableUpload(MultipartUpload):
         self._token = token
         self._create = create
         self._held: tuple[int, bytes] | None = None
+        self._crc = RunningCrc32c()
 
     async def _upload(
-        self, offset: int, end: int, total: int | None, rest: Callable[[int], Awaitable[Body]]
+        self,
+        offset: int,
+        end: int,
+        total: int | None,
+        rest: Callable[[int], Awaitable[Body]],
+        last: Mapping[str, str] | None = None,
     ) -> bytes:
         """Send bytes ``offset..end`` of the upload (``rest(start)`` gives them from
         ``start``); return the reply that finishes it, or ``b""`` when more is to come.
@@ -762,7 +768,8 @@ class _ResumableUpload(MultipartUpload):
         The service may keep fewer bytes than a request sent (its ``Range`` says how many), and
         a failed request may have left some: a retry asks the session first and sends only
         what it lacks, as GCS's resumable protocol prescribes (fake-gcs-server would store a
-        re-sent chunk twice)."""
+        re-sent chunk twice). ``last`` is sent with the bytes that end the upload (the whole
+        object's ``x-goog-hash``)."""
         size = "*" if total is None else str(total)
         start, tries = offset, 0
 
@@ -773,7 +780,10 @@ class _ResumableUpload(MultipartUpload):
                 start = max(start, await self._persisted(size))
             if start > end:  # all there: a status query confirms (or finishes) it
                 return b"", {"Content-Range": f"bytes */{size}"}
-            return await rest(start), {"Content-Range": f"bytes {start}-{end}/{size}"}
+            return await rest(start), {
+                "Content-Range": f"bytes {start}-{end}/{size}",
+                **(last or {}),
+            }
 
         while True:
             response, reply = await self._store._send(
@@ -803,23 +813,27 @@ class _ResumableUpload(MultipartUpload):
             )
         return reply
 
-    async def _send_chunk(self, offset: int, data: bytes, total: int | None) -> bytes:
+    async def _send_chunk(
+        self, offset: int, data: bytes, total: int | None, last: Mapping[str, str] | None = None
+    ) -> bytes:
         async def rest(start: int) -> Body:  # sent once: a retry first asks what arrived
             return BufferPayload(data if start == offset else data[start - offset :], once=True)
 
-        return await self._upload(offset, offset + len(data) - 1, total, rest)
+        return await self._upload(offset, offset + len(data) - 1, total, rest, last)
 
     async def put_part(self, index: int, offset: int, data: bytes) -> None:
         if self._held is not None:
             held_offset, held = self._held
             await self._send_chunk(held_offset, held, None)
+        await self._crc.update(data)
         self._held = (offset, data)
 
     async def complete(self) -> PutResult:
         if self._held is None:
             raise InvalidRequestError("a resumable upload needs at least one chunk")
         offset, data = self._held
-        return await self._finish(lambda: self._send_chunk(offset, data, offset + len(data)))
+        whole = self._crc.header()  # the whole object's, checked when the last chunk lands
+        return await self._finish(lambda: self._send_chunk(offset, data, offset + len(data), whole))
 
     async def send_file(self, handle: BinaryIO, total: int) -> PutResult:
         """Send the whole file in one request; a retry sends only what the service lacks."""
