@@ -175,7 +175,15 @@ def parse_int(minimum: int = 0) -> Callable[[object], int]:
     def parse(value: object) -> int:
         if isinstance(value, bool):
             raise TypeError("expected an integer, got bool")
-        number = int(str(value).strip()) if not isinstance(value, int) else value
+        if isinstance(value, int):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                raise ValueError("expected a whole number such as 3") from None
         if number < minimum:
             raise ValueError(f"must be at least {minimum}")
         return number

@@ -76,6 +76,9 @@ def test_bad_values_name_the_key_and_hide_secrets() -> None:
         TABLE.resolve({"timeout": "abc"})
     with pytest.raises(ConfigError, match="max_retries"):
         TABLE.resolve({"max_retries": -1})
+    for junk in ("abc", 2.5, "2.5"):  # said plainly, not as int()'s message
+        with pytest.raises(ConfigError, match="'max_retries': expected a whole number"):
+            TABLE.resolve({"max_retries": junk})
     with pytest.raises(ConfigError, match="TEST_TIMEOUT"):
         TABLE.resolve({}, {}, {"TEST_TIMEOUT": "soon"})
     with pytest.raises(ConfigError, match="one of a, b"):
