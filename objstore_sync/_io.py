@@ -123,11 +123,18 @@ class BlockingWriter:
     def flush(self) -> None:
         """Do nothing: parts upload as they fill; ``close()`` commits."""
 
-    def close(self) -> PutResult | None:
-        """Upload what is left and commit the object (once)."""
-        if not self._writer.closed:
-            self._run(self._writer.close())
-        return self._writer.result
+    def close(self) -> PutResult:
+        """Upload what is left and commit the object; return its identity (the same again on
+        a later ``close()``).
+
+        Raises:
+            MultipartUploadError: the writer was aborted (by ``abort()``, or by a write that
+                failed): nothing was committed.
+        """
+        if self._writer.closed and self._writer.result is not None:
+            return self._writer.result
+        result: PutResult = self._run(self._writer.close())
+        return result
 
     def abort(self) -> None:
         """Discard everything written."""
@@ -144,7 +151,7 @@ class BlockingWriter:
     ) -> None:
         if exc_type is not None:
             self.abort()
-        else:
+        elif not self._writer.closed:
             self.close()
 
     def __del__(self) -> None:

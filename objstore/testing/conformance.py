@@ -762,6 +762,12 @@ class StoreConformance:
                 await writer.write(b"partial")
                 raise RuntimeError("boom")
         assert not await store.exists("w/new")
+        writer = store.open_writer("w/late")
+        await writer.write(b"partial")
+        await writer.abort()
+        with pytest.raises(MultipartUploadError, match="aborted"):  # never a silent no-op
+            await writer.close()
+        assert not await store.exists("w/late")
         assert [m.location for m in await store.list("w")] == ["w/keep"]
         assert await store.list_incomplete("w") == []  # aborted, not left behind
 
