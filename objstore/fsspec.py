@@ -30,6 +30,7 @@ from fsspec.spec import AbstractBufferedFile
 from objstore._config import parse_bool
 from objstore._errors import (
     AlreadyExistsError,
+    BucketNotFoundError,
     ConcurrentModificationError,
     InvalidRangeError,
     InvalidRequestError,
@@ -107,7 +108,8 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
     async def _info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         store, key, base = self._locate(path)
         name = _join(base, key)
-        if not key:
+        if not key:  # a bucket's root: there when the bucket is (BucketNotFoundError if not)
+            await has_objects_under(store, "")
             return _dir_entry(name)
         try:
             return _file_entry(name, await store.head(key))
@@ -284,10 +286,23 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
         await gather_bounded([s.delete_many(keys) for s, keys in groups.values()], CONCURRENCY)
 
     async def _makedirs(self, path: str, exist_ok: bool = False) -> None:
-        """Nothing to do: directories are implied by keys."""
+        """Nothing to do: directories are implied by keys (a bucket must exist already)."""
+        await self._mkdir(path)
 
     async def _mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
-        """Nothing to do: directories are implied by keys."""
+        """Nothing to do: directories are implied by keys. A bucket is not created: one that
+        does not exist is ``NotSupportedError`` rather than a silent no-op."""
+        store, key, _ = self._locate(path)
+        if key:
+            return
+        try:
+            await has_objects_under(store, "")
+        except BucketNotFoundError:
+            raise NotSupportedError(
+                f"{path!r} does not exist, and objstore does not create buckets: create it "
+                "with your cloud's tools",
+                path=path,
+            ) from None
 
     async def _rmdir(self, path: str) -> None:
         """Nothing to do: a directory goes when its last object does."""

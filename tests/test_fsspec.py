@@ -14,7 +14,13 @@ from fsspec.callbacks import Callback
 
 import objstore
 from objstore import AlreadyExistsError, ConcurrentModificationError, UnknownOptionError
-from objstore.fsspec import AzureBlobFileSystem, ObjstoreFileSystem, S3FileSystem, register
+from objstore.fsspec import (
+    AzureBlobFileSystem,
+    GCSFileSystem,
+    ObjstoreFileSystem,
+    S3FileSystem,
+    register,
+)
 from objstore.testing.emulators import AzureServer, S3Server
 
 BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
@@ -319,6 +325,33 @@ def test_bucket_filesystem_unpickled_without_secrets_says_so(
     assert "(aws_access_key_id, aws_secret_access_key)" in caught.value.__notes__[0]
     for each in (fs, clone):
         each.close()
+
+
+@pytest.mark.parametrize("scheme", ["s3", "gcs", "azure"])
+def test_a_missing_bucket_is_not_a_directory(
+    registry: None, scheme: str, request: pytest.FixtureRequest
+) -> None:
+    # a misspelt bucket must not pass for an empty directory, and mkdir makes no bucket
+    if scheme == "s3":
+        server: Any = request.getfixturevalue("s3_server")
+        fs: Any = S3FileSystem(**server.options())
+        bucket = request.getfixturevalue("bucket")
+    elif scheme == "gcs":
+        fs = GCSFileSystem(**request.getfixturevalue("gcs_server").options())
+        bucket = request.getfixturevalue("gcs_bucket")
+    else:
+        fs = AzureBlobFileSystem(**request.getfixturevalue("azure_server").options())
+        bucket = request.getfixturevalue("azure_container")
+    assert fs.exists(bucket)  # there, and empty
+    assert fs.isdir(bucket)
+    assert not fs.exists("no-such-bucket-zz")
+    with pytest.raises(FileNotFoundError):
+        fs.info("no-such-bucket-zz")
+    with pytest.raises(NotImplementedError, match="does not create buckets"):
+        fs.mkdir("no-such-bucket-zz")
+    fs.mkdir(bucket)  # exists: nothing to do
+    fs.makedirs(f"{bucket}/a/b", exist_ok=True)
+    fs.close()
 
 
 def test_pandas_reads_and_writes_s3_through_objstore(
