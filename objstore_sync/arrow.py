@@ -123,7 +123,8 @@ class ArrowFileSystemHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # u
 
     async def _describe(self, path: str) -> pafs.FileInfo:
         key = _key(path)
-        if not key:
+        if not key:  # the root: a directory while its bucket exists (BucketNotFoundError if not)
+            await has_objects_under(self._store, "")
             return pafs.FileInfo(path, pafs.FileType.Directory)
         try:
             return _file_info(path, await self._store.head(key))

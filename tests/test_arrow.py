@@ -509,3 +509,14 @@ def test_datasets_survive_injected_faults(s3_server: S3Server, bucket: str) -> N
     assert got.to_pylist() == table.sort_by("id").to_pylist()
     injected = [fault for _, _, fault in proxy.log if fault]
     assert len(injected) >= 20, len(injected)
+
+
+def test_the_root_of_a_missing_bucket_is_not_a_directory(azure_server: AzureServer) -> None:
+    # a misspelt container must not look like an empty dataset directory
+    handler = ArrowFileSystemHandler("az://no-such-container", azure_server.options())
+    fs = pafs.PyFileSystem(handler)
+    with pytest.raises(FileNotFoundError):
+        fs.get_file_info("")
+    with pytest.raises(FileNotFoundError):
+        fs.get_file_info("dir/file.parquet")
+    handler.store.close()
