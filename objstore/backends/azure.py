@@ -555,7 +555,8 @@ class AzureStore(ObjectStore):
             if response.body is not None:
                 await response.body.aclose()
             raise
-        await check_served_version(key, options.version, response)
+        if options.version is not None:
+            await check_served_version(key, options.version, response)
         return result
 
     async def _get_range_bytes(self, key: Path, request: ByteRange | OffsetRange) -> bytes:

@@ -673,7 +673,8 @@ class S3Store(ObjectStore):
         """GET or HEAD; ``buffered`` reads the body inside the retries (a truncated body is
         fetched again), otherwise the body streams."""
         result = await self._fetch_reply(key, options, buffered=buffered)
-        await check_served_version(key, options.version, result[0])
+        if options.version is not None:  # a server may ignore it: see check_served_version
+            await check_served_version(key, options.version, result[0])
         return result
 
     async def _fetch_reply(
