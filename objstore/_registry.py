@@ -83,6 +83,31 @@ def _redact(url: str) -> str:
     return parts._replace(netloc=f"***@{host}").geturl()
 
 
+def _mistyped_url(path: str) -> str:
+    """``path`` as given, unless it is a store URL with a slash or the colon missing
+    (``s3:/bucket``, ``memory:``, ``gs//bucket``), which would otherwise become a local
+    directory named after the scheme in the working directory. RFC 8089's ``file:/path``
+    is a file URL.
+
+    Raises:
+        InvalidURLError: a known scheme without its ``://``.
+    """
+    scheme, colon, rest = path.partition(":")
+    if not colon:
+        scheme, slashes, rest = path.partition("//")
+        if not slashes:
+            return path
+    known = scheme.lower()
+    if colon and known == "file" and rest.startswith("/"):
+        return f"file://{rest}"
+    if known in SCHEMES or known in ("http", "https"):
+        raise InvalidURLError(
+            f"{_redact(path)!r} is a {known}:// URL with its '://' mistyped: write "
+            f"'{known}://{rest.lstrip('/')}' (or './{path}' for a local path)"
+        )
+    return path
+
+
 def backend_for_url(url: str) -> tuple[str, SplitResult]:
     """Return the backend name a URL (or a plain local path) is served by.
 
@@ -93,8 +118,12 @@ def backend_for_url(url: str) -> tuple[str, SplitResult]:
 
     if not isinstance(url, str) or not url:
         raise InvalidURLError(f"a store URL must be a non-empty str, got {url!r}")
-    if "://" not in url or _WINDOWS_DRIVE.match(url):
+    if _WINDOWS_DRIVE.match(url):
         return "local", SplitResult("", "", url, "", "")
+    if "://" not in url:
+        url = _mistyped_url(url)
+        if "://" not in url:
+            return "local", SplitResult("", "", url, "", "")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (validates the port)

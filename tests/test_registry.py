@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,24 @@ def test_a_url_path_is_percent_decoded_into_the_prefix(url: str, options: dict[s
     again = pickle.loads(pickle.dumps(store))  # rebuilt from its URL: the same prefix
     assert again.prefix == store.prefix
     assert "my%20dir/100%25/%23x%3Fy/ü" in repr(store)
+
+
+@pytest.mark.parametrize(
+    ("url", "meant"),
+    [("s3:/bucket/x", "s3://bucket/x"), ("memory:", "memory://"), ("gs:bucket", "gs://bucket"),
+     ("az//container", "az://container"), ("HTTPS:/host/b", "https://host/b")],
+)  # fmt: skip
+def test_a_url_with_its_slashes_mistyped_is_not_a_local_path(
+    url: str, meant: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it became a local store in the working directory, named after the scheme
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidURLError, match=f"write '{meant}'"):
+        objstore.from_url(url)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plain_paths_with_colons_and_rfc_8089_file_urls(tmp_path: Any) -> None:
+    assert backend_for_url("data/x:y")[0] == "local"
+    assert backend_for_url("./s3:/bucket")[0] == "local"  # a local path that looks like one
+    assert objstore.from_url(f"file:{tmp_path}").url == f"file://{tmp_path}"
