@@ -160,7 +160,7 @@ def _error(
         error = json.loads(body)["error"]
         message = error.get("message")
         reason = (error.get("errors") or [{}])[0].get("reason")
-    if message is None and body and not body.lstrip().startswith(b"{"):
+    if message is None and body and not body.lstrip().startswith((b"{", b"<")):
         message = body[:200].decode("utf-8", "replace").strip() or None  # a media reply's text
     cls = error_for_status(status, create_mode=create_mode)
     lowered = (message or "").lower()
