@@ -432,6 +432,17 @@ def test_file_urls(url: str, expected: str) -> None:
     assert store.root == expected
 
 
+def test_a_stores_url_reads_back_as_its_root(tmp_path: pathlib.Path) -> None:
+    # '#', '?', '%' and spaces read differently in a URL: handing store.url to from_url (or
+    # to another process) wrote to 'x' instead of 'x#y?z', and 'ü+%41' became 'ü+A'
+    root = str(tmp_path / "pre fix" / "ü+%41" / "x#y?z")
+    store = objstore.from_url(root)
+    assert store.url == f"file://{tmp_path}/pre%20fix/ü+%2541/x%23y%3Fz"
+    again = objstore.from_url(store.url)
+    assert isinstance(again, LocalStore)
+    assert again.root == root
+
+
 def test_relative_paths(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = objstore.from_url("data")

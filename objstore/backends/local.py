@@ -54,7 +54,7 @@ from objstore._errors import (
 )
 from objstore._inline import offload
 from objstore._multipart import MultipartUpload
-from objstore._path import Path
+from objstore._path import Path, prefix_in_url
 from objstore._store import Capabilities, ObjectStore, source_file_error
 from objstore._types import (
     BytesBody,
@@ -236,7 +236,8 @@ class LocalStore(ObjectStore):
         if not path:
             raise InvalidURLError("the local store needs a root directory")
         self._root = os.path.abspath(path)
-        super().__init__(url="file://" + self._root, config=config)
+        # its URL reads back as this root: what a URL would read differently is escaped
+        super().__init__(url="file://" + prefix_in_url(self._root), config=config)
         self._fsync: bool = config["fsync"]
         self._cleanup: bool = config["automatic_cleanup"]
         self._real_root = os.path.realpath(self._root)
