@@ -15,6 +15,7 @@ import contextlib
 import io
 import operator
 import os
+import re
 import stat
 from collections.abc import (
     AsyncGenerator,
@@ -414,11 +415,7 @@ class ObjectStore(abc.ABC):
         if isinstance(mode, UpdateVersion):
             if not self.capabilities.update_mode:
                 raise NotSupportedError(f"the {self.backend} store cannot update by ETag")
-            if mode.e_tag is None and mode.version is None:
-                raise InvalidRequestError(  # else an "update" would overwrite whatever is there
-                    "UpdateVersion() names no version: give the e_tag (and version) that "
-                    "head() or put() returned"
-                )
+            mode = _one_version(mode)
         if attributes and not self.capabilities.attributes:
             raise NotSupportedError(f"the {self.backend} store cannot store attributes")
         if tags and not self.capabilities.tags:
@@ -1421,6 +1418,40 @@ async def _as_chunks(data: Any) -> AsyncIterator[bytes]:
         if view is None:
             raise InvalidRequestError(f"chunks must be bytes, not {type(chunk).__name__}")
         yield bytes(view)
+
+
+_ONE_E_TAG = re.compile(r'"[^"]*"|[^",\s]+')
+"""An ETag as ``head()`` and ``put()`` give it: quoted, or a bare token."""
+
+
+def _one_version(mode: UpdateVersion) -> UpdateVersion:
+    """``mode`` naming exactly one version: its ETag trimmed and made strong (every backend
+    then answers alike: S3 took an empty one as no condition, GCS and Azure refused a padded
+    one, S3, GCS and Azure a weak one).
+
+    Raises:
+        InvalidRequestError: no ETag and no version, or an ETag that is not one (empty, a
+            list, ``*``), or not ``str``.
+    """
+    for name, value in (("e_tag", mode.e_tag), ("version", mode.version)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidRequestError(
+                f"UpdateVersion {name} must be a str, not {type(value).__name__}"
+            )
+    if mode.e_tag is None:
+        if mode.version is None:
+            raise InvalidRequestError(  # else an "update" would overwrite whatever is there
+                "UpdateVersion() names no version: give the e_tag (and version) that "
+                "head() or put() returned"
+            )
+        return mode
+    e_tag = mode.e_tag.strip().removeprefix("W/")
+    if e_tag == "*" or not _ONE_E_TAG.fullmatch(e_tag):
+        raise InvalidRequestError(
+            f"UpdateVersion(e_tag={mode.e_tag!r}) names no one version: give the ETag that "
+            "head() or put() returned (use mode='overwrite' to replace whatever is there)"
+        )
+    return mode if e_tag == mode.e_tag else replace(mode, e_tag=e_tag)
 
 
 def _unpickled(url: str, options: dict[str, Any], dropped: tuple[str, ...]) -> ObjectStore:

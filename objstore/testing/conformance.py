@@ -187,6 +187,20 @@ class StoreConformance:
                 await store.put("u/k", b"v4" * (MiB if large else 1), mode=UpdateVersion())
         assert await store.get("u/k") == b"v2"
 
+    async def test_update_mode_takes_one_etag_in_any_spelling(self, store: Any) -> None:
+        if not store.capabilities.update_mode:
+            return
+        for spell in ('"{}"', "{}", 'W/"{}"', " {} "):  # quoted, bare, weak, padded
+            e_tag = (await store.put("spelt", b"old")).e_tag.strip('"')
+            await store.put("spelt", b"new", mode=UpdateVersion(e_tag=spell.format(e_tag)))
+            assert await store.get("spelt") == b"new", spell
+        e_tag = (await store.head("spelt")).e_tag
+        not_ones: list[Any] = ["", "*", f'"other", {e_tag}', 5]
+        for not_one in not_ones:  # S3 took "" as no condition
+            with pytest.raises(InvalidRequestError):
+                await store.put("spelt", b"lost", mode=UpdateVersion(e_tag=not_one))
+        assert await store.get("spelt") == b"new"
+
     async def test_update_mode_counter_has_no_lost_update(self, store: Any) -> None:
         if not store.capabilities.update_mode:
             return
