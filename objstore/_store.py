@@ -756,7 +756,10 @@ class ObjectStore(abc.ABC):
         """Open a seekable reader pinned to the object's current ETag (or ``version``)."""
         try:
             key = self._key(path)
-            meta = (await self._get(key, GetOptions(head=True, version=version))).meta
+            checked = _get_options(None, if_match=None, if_none_match=None,
+                                   if_modified_since=None, if_unmodified_since=None,
+                                   version=version)  # fmt: skip
+            meta = (await self._get(key, replace(checked, head=True))).meta
         except ObjstoreError as exc:
             self._annotate(exc, "open_reader")
             raise
@@ -1251,6 +1254,8 @@ def _get_options(
                        ("version", version)):  # fmt: skip
         if text is not None and not isinstance(text, str):
             raise InvalidRequestError(f"{name} must be a str, not {type(text).__name__}")
+        if text is not None and not text.strip():  # a server may take it as no condition
+            raise InvalidRequestError(f"{name} is empty: give an ETag (or version), or None")
     if (range_, if_match, if_none_match, if_modified_since, if_unmodified_since, version) == (
         None,
         None,

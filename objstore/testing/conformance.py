@@ -257,6 +257,12 @@ class StoreConformance:
             with pytest.raises(PreconditionFailedError):
                 await store.get_result("spell", if_match=other)
             assert (await store.get_result("spell", if_none_match=other)).data == b"data"
+        for empty in ("", " "):  # no condition to a server, "matches nothing" to the others
+            for condition in ("if_match", "if_none_match", "version"):
+                with pytest.raises(InvalidRequestError, match="empty"):
+                    await store.get_result("spell", **{condition: empty})
+            with pytest.raises(InvalidRequestError, match="empty"):
+                await store.open_reader("spell", version=empty)
 
     async def test_modified_since(self, store: Any) -> None:
         await store.put("since", b"data")
