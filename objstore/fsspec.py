@@ -111,6 +111,10 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
         if not key:  # a bucket's root: there when the bucket is (BucketNotFoundError if not)
             await has_objects_under(store, "")
             return _dir_entry(name)
+        version = _version(kwargs)
+        if version is not None:  # that version's metadata (NotFoundError if it has none)
+            found = await store.get_result(key, range=ByteRange(0, 0), version=version)
+            return _file_entry(name, found.meta)
         try:
             return _file_entry(name, await store.head(key))
         except NotFoundError:
@@ -173,7 +177,10 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
         store, key, _ = self._locate(path)
+        version = _version(kwargs)
         if start is None and end is None:
+            if version is not None:
+                return (await store.get_result(key, version=version)).data
             return await store.get(key)
         start = start or 0
         if (end is not None and end < 0) or (start < 0 and end is not None):
@@ -189,7 +196,7 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
         else:
             request = ByteRange(start, end)
         try:
-            return (await store.get_result(key, range=request)).data
+            return (await store.get_result(key, range=request, version=version)).data
         except InvalidRangeError:
             return b""  # fsspec reads past the end as empty
 
@@ -455,6 +462,11 @@ class ObjstoreFile(AbstractBufferedFile):  # type: ignore[misc]  # untyped base
             raise InvalidRequestError(f"objstore files open as 'rb', 'wb' or 'xb', not {mode!r}")
         self._writer: Writer | None = None
         self._create = mode == "xb"
+        self._version = _version(kwargs)
+        if self._version is not None:
+            if mode != "rb":
+                raise InvalidRequestError(f"a version is read, not written: open {path!r} 'rb'")
+            self._details = fs.info(path, version_id=self._version)
         if self._create and fs.exists(path):  # checked again, atomically, on commit
             raise AlreadyExistsError(f"{path!r} exists", path=path, operation="open")
         super().__init__(fs, path, "wb" if mode == "xb" else mode, **kwargs)
@@ -467,7 +479,9 @@ class ObjstoreFile(AbstractBufferedFile):  # type: ignore[misc]  # untyped base
             if start >= end:
                 return b""
             try:
-                result = await store.get_result(key, range=ByteRange(start, end), if_match=e_tag)
+                result = await store.get_result(
+                    key, range=ByteRange(start, end), if_match=e_tag, version=self._version
+                )
             except PreconditionFailedError as exc:
                 raise ConcurrentModificationError(
                     f"{self.path!r} changed while it was being read",
@@ -541,6 +555,16 @@ def _join(base: str, key: str) -> str:
 
 def _dir_entry(name: str) -> dict[str, Any]:
     return {"name": name, "size": 0, "type": "directory"}
+
+
+def _version(kwargs: Mapping[str, Any]) -> str | None:
+    """The object version a call asks for: s3fs's and adlfs's ``version_id``, gcsfs's
+    ``generation`` (taken, never silently ignored: the current object is not that version)."""
+    for name in ("version_id", "generation"):
+        value = kwargs.get(name)
+        if value is not None:
+            return str(value)
+    return None
 
 
 def _file_entry(name: str, meta: ObjectMeta) -> dict[str, Any]:

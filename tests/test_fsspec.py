@@ -10,6 +10,7 @@ from typing import Any
 
 import fsspec
 import pytest
+from fsspec.asyn import sync
 from fsspec.callbacks import Callback
 
 import objstore
@@ -392,3 +393,26 @@ def test_pandas_on_abfs_urls_through_objstore(
     assert azure_server.key.encode() not in payload
     fs.close()
     AzureBlobFileSystem.clear_instance_cache()
+
+
+def test_versions_are_read_not_ignored(s3_server: S3Server, s3_admin: Any, bucket: str) -> None:
+    # s3fs's version_id (gcsfs's generation): the version asked for, never the current object
+    s3_admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    fs = ObjstoreFileSystem(f"s3://{bucket}", s3_server.options())
+    first = sync(fs.loop, fs.store.put, "v", b"first version")
+    fs.pipe_file("v", b"second")
+    assert fs.cat_file("v") == b"second"
+    assert fs.cat_file("v", version_id=first.version) == b"first version"
+    assert fs.cat_file("v", start=6, version_id=first.version) == b"version"
+    assert fs.info("v", version_id=first.version)["size"] == 13
+    with fs.open("v", "rb", version_id=first.version) as handle:
+        assert handle.read() == b"first version"
+    with pytest.raises(FileNotFoundError):
+        fs.cat_file("v", version_id="no-such-version")
+    with pytest.raises(objstore.InvalidRequestError, match="read, not written"):
+        fs.open("v", "wb", version_id=first.version)
+    fs.close()
+    memory = ObjstoreFileSystem("memory://")
+    memory.pipe_file("k", b"current")
+    with pytest.raises(FileNotFoundError):  # it keeps no history: not the current data
+        memory.cat_file("k", version_id="an-old-one")
