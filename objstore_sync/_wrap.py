@@ -6,6 +6,8 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+from objstore._errors import ObjstoreTimeoutError
+
 if TYPE_CHECKING:
     from objstore_sync._store import ObjectStore
 
@@ -24,6 +26,13 @@ def blocking(
     @functools.wraps(method)
     def twin(self: ObjectStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
         coro: Coroutine[Any, Any, T] = getattr(self._store, name)(*args, **kwargs)
-        return self._run(coro)
+        try:
+            return self._run(coro)
+        except ObjstoreTimeoutError as exc:
+            if exc.operation is None:  # the call_timeout's, raised where the call is unknown
+                exc.operation, exc.store = name, self._store.url
+                exc.path = args[0] if args and isinstance(args[0], str) else None
+                exc.message = f"{name}({exc.path!r}): {exc.message}" if exc.path else exc.message
+            raise
 
     return twin  # functools.wraps sets __wrapped__: inspect.signature shows the async parameters

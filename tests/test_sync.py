@@ -132,9 +132,16 @@ class SlowStore(objstore.MemoryStore):
 def test_timeout_cancels_the_task() -> None:
     slow = SlowStore()
     store = objstore_sync.ObjectStore(slow, call_timeout=0.2)
-    with pytest.raises(ObjstoreTimeoutError, match="cancelled"):
+    with pytest.raises(ObjstoreTimeoutError, match="cancelled") as info:
         store.get_result("k")
     assert slow.cancelled.wait(5)
+    # it says which call: the timeout is raised where only a coroutine is known
+    assert str(info.value).startswith("get_result('k'): blocking call did not finish")
+    assert (info.value.operation, info.value.path, info.value.store) == (
+        "get_result",
+        "k",
+        "memory://",
+    )
 
 
 def test_ctrl_c_cancels_the_task() -> None:
