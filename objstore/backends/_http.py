@@ -23,6 +23,7 @@ from yarl import URL
 
 from objstore._config import Config
 from objstore._errors import (
+    BucketNotFoundError,
     ChecksumMismatchError,
     IntegrityError,
     InvalidRangeError,
@@ -60,6 +61,7 @@ __all__ = [
     "SessionPool",
     "client_session",
     "delete_each",
+    "raise_if_bucket_missing",
     "exchange",
     "http_date",
     "pages_ahead",
@@ -629,6 +631,25 @@ async def ranged_get(
     if response.status != 206:  # the whole object: cut it (a start past the end raises)
         data = requested_part(data, 0, request, len(data))
     return data or None
+
+
+def raise_if_bucket_missing(
+    response: aiohttp.ClientResponse,
+    body: bytes,
+    key: str,
+    translate: Callable[[int, bytes, Mapping[str, str], str], ObjstoreError],
+) -> None:
+    """After a delete that took 404 as done: a missing object is, a missing bucket is not (a
+    typo in its name must not pass for a successful delete). ``translate`` is the backend's
+    error translator, which tells the two 404s apart.
+
+    Raises:
+        BucketNotFoundError: the 404 was the bucket's.
+    """
+    if response.status == 404:
+        error = translate(404, body, response.headers, key)
+        if isinstance(error, BucketNotFoundError):
+            raise error
 
 
 async def delete_each(

@@ -88,6 +88,7 @@ from objstore.backends._http import (
     http_date,
     pages_ahead,
     parse_http_date,
+    raise_if_bucket_missing,
     ranged_get,
     read_headers,
     reply_time,
@@ -826,10 +827,7 @@ class AzureStore(ObjectStore):
         """Delete one blob; a missing blob is fine, a missing container is not (a typo in
         its name must not pass for a successful delete)."""
         response, data = await self._send("DELETE", self._blob_path(key), key, ok=(202, 404))
-        if response.status == 404:
-            error = _error(404, data, response.headers, key)
-            if isinstance(error, BucketNotFoundError):
-                raise error
+        raise_if_bucket_missing(response, data, key, _error)
 
     async def _delete_batch(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         """Delete up to 256 blobs in one Blob Batch request; report each failure.

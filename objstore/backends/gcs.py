@@ -89,6 +89,7 @@ from objstore.backends._http import (
     pages_ahead,
     parse_http_date,
     parse_iso_time,
+    raise_if_bucket_missing,
     ranged_get,
     read_headers,
     served_range,
@@ -638,10 +639,7 @@ class GCSStore(ObjectStore):
         which; fake-gcs-server answers both with "Not Found")."""
         url = self._object_url(self._objects, key)
         response, data = await self._send("DELETE", url, key, ok=(200, 204, 404))
-        if response.status == 404:
-            error = _error(404, data, response.headers, key)
-            if isinstance(error, BucketNotFoundError):
-                raise error
+        raise_if_bucket_missing(response, data, key, _error)
 
     async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
         url = (

@@ -85,6 +85,7 @@ from objstore.backends._http import (
     pages_ahead,
     parse_http_date,
     parse_iso_time,
+    raise_if_bucket_missing,
     ranged_get,
     read_headers,
     reply_time,
@@ -844,10 +845,7 @@ class S3Store(ObjectStore):
         """Delete one object; a missing object is fine (some S3 servers answer 404 for it),
         a missing bucket is not."""
         response, body = await self._send("DELETE", key, ok=(200, 204, 404))
-        if response.status == 404:
-            error = _error(404, body, response.headers, key)
-            if isinstance(error, BucketNotFoundError):
-                raise error
+        raise_if_bucket_missing(response, body, key, _error)
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         if not self._bulk_delete or len(keys) == 1:
