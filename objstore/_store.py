@@ -821,6 +821,16 @@ class ObjectStore(abc.ABC):
     async def _get_tags(self, key: Path) -> dict[str, str]:
         raise NotSupportedError(f"the {self.backend} store keeps no tags")
 
+    async def _tags_to_copy(self, src: Path) -> dict[str, str]:
+        """The tags a copy of ``src`` is written with where the service does not carry them
+        itself: the source's, or none where tagging is off or the credentials may not read
+        tags (an S3 policy without GetObjectTagging, an Azure SAS without ``t``), so that
+        such a copy works as it did before tags were copied."""
+        try:
+            return await self._get_tags(src)
+        except (NotSupportedError, PermissionDeniedError):
+            return {}
+
     # ---- listings --------------------------------------------------------------------------
 
     async def list_pages(

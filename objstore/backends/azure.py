@@ -44,7 +44,6 @@ from objstore._errors import (
     NotFoundError,
     NotSupportedError,
     ObjstoreError,
-    PermissionDeniedError,
     PreconditionFailedError,
     ThrottledError,
     UnauthenticatedError,
@@ -502,16 +501,6 @@ class AzureStore(ObjectStore):
         _, body = await self._send("GET", self._blob_path(key), key, params=[("comp", "tags")])
         return parse_tag_set(body)
 
-    async def _copied_tags(self, src: Path) -> dict[str, str]:
-        """The source's tags, which Copy Blob leaves behind (it takes the destination's from
-        ``x-ms-tags``); none where the credentials may not read tags (a SAS without ``t``)."""
-        if not self._tagging:
-            return {}
-        try:
-            return await self._get_tags(src)
-        except PermissionDeniedError:
-            return {}
-
     async def _get(self, key: Path, options: GetOptions) -> GetResponse:
         response, _ = await self._fetch(key, options, buffered=False)
         return response
@@ -888,7 +877,7 @@ class AzureStore(ObjectStore):
         if not overwrite:
             headers["If-None-Match"] = "*"
         try:
-            tags = await self._copied_tags(src)
+            tags = await self._tags_to_copy(src)  # Copy Blob leaves them behind
             if tags:
                 headers["x-ms-tags"] = urlencode(tags, quote_via=quote)
             response, _ = await self._send(

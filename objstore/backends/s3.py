@@ -922,7 +922,7 @@ class S3Store(ObjectStore):
         ``If-None-Match: *``), and objects CopyObject refuses (over 5 GiB). Every part is
         pinned to the ETag the attributes were read with."""
         source = await self._get(src, GetOptions(head=True))
-        tags = await self._get_tags(src) if self._tagging else {}
+        tags = await self._tags_to_copy(src)
         options = PutOptions(mode="create" if create else "overwrite",
                              attributes=source.attributes, tags=tags)  # fmt: skip
         upload = await self._create_multipart(dst, options)
