@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 from collections import Counter
+from typing import Any
 
 import google_crc32c
 import pytest
@@ -151,6 +152,28 @@ async def test_a_resumable_upload_declares_its_whole_checksum(
         await store.put("torn", data, part_size=2 * 1024 * 1024)
     assert info.value.attempts == 4  # the last chunk sent again: GCS refuses it each time
     assert "corrupt_upload" in [fault for *_, fault in proxy.log]
+    assert not await store.exists("torn")
+
+
+@pytest.mark.parametrize("proxied_backend", ["gcs"], indirect=True)
+async def test_a_file_upload_declares_the_whole_files_checksum(
+    proxied_backend: ProxiedBackend, tmp_path: Any
+) -> None:
+    # a large file goes in one request but for its last bytes, which carry the CRC32C of the
+    # file as read from disk: bytes corrupted on the way make GCS refuse the upload
+    store = proxied_backend.open(**FAST)
+    proxy = proxied_backend.proxy
+    proxy.answer = check = ChecksResumableCrc32cLikeGcs()
+    data = os.urandom(UPLOAD_SIZES["multipart"])
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    await store.put("whole", source)
+    assert check.declared == [_b64(google_crc32c.value(data), 4)]
+    assert await store.get("whole") == data
+    proxy.rules = [Rule("corrupt_upload", method="PUT", contains="upload_id", times=1)]
+    with pytest.raises(ChecksumMismatchError) as info:
+        await store.put("torn", source)
+    assert info.value.attempts == 4
     assert not await store.exists("torn")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -157,6 +158,8 @@ def azure_checksum(headers: Mapping[str, str]) -> BodyChecksum | None:
 OFFLOAD_FROM = 1024 * 1024
 """Bodies from this size are hashed in a worker thread (``hashlib`` releases the GIL), so an
 upload's parts are hashed while others are on the wire."""
+FILE_BLOCK = 1024 * 1024
+"""A file is hashed this much per trip to a worker thread."""
 
 
 async def content_md5(data: bytes | memoryview) -> str:
@@ -194,6 +197,30 @@ class RunningCrc32c:
             self._value = self._crc(data, self._value)
         else:
             self._value = await offload(self._crc, data, self._value)
+
+    @property
+    def fast(self) -> bool:
+        """Whether this machine computes CRC32C (else nothing is declared)."""
+        return self._crc is not None
+
+    async def update_from_file(self, fd: int, size: int) -> int:
+        """Add the first ``size`` bytes of the open file ``fd``, read in blocks off the event
+        loop with ``pread`` (the file's own position stays the upload's); return how many
+        there were (fewer when the file shrank)."""
+        crc, done = self._crc, 0
+        if crc is None:
+            return size
+
+        def block(offset: int, value: int) -> tuple[int, int]:
+            data = os.pread(fd, min(FILE_BLOCK, size - offset), offset)
+            return crc(data, value), len(data)
+
+        while done < size:
+            self._value, read = await offload(block, done, self._value)
+            if not read:
+                break
+            done += read
+        return done
 
     def header(self) -> dict[str, str]:
         """The ``x-goog-hash`` of everything added (none without a fast CRC32C here)."""

@@ -14,6 +14,7 @@ them (fake-gcs-server).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -779,6 +780,7 @@ class _ResumableUpload(MultipartUpload):
             if start > end:  # all there: a status query confirms (or finishes) it
                 return b"", {"Content-Range": f"bytes */{size}"}
             return await rest(start), {
+                "Content-Length": str(end - start + 1),  # a file's body stops there
                 "Content-Range": f"bytes {start}-{end}/{size}",
                 **(last or {}),
             }
@@ -834,7 +836,10 @@ class _ResumableUpload(MultipartUpload):
         return await self._finish(lambda: self._send_chunk(offset, data, offset + len(data), whole))
 
     async def send_file(self, handle: BinaryIO, total: int) -> PutResult:
-        """Send the whole file in one request; a retry sends only what the service lacks."""
+        """Send the file in one request but for its last bytes (under 256 KiB), which follow
+        with the whole file's CRC32C, read from the file alongside the first request: GCS
+        refuses the upload if what arrived is not what the file holds. A retry sends only
+        what the service lacks."""
 
         async def rest(start: int) -> Body:
             held = (await offload(os.fstat, handle.fileno())).st_size
@@ -843,7 +848,21 @@ class _ResumableUpload(MultipartUpload):
             await offload(handle.seek, start)
             return FilePayload(handle)
 
-        return await self._finish(lambda: self._upload(0, total - 1, total, rest))
+        if not self._crc.fast:
+            return await self._finish(lambda: self._upload(0, total - 1, total, rest))
+        last = (total - 1) // GCSStore.part_granularity * GCSStore.part_granularity
+        hashing = asyncio.ensure_future(self._crc.update_from_file(handle.fileno(), total))
+        try:
+            if last:
+                await self._upload(0, last - 1, None, rest)
+            hashed = await hashing
+        finally:
+            hashing.cancel()
+            await asyncio.gather(hashing, return_exceptions=True)
+        if hashed < total:
+            raise source_shrank(handle.name, total, hashed)
+        whole = self._crc.header()
+        return await self._finish(lambda: self._upload(last, total - 1, total, rest, whole))
 
     async def _finish(self, send: Callable[[], Awaitable[bytes]]) -> PutResult:
         """Send the upload's last bytes; a lost reply is told from a failure by the token."""

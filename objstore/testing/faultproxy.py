@@ -89,16 +89,18 @@ class Rule:
     """Headers of a ``status:`` answer (``Retry-After``)."""
     avoid: str = ""
     """When set: requests whose path and query contain it are spared."""
+    after: int = 0
+    """The first ``after`` matching requests are spared."""
 
     def matches(self, method: str, path_qs: str) -> bool:
         if (self.method is not None and self.method != method) or self.contains not in path_qs:
             return False
-        if self.avoid and self.avoid in path_qs:
+        if (self.avoid and self.avoid in path_qs) or (self.every <= 0 and self.times <= 0):
             return False
-        if self.every > 0:
-            self.seen += 1
-            return self.seen % self.every == 0
-        return self.times > 0
+        self.seen += 1
+        if self.seen <= self.after:
+            return False
+        return self.every <= 0 or (self.seen - self.after) % self.every == 0
 
 
 @dataclass
