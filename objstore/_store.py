@@ -64,6 +64,7 @@ from objstore._types import (
     IncompleteUpload,
     ListResult,
     ObjectMeta,
+    ObjectVersion,
     OffsetRange,
     ProgressCallback,
     PutMode,
@@ -884,6 +885,57 @@ class ObjectStore(abc.ABC):
             self._annotate(exc, "list_with_delimiter")
             raise
 
+    async def list_versions_iter(
+        self, prefix: str | None = None
+    ) -> AsyncGenerator[ObjectVersion, None]:
+        """Yield every version of the objects under ``prefix`` (whole segments) one by one:
+        in key order and, for each key, newest first, S3's delete markers among them.
+
+        A store or bucket that keeps no history (memory, local, an unversioned bucket) lists
+        each object as it is now, as its one and latest version.
+        """
+        try:
+            full = self._key_prefix(prefix)
+            run: builtins.list[ObjectVersion] = []  # one key's versions, which pages may split
+            async with contextlib.aclosing(self._list_versions(full)) as pages:
+                async for page in pages:
+                    for version in page:
+                        if run and version.location != run[0].location:
+                            for each in self._newest_first(run):
+                                yield self._rel_version(each)
+                            run = []
+                        run.append(version)
+            for each in self._newest_first(run):
+                yield self._rel_version(each)
+        except ObjstoreError as exc:
+            self._annotate(exc, "list_versions")
+            raise
+
+    async def list_versions(self, prefix: str | None = None) -> builtins.list[ObjectVersion]:
+        """Return every version of the objects under ``prefix``: see :meth:`list_versions_iter`."""
+        async with contextlib.aclosing(self.list_versions_iter(prefix)) as versions:
+            return [version async for version in versions]
+
+    async def _list_versions(
+        self, prefix: Path
+    ) -> AsyncGenerator[builtins.list[ObjectVersion], None]:
+        """Yield pages of the versions under ``prefix`` in key order (a key's in any order).
+        By default, the objects as they are, each its own latest version."""
+        async with contextlib.aclosing(self._list(prefix, None)) as pages:
+            async for page in pages:
+                yield [_as_version(meta) for meta in page]
+
+    def _newest_first(self, versions: builtins.list[ObjectVersion]) -> Iterable[ObjectVersion]:
+        """One key's versions, newest first. By default the latest, then the others in the
+        order listed (S3 lists them newest first; timestamps cannot order them: SeaweedFS's
+        are whole seconds)."""
+        return sorted(versions, key=lambda v: not v.is_latest)
+
+    def _rel_version(self, version: ObjectVersion) -> ObjectVersion:
+        if not self._prefix:
+            return version
+        return replace(version, location=strip_prefix(self._prefix, version.location))
+
     # ---- deletes, copies, renames -----------------------------------------------------------
 
     async def delete(self, path: str) -> None:
@@ -1218,6 +1270,17 @@ class ObjectStream:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _as_version(meta: ObjectMeta) -> ObjectVersion:
+    """An object as it is now, as its one and latest version."""
+    return ObjectVersion(
+        location=meta.location,
+        version=meta.version,
+        last_modified=meta.last_modified,
+        size=meta.size,
+        e_tag=meta.e_tag,
+    )
 
 
 async def has_objects_under(store: ObjectStore, prefix: str) -> bool:

@@ -178,6 +178,26 @@ class ObjectMeta:
 
 
 @record
+class ObjectVersion:
+    """One version of an object, as :meth:`ObjectStore.list_versions` lists it."""
+
+    location: str
+    """The path relative to the store."""
+    version: str | None
+    """What ``get_result(..., version=)`` reads it by (``None`` where the store keeps no
+    versions: the object as it is now)."""
+    last_modified: datetime
+    """When this version was written (for a delete marker: when the object was deleted)."""
+    size: int = 0
+    e_tag: str | None = None
+    is_latest: bool = True
+    """The object as a plain read sees it now."""
+    deleted: bool = False
+    """An S3 delete marker: the object was deleted at this point of its history (it has no
+    data; a read by its version is refused)."""
+
+
+@record
 class PutResult:
     """The identity of the object a write produced."""
 

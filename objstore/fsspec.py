@@ -43,7 +43,7 @@ from objstore._multipart import Writer
 from objstore._path import parents_below
 from objstore._registry import SCHEMES, from_url, load_backend
 from objstore._store import ObjectStore, has_objects_under
-from objstore._types import ByteRange, ObjectMeta, OffsetRange, SuffixRange
+from objstore._types import ByteRange, ObjectMeta, ObjectVersion, OffsetRange, SuffixRange
 
 __all__ = [
     "AzureBlobFileSystem",
@@ -123,15 +123,38 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
             return _dir_entry(name)
         raise FileNotFoundError(f"no such file or directory: {path!r}")
 
-    async def _ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+    async def _ls(
+        self, path: str, detail: bool = True, versions: bool = False, **kwargs: Any
+    ) -> list[Any]:
+        """The entries directly under ``path``; with ``versions`` (s3fs, gcsfs, adlfs), one
+        entry per version of each file, newest first, with its ``version_id``."""
         store, key, base = self._locate(path)
         level = await store.list_with_delimiter(key or None)
         entries = [_dir_entry(_join(base, p)) for p in level.common_prefixes]
-        entries += [_file_entry(_join(base, m.location), m) for m in level.objects]
+        if versions:
+            entries += await self._version_entries(store, base, key, None)
+        else:
+            entries += [_file_entry(_join(base, m.location), m) for m in level.objects]
         if not entries and key:
-            entries = [await self._info(path)]  # a file lists as itself; else FileNotFoundError
-        entries.sort(key=lambda e: e["name"])
+            if versions:  # a file's, even one deleted since
+                entries = await self._version_entries(store, base, key.rpartition("/")[0], key)
+            entries = entries or [await self._info(path)]  # a file lists as itself
+        entries.sort(key=lambda e: e["name"])  # stable: a file's versions stay newest first
         return entries if detail else [e["name"] for e in entries]
+
+    async def _version_entries(
+        self, store: ObjectStore, base: str, directory: str, only: str | None
+    ) -> list[dict[str, Any]]:
+        """An entry for each version of the files directly in ``directory`` (or of ``only``),
+        those deleted since included; S3's delete markers are left out, as s3fs does. The
+        versions of the whole subtree are listed to find them."""
+        entries = []
+        async for version in store.list_versions_iter(directory or None):
+            name = version.location
+            if version.deleted or (name != only if only else name.rpartition("/")[0] != directory):
+                continue
+            entries.append(_version_entry(_join(base, name), version))
+        return entries
 
     async def _find(
         self,
@@ -565,6 +588,21 @@ def _version(kwargs: Mapping[str, Any]) -> str | None:
         if value is not None:
             return str(value)
     return None
+
+
+def _version_entry(name: str, version: ObjectVersion) -> dict[str, Any]:
+    return {
+        "name": name,
+        "size": version.size,
+        "type": "file",
+        "mtime": version.last_modified.timestamp(),
+        "LastModified": version.last_modified,
+        "ETag": version.e_tag,
+        "version": version.version,
+        "version_id": version.version,
+        "VersionId": version.version,
+        "is_latest": version.is_latest,
+    }
 
 
 def _file_entry(name: str, meta: ObjectMeta) -> dict[str, Any]:

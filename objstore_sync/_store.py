@@ -13,6 +13,7 @@ from objstore import (
     Attributes,
     BulkDeleteError,
     ObjectMeta,
+    ObjectVersion,
     ObjstoreError,
     ProgressCallback,
     PutMode,
@@ -116,6 +117,7 @@ class ObjectStore:
     rename = blocking(A.rename)
     rename_if_not_exists = blocking(A.rename_if_not_exists)
     sign = blocking(A.sign)
+    list_versions = blocking(A.list_versions)
     list_incomplete = blocking(A.list_incomplete)
     cleanup_incomplete = blocking(A.cleanup_incomplete)
 
@@ -154,6 +156,10 @@ class ObjectStore:
         """Yield the objects under ``prefix`` one by one (one request per page)."""
         for page in self.list_pages(prefix, offset=offset):
             yield from page
+
+    def list_versions_iter(self, prefix: str | None = None) -> BlockingIterator[ObjectVersion]:
+        """Yield every version of the objects under ``prefix`` one by one."""
+        return BlockingIterator(self._store.list_versions_iter(prefix), self._run)
 
     def list_pages(
         self, prefix: str | None = None, *, offset: str | None = None

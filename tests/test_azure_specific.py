@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 import objstore
 from objstore import (
@@ -27,6 +28,7 @@ from objstore._inline import gather_bounded
 from objstore.backends.azure import AzureStore
 from objstore.testing.emulators import AzureServer
 from objstore.testing.faultproxy import FaultProxy, Rule
+from objstore.testing.standin import serve_handler
 
 MiB = 1024 * 1024
 FAST_RETRIES = {"backoff_initial": "5ms", "backoff_max": "50ms", "max_retries": "5"}
@@ -491,3 +493,48 @@ async def test_block_uploads_stay_within_the_block_count(
     )
     assert listing.count(b"<Block>") == 3
     assert await store.get("blocks") == data
+
+
+def _version_page(blobs: list[tuple[str, str, bool, int]], marker: str) -> bytes:
+    entries = "".join(
+        f"<Blob><Name>{name}</Name><VersionId>{version}</VersionId>"
+        + ("<IsCurrentVersion>true</IsCurrentVersion>" if current else "")
+        + "<Properties><Last-Modified>Fri, 27 Nov 2026 10:00:00 GMT</Last-Modified>"
+        f"<Etag>0x{size:X}</Etag><Content-Length>{size}</Content-Length></Properties>"
+        "<Metadata /></Blob>"
+        for name, version, current, size in blobs
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><EnumerationResults ContainerName="cont">'
+        f"<Prefix>v/</Prefix><Blobs>{entries}</Blobs><NextMarker>{marker}</NextMarker>"
+        "</EnumerationResults>"
+    ).encode()
+
+
+async def test_blob_versions_are_listed_newest_first() -> None:
+    # Azurite keeps no versions, so a stand-in answers as Azure does with versioning on:
+    # oldest first, the current one marked, a key's versions split over two pages
+    t = "2026-11-27T10:00:0{}.1234567Z".format
+    pages = {
+        "": _version_page([("v/gone", t(1), False, 1), ("v/k", t(2), False, 2)], "m2"),
+        "m2": _version_page([("v/k", t(3), False, 3), ("v/k", t(4), True, 4)], ""),
+    }
+    includes = []
+
+    async def handler(request: web.Request) -> web.Response:
+        includes.append(request.query.get("include"))
+        return web.Response(body=pages[request.query.get("marker", "")],
+                            content_type="application/xml")  # fmt: skip
+
+    async with serve_handler(handler) as url:
+        options = {"azure_storage_endpoint": f"{url}/acct", "azure_storage_account_name": "acct",
+                   "azure_storage_account_key": "a2V5", "allow_http": "true"}  # fmt: skip
+        async with objstore.from_url("az://cont", options) as store:
+            versions = await store.list_versions("v")
+    assert [(v.location, v.version, v.is_latest, v.size) for v in versions] == [
+        ("v/gone", t(1), False, 1),
+        ("v/k", t(4), True, 4),
+        ("v/k", t(3), False, 3),
+        ("v/k", t(2), False, 2),
+    ]
+    assert includes == ["metadata,versions"] * 2

@@ -395,6 +395,36 @@ def test_pandas_on_abfs_urls_through_objstore(
     AzureBlobFileSystem.clear_instance_cache()
 
 
+def test_ls_lists_versions(s3_server: S3Server, s3_admin: Any, bucket: str) -> None:
+    # s3fs's ls(versions=True): each version of a level's files, newest first, with its id;
+    # delete markers left out; directories as they are
+    s3_admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    fs = ObjstoreFileSystem(f"s3://{bucket}", s3_server.options())
+    first = sync(fs.loop, fs.store.put, "d/f", b"1")
+    second = sync(fs.loop, fs.store.put, "d/f", b"22")
+    fs.pipe_file("d/gone", b"x")
+    fs.rm("d/gone")
+    fs.pipe_file("d/sub/deeper", b"x")
+    listed = fs.ls("d", versions=True)
+    assert [(e["name"], e["type"], e.get("VersionId"), e.get("is_latest")) for e in listed] == [
+        ("d/f", "file", second.version, True),
+        ("d/f", "file", first.version, False),
+        ("d/gone", "file", listed[2]["VersionId"], False),
+        ("d/sub", "directory", None, None),
+    ]
+    assert [e["size"] for e in listed[:3]] == [2, 1, 1]
+    assert [e["version_id"] for e in fs.ls("d/f", versions=True)] == [
+        second.version, first.version
+    ]  # fmt: skip
+    assert fs.ls("d", detail=False) == ["d/f", "d/sub"]
+    fs.close()
+    memory = ObjstoreFileSystem("memory://")  # no history: each file as it is, its latest
+    memory.pipe_file("m/a", b"abc")
+    (entry,) = memory.ls("m", versions=True)
+    assert (entry["name"], entry["size"], entry["is_latest"]) == ("m/a", 3, True)
+    assert entry["version_id"] == memory.info("m/a")["version"]
+
+
 def test_versions_are_read_not_ignored(s3_server: S3Server, s3_admin: Any, bucket: str) -> None:
     # s3fs's version_id (gcsfs's generation): the version asked for, never the current object
     s3_admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})

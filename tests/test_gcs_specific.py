@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -409,3 +410,29 @@ async def test_a_media_read_in_a_missing_bucket_fails() -> None:
             with pytest.raises(objstore.NotFoundError) as info:
                 await store.get_range("k", 0, 10)
             assert isinstance(info.value, objstore.BucketNotFoundError)
+
+
+async def test_generations_are_listed_newest_first(gcs_server: GCSServer) -> None:
+    bucket = f"v-{uuid.uuid4().hex[:12]}"
+    gcs_server.create_bucket(bucket, versioning=True)
+    store = objstore.from_url(f"gs://{bucket}", gcs_server.options())
+    first = await store.put("v/k", b"one")
+    second = await store.put("v/k", b"second")
+    third = await store.put("v/k", b"3")
+    gone = await store.put("v/gone", b"x")
+    await store.delete("v/gone")
+    versions = await store.list_versions("v")
+    # GCS keeps no delete markers: a deleted object has generations, none of them live
+    assert [(v.location, v.version, v.is_latest, v.size) for v in versions] == [
+        ("v/gone", gone.version, False, 1),
+        ("v/k", third.version, True, 1),
+        ("v/k", second.version, False, 6),
+        ("v/k", first.version, False, 3),
+    ]
+    assert not any(v.deleted for v in versions)
+    assert (await store.get_result("v/k", version=first.version)).data == b"one"
+    rooted = objstore.from_url(f"gs://{bucket}/v", gcs_server.options())
+    assert [v.location for v in await rooted.list_versions()] == ["gone", "k", "k", "k"]
+    await rooted.aclose()
+    await store.aclose()
+    gcs_server.delete_bucket(bucket)

@@ -527,3 +527,56 @@ async def test_a_store_unpickled_without_its_secrets_says_so(
     assert s3_server.secret_key not in note
     await clone.aclose()
     await store.aclose()
+
+
+async def test_versions_and_delete_markers_are_listed(
+    s3_server: S3Server, s3_admin: Any, bucket: str
+) -> None:
+    s3_admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    store = objstore.from_url(f"s3://{bucket}", s3_server.options())
+    first = await store.put("v/k", b"one")
+    second = await store.put("v/k", b"second")
+    gone = await store.put("v/gone", b"x")
+    await store.delete("v/gone")
+    (marker,) = s3_admin.list_object_versions(Bucket=bucket, Prefix="v/")["DeleteMarkers"]
+    versions = await store.list_versions("v")
+    assert [(v.location, v.version, v.is_latest, v.deleted, v.size) for v in versions] == [
+        ("v/gone", marker["VersionId"], True, True, 0),
+        ("v/gone", gone.version, False, False, 1),
+        ("v/k", second.version, True, False, 6),
+        ("v/k", first.version, False, False, 3),
+    ]
+    assert versions[0].e_tag is None
+    assert versions[1].e_tag == gone.e_tag
+    older = await store.get_result("v/k", version=versions[-1].version)
+    assert older.data == b"one"
+    rooted = objstore.from_url(f"s3://{bucket}/v", s3_server.options())
+    assert [(v.location, v.version) for v in await rooted.list_versions()] == [
+        ("gone", marker["VersionId"]), ("gone", gone.version),
+        ("k", second.version), ("k", first.version),
+    ]  # fmt: skip
+    await rooted.aclose()
+    await store.aclose()
+
+
+async def test_versions_of_one_key_over_many_pages(
+    s3_server: S3Server, s3_admin: Any, bucket: str
+) -> None:
+    # 1,000 to a page: one key's versions span two, and keep the service's order (newest
+    # first) across the page boundary; the listing ends
+    s3_admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    store = objstore.from_url(f"s3://{bucket}", s3_server.options())
+    await gather_bounded([store.put("many", str(i).encode()) for i in range(1010)], 16)
+    await store.put("next", b"x")
+    expected = [
+        item["VersionId"]
+        for page in s3_admin.get_paginator("list_object_versions").paginate(Bucket=bucket)
+        for item in page.get("Versions", [])
+        if item["Key"] == "many"
+    ]
+    versions = await store.list_versions()
+    assert [v.version for v in versions if v.location == "many"] == expected
+    assert len(expected) == 1010
+    assert [v.location for v in versions][-2:] == ["many", "next"]
+    assert sum(v.is_latest for v in versions) == 2
+    await store.aclose()

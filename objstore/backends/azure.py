@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ClassVar, NamedTuple
@@ -63,6 +63,7 @@ from objstore._types import (
     IncompleteUpload,
     ListResult,
     ObjectMeta,
+    ObjectVersion,
     OffsetRange,
     PutOptions,
     PutResult,
@@ -275,28 +276,61 @@ def _next_marker(body: bytes) -> str | None:
     return ET.fromstring(body).findtext("NextMarker") or None
 
 
+def _name_of(element: ET.Element) -> str:
+    """The name of a listed ``Blob`` or ``BlobPrefix`` (percent-encoded when ``Encoded``)."""
+    node = element.find("Name")
+    text = (node.text or "") if node is not None else ""
+    return unquote(text) if node is not None and node.get("Encoded") == "true" else text
+
+
+def _is_folder(blob: ET.Element) -> bool:
+    """Whether a listed blob is an ADLS Gen2 directory, not an object."""
+    return (blob.findtext("Metadata/hdi_isfolder") or "").lower() == "true"
+
+
+def _parse_versions(body: bytes) -> list[ObjectVersion]:
+    """The blob versions of an ``include=versions`` page: the current one says so; a blob
+    without a version id (versioning off, Azurite) is as it is now."""
+    out = []
+    for blob in ET.fromstring(body).iterfind("Blobs/Blob"):
+        props, name = blob.find("Properties"), _name_of(blob)
+        if props is None or _is_folder(blob):
+            continue
+        try:
+            parse_path(name)
+        except InvalidPathError:
+            logger.debug("listing skips %r: not a valid object key", name)
+            continue
+        version = blob.findtext("VersionId") or None
+        out.append(
+            ObjectVersion(
+                location=name,
+                version=version,
+                last_modified=parse_http_date(props.findtext("Last-Modified") or ""),
+                size=int(props.findtext("Content-Length") or 0),
+                e_tag=_quoted(props.findtext("Etag")),
+                is_latest=version is None or blob.findtext("IsCurrentVersion") == "true",
+            )
+        )
+    return out
+
+
 def _parse_listing_tree(body: bytes) -> tuple[list[ObjectMeta], list[str], str | None]:
     root = ET.fromstring(body)
-
-    def name_of(element: ET.Element) -> str:
-        node = element.find("Name")
-        text = (node.text or "") if node is not None else ""
-        return unquote(text) if node is not None and node.get("Encoded") == "true" else text
-
     entries = []
     for blob in root.iterfind("Blobs/Blob"):
-        if (blob.findtext("Metadata/hdi_isfolder") or "").lower() == "true":
-            continue  # an ADLS Gen2 directory, not an object
+        if _is_folder(blob):
+            continue
         props = blob.find("Properties")
         if props is None:
             continue
         entries.append((
-            name_of(blob),
+            _name_of(blob),
             int(props.findtext("Content-Length") or 0),
             parse_http_date(props.findtext("Last-Modified") or ""),
             _quoted(props.findtext("Etag")),
         ))  # fmt: skip
-    prefixes = [name_of(p) for p in root.iterfind("Blobs/BlobPrefix")]
+    prefixes = [_name_of(p) for p in root.iterfind("Blobs/BlobPrefix")]
     marker = root.findtext("NextMarker") or None
     return _valid_metas(entries), prefixes, marker
 
@@ -632,9 +666,11 @@ class AzureStore(ObjectStore):
 
     # ---- listings -------------------------------------------------------------------------
 
-    def _pages(self, prefix: str, delimiter: bool) -> AsyncGenerator[bytes, None]:
+    def _pages(
+        self, prefix: str, delimiter: bool, include: str = "metadata"
+    ) -> AsyncGenerator[bytes, None]:
         """The bodies of a listing's pages, each next one requested ahead."""
-        params = [("restype", "container"), ("comp", "list"), ("include", "metadata")]
+        params = [("restype", "container"), ("comp", "list"), ("include", include)]
         if prefix:
             params.append(("prefix", prefix + "/"))
         if delimiter:
@@ -659,6 +695,17 @@ class AzureStore(ObjectStore):
                     metas = [m for m in metas if m.location > offset]
                 if metas:
                     yield metas
+
+    async def _list_versions(self, prefix: Path) -> AsyncGenerator[list[ObjectVersion], None]:
+        async with contextlib.aclosing(self._pages(prefix, False, "metadata,versions")) as pages:
+            async for body in pages:
+                versions = _parse_versions(body)
+                if versions:
+                    yield versions
+
+    def _newest_first(self, versions: list[ObjectVersion]) -> Iterable[ObjectVersion]:
+        # version ids are the times they were made (ISO 8601, 7 decimals): they sort as text
+        return sorted(versions, key=lambda v: (v.is_latest, v.version or ""), reverse=True)
 
     async def _list_with_delimiter(self, prefix: Path) -> ListResult:
         prefixes: list[str] = []

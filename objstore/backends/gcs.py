@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, BinaryIO, ClassVar, NamedTuple
@@ -58,6 +58,7 @@ from objstore._types import (
     GetResponse,
     ListResult,
     ObjectMeta,
+    ObjectVersion,
     OffsetRange,
     PutOptions,
     PutResult,
@@ -144,6 +145,7 @@ _ATTRIBUTE_HEADERS = {
 _META_PREFIX = "x-goog-meta-"
 _META_FIELDS = "name,size,updated,etag,generation"  # what _meta_from_json reads
 _LIST_FIELDS = f"items({_META_FIELDS}),prefixes,nextPageToken"
+_VERSION_FIELDS = f"items({_META_FIELDS},timeCreated,timeDeleted),nextPageToken"
 
 
 def _error(
@@ -195,6 +197,18 @@ def _meta_from_json(key: str, item: Mapping[str, Any]) -> ObjectMeta:
         parse_iso_time(item.get("updated")),
         _bare(item.get("etag")),
         str(item["generation"]) if item.get("generation") else None,
+    )
+
+
+def _version_from_json(item: Mapping[str, Any]) -> ObjectVersion:
+    """One generation of a ``versions=true`` listing, dated by its creation."""
+    return ObjectVersion(
+        location=item["name"],
+        version=str(item["generation"]) if item.get("generation") else None,
+        last_modified=parse_iso_time(item.get("timeCreated") or item.get("updated")),
+        size=int(item.get("size", 0)),
+        e_tag=_bare(item.get("etag")),
+        is_latest="timeDeleted" not in item,
     )
 
 
@@ -499,11 +513,18 @@ class GCSStore(ObjectStore):
     # ---- listings -------------------------------------------------------------------------
 
     def _pages(
-        self, prefix: str, *, delimiter: bool = False, offset: str | None = None
+        self,
+        prefix: str,
+        *,
+        delimiter: bool = False,
+        offset: str | None = None,
+        versions: bool = False,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """A listing's pages, parsed; each next one is requested once this one's token is known,
         while the caller turns this one's items into metadata."""
-        params = [("fields", _LIST_FIELDS)]
+        params = [("fields", _VERSION_FIELDS if versions else _LIST_FIELDS)]
+        if versions:
+            params.append(("versions", "true"))
         if self.list_page_size:
             params.append(("maxResults", str(self.list_page_size)))
         if prefix:
@@ -539,6 +560,22 @@ class GCSStore(ObjectStore):
                     metas.append(_meta_from_json(name, item))
                 if metas:
                     yield metas
+
+    async def _list_versions(self, prefix: Path) -> AsyncGenerator[list[ObjectVersion], None]:
+        """Every generation (``versions=true``): the live one has no ``timeDeleted``; a
+        deleted object has none live (GCS keeps no delete markers)."""
+        async with contextlib.aclosing(self._pages(prefix, versions=True)) as pages:
+            async for page in pages:
+                versions = []
+                for item in page.get("items", []):
+                    with contextlib.suppress(InvalidPathError):
+                        parse_path(item["name"])
+                        versions.append(_version_from_json(item))
+                if versions:
+                    yield versions
+
+    def _newest_first(self, versions: list[ObjectVersion]) -> Iterable[ObjectVersion]:
+        return sorted(versions, key=lambda v: (not v.is_latest, -int(v.version or 0)))
 
     async def _list_with_delimiter(self, prefix: Path) -> ListResult:
         prefixes: list[str] = []

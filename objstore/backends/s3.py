@@ -61,6 +61,7 @@ from objstore._types import (
     IncompleteUpload,
     ListResult,
     ObjectMeta,
+    ObjectVersion,
     OffsetRange,
     PutOptions,
     PutResult,
@@ -972,6 +973,19 @@ class S3Store(ObjectStore):
 
     # ---- uploads left by writers that died -------------------------------------------------
 
+    async def _list_versions(self, prefix: Path) -> AsyncGenerator[list[ObjectVersion], None]:
+        params = [("versions", ""), ("max-keys", "1000")]
+        params.append(("prefix", f"{prefix}/" if prefix else ""))
+        markers: list[tuple[str, str]] = []
+        while True:
+            _, body = await self._send("GET", None, params=params + markers)
+            versions, after = _parse_versions(body)
+            if versions:
+                yield versions
+            if not after or after == markers:  # the last page, or a server going round
+                return
+            markers = after
+
     async def _list_incomplete(
         self, prefix: Path
     ) -> AsyncGenerator[tuple[list[IncompleteUpload], float], None]:
@@ -1052,6 +1066,44 @@ def _parse_uploads(body: bytes) -> tuple[list[IncompleteUpload], list[tuple[str,
     if not key_marker:
         return uploads, []
     return uploads, [("key-marker", key_marker), ("upload-id-marker", id_marker)]
+
+
+def _parse_versions(body: bytes) -> tuple[list[ObjectVersion], list[tuple[str, str]]]:
+    """The versions and delete markers of a ListObjectVersions page, in the order listed, and
+    the markers of the next page (none on the last). The latest version's id ``null`` (an
+    object written while versioning was off) is ``None``, as ``head`` gives it; an older
+    one keeps ``null``, which reads it."""
+    root = ET.fromstring(body)
+    ns = _ns(root)
+    out: list[ObjectVersion] = []
+    for item in root:
+        deleted = item.tag == f"{ns}DeleteMarker"
+        if not deleted and item.tag != f"{ns}Version":
+            continue
+        key = item.findtext(f"{ns}Key") or ""
+        try:
+            parse_path(key)
+        except InvalidPathError:
+            logger.debug("listing skips %r: not a valid object key", key)
+            continue
+        latest = item.findtext(f"{ns}IsLatest") == "true"
+        version = item.findtext(f"{ns}VersionId") or None
+        out.append(
+            ObjectVersion(
+                location=key,
+                version=None if latest and version == "null" else version,
+                last_modified=parse_iso_time(item.findtext(f"{ns}LastModified")),
+                size=int(item.findtext(f"{ns}Size") or 0),
+                e_tag=None if deleted else item.findtext(f"{ns}ETag"),
+                is_latest=latest,
+                deleted=deleted,
+            )
+        )
+    key_marker = root.findtext(f"{ns}NextKeyMarker")
+    if root.findtext(f"{ns}IsTruncated") != "true" or not key_marker:
+        return out, []
+    version_marker = root.findtext(f"{ns}NextVersionIdMarker") or ""
+    return out, [("key-marker", key_marker), ("version-id-marker", version_marker)]
 
 
 def _raise_embedded_error(body: bytes, key: str) -> None:

@@ -583,6 +583,31 @@ class StoreConformance:
         seen = [m.location async for m in store.list_iter("many")]
         assert seen == keys
 
+    async def test_list_versions_lists_what_reads_see(self, store: Any) -> None:
+        # every store lists versions; one without history (memory, local, an unversioned
+        # bucket) lists each object as it is now, its one and latest version
+        await store.put("lv/a", b"1")
+        await store.put("lv/a", b"one more")
+        await store.put("lv/b/c", b"22")
+        await store.put("lv2/x", b"3")
+        versions = await store.list_versions("lv")
+        assert all(isinstance(v, objstore.ObjectVersion) for v in versions)
+        assert [v.location for v in versions if v.is_latest] == ["lv/a", "lv/b/c"]
+        assert [v.location for v in versions] == sorted(v.location for v in versions)
+        for latest in (v for v in versions if v.is_latest):
+            meta = await store.head(latest.location)
+            assert (latest.size, latest.e_tag, latest.version) == (meta.size, meta.e_tag,
+                                                                   meta.version)  # fmt: skip
+            assert not latest.deleted
+            assert latest.last_modified.tzinfo is not None
+        for older in (v for v in versions if not v.is_latest):  # where the store keeps them
+            result = await store.get_result(older.location, version=older.version)
+            assert len(result.data) == older.size
+        assert [v.location for v in await store.list_versions("lv/b")] == ["lv/b/c"]
+        assert await store.list_versions("none") == []
+        seen = [v.location async for v in store.list_versions_iter("lv2")]
+        assert seen == ["lv2/x"]
+
     # ---- deletes ----------------------------------------------------------------------------
 
     async def test_delete(self, store: Any) -> None:

@@ -201,11 +201,13 @@ class GCSServer:
         """objstore options for this server."""
         return {"google_base_url": self.endpoint, "allow_http": "true", **extra}
 
-    def create_bucket(self, name: str) -> None:
-        """Create a bucket (the JSON API call gcloud-aio-storage lacks)."""
+    def create_bucket(self, name: str, *, versioning: bool = False) -> None:
+        """Create a bucket (the JSON API call gcloud-aio-storage lacks); with ``versioning``,
+        it keeps every generation of its objects."""
+        resource = {"name": name, "versioning": {"enabled": versioning}}
         request = urllib.request.Request(
             f"{self.endpoint}/storage/v1/b?project=objstore-test",
-            data=json.dumps({"name": name}).encode(),
+            data=json.dumps(resource).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )

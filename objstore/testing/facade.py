@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
-from objstore import Capabilities, ObjectMeta
+from objstore import Capabilities, ObjectMeta, ObjectVersion
 
 __all__ = ["FacadeAsAsync"]
 
@@ -41,6 +41,11 @@ class FacadeAsAsync:
         for page in pages:
             for meta in page:
                 yield meta
+
+    async def list_versions_iter(self, prefix: str | None = None) -> AsyncIterator[ObjectVersion]:
+        versions = await asyncio.to_thread(lambda: list(self._sync.list_versions_iter(prefix)))
+        for version in versions:
+            yield version
 
     async def delete_many(self, paths: Any, **kw: Any) -> int:
         if hasattr(paths, "__aiter__"):
