@@ -591,21 +591,12 @@ def _version(kwargs: Mapping[str, Any]) -> str | None:
 
 
 def _version_entry(name: str, version: ObjectVersion) -> dict[str, Any]:
-    return {
-        "name": name,
-        "size": version.size,
-        "type": "file",
-        "mtime": version.last_modified.timestamp(),
-        "LastModified": version.last_modified,
-        "ETag": version.e_tag,
-        "version": version.version,
-        "version_id": version.version,
-        "VersionId": version.version,
-        "is_latest": version.is_latest,
-    }
+    """A file entry of one version, with s3fs's and adlfs's names for its id."""
+    return {**_file_entry(name, version), "version_id": version.version,
+            "VersionId": version.version, "is_latest": version.is_latest}  # fmt: skip
 
 
-def _file_entry(name: str, meta: ObjectMeta) -> dict[str, Any]:
+def _file_entry(name: str, meta: ObjectMeta | ObjectVersion) -> dict[str, Any]:
     return {
         "name": name,
         "size": meta.size,

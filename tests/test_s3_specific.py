@@ -6,6 +6,7 @@ import asyncio
 import pickle
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -529,11 +530,19 @@ async def test_a_store_unpickled_without_its_secrets_says_so(
     await store.aclose()
 
 
-async def test_versions_and_delete_markers_are_listed(
-    s3_server: S3Server, s3_admin: Any, bucket: str
-) -> None:
+@pytest.fixture
+async def versioned(s3_server: S3Server, s3_admin: Any, bucket: str) -> AsyncIterator[Any]:
+    """A store on a bucket with versioning on."""
     s3_admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     store = objstore.from_url(f"s3://{bucket}", s3_server.options())
+    yield store
+    await store.aclose()
+
+
+async def test_versions_and_delete_markers_are_listed(
+    versioned: Any, s3_server: S3Server, s3_admin: Any, bucket: str
+) -> None:
+    store = versioned
     first = await store.put("v/k", b"one")
     second = await store.put("v/k", b"second")
     gone = await store.put("v/gone", b"x")
@@ -556,16 +565,14 @@ async def test_versions_and_delete_markers_are_listed(
         ("k", second.version), ("k", first.version),
     ]  # fmt: skip
     await rooted.aclose()
-    await store.aclose()
 
 
 async def test_versions_of_one_key_over_many_pages(
-    s3_server: S3Server, s3_admin: Any, bucket: str
+    versioned: Any, s3_admin: Any, bucket: str
 ) -> None:
     # 1,000 to a page: one key's versions span two, and keep the service's order (newest
     # first) across the page boundary; the listing ends
-    s3_admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    store = objstore.from_url(f"s3://{bucket}", s3_server.options())
+    store = versioned
     await gather_bounded([store.put("many", str(i).encode()) for i in range(1010)], 16)
     await store.put("next", b"x")
     expected = [
@@ -579,4 +586,3 @@ async def test_versions_of_one_key_over_many_pages(
     assert len(expected) == 1010
     assert [v.location for v in versions][-2:] == ["many", "next"]
     assert sum(v.is_latest for v in versions) == 2
-    await store.aclose()
