@@ -7,6 +7,7 @@ misbehaves on the requests a test names."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -187,3 +188,20 @@ async def test_a_service_that_finishes_early_is_an_integrity_error(
     server.faults = {2: "fail_midway"}
     with pytest.raises(objstore.IntegrityError, match="early"):
         await store.put("k", _chunks(os.urandom(11 * MiB)), part_size=4 * MiB)
+
+
+async def test_a_file_the_hash_cannot_read_is_a_typed_error(
+    standin: tuple[ResumableServer, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, store = standin
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(9 * MiB))
+
+    def unreadable(*_: Any) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "pread", unreadable)
+    with pytest.raises(objstore.ObjstoreError, match=r"big\.bin"):
+        await store.put("f", source)
+    assert server.objects == {}
+    assert server.sessions == {}  # the session was aborted

@@ -50,7 +50,7 @@ from objstore._inline import offload
 from objstore._multipart import MultipartUpload
 from objstore._path import Path, parse_path, prefix_in_url
 from objstore._retry import RetryPolicy
-from objstore._store import Capabilities, ObjectStore, source_shrank
+from objstore._store import Capabilities, ObjectStore, source_file_error, source_shrank
 from objstore._types import (
     ByteRange,
     BytesBody,
@@ -892,7 +892,10 @@ class _ResumableUpload(MultipartUpload):
         try:
             if last:
                 await self._upload(0, last - 1, None, rest)
-            hashed = await hashing
+            try:
+                hashed = await hashing
+            except OSError as exc:  # the file could not be read (pread's own error)
+                raise source_file_error(exc, handle.name, self._key) from None
         finally:
             hashing.cancel()
             await asyncio.gather(hashing, return_exceptions=True)
