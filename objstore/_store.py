@@ -938,16 +938,30 @@ class ObjectStore(abc.ABC):
 
     # ---- deletes, copies, renames -----------------------------------------------------------
 
-    async def delete(self, path: str) -> None:
-        """Delete an object; deleting a missing object is not an error."""
+    async def delete(self, path: str, *, version: str | None = None) -> None:
+        """Delete an object; deleting a missing object is not an error.
+
+        With ``version`` (an id :meth:`list_versions` gives), remove that one version for
+        good instead: removing an S3 delete marker brings the object back, removing the
+        latest version leaves the one before it current on S3 and no current one on GCS. A
+        version the object does not have is not an error either; a store that keeps no
+        history removes the object only when it is that version.
+        """
         try:
             key = self._key(path)
+            if version is not None:
+                await self._delete_version(key, _version_text(version))
+                return
             failures = await self._delete([key])
             if failures:
                 raise failures[key]
         except ObjstoreError as exc:
             self._annotate(exc, "delete")
             raise
+
+    async def _delete_version(self, key: Path, version: str) -> None:  # noqa: B027
+        """Remove one version of ``key`` for good. By default nothing: a store whose objects
+        carry no version (local) has none of that id."""
 
     async def delete_many(
         self,
@@ -1283,6 +1297,26 @@ def _as_version(meta: ObjectMeta) -> ObjectVersion:
     )
 
 
+async def lists_version(
+    pages: AsyncGenerator[list[ObjectVersion], None],
+    key: str,
+    version: str,
+    unnamed: str | None = None,
+) -> bool:
+    """Whether a version listing of the keys starting with ``key`` (in key order) shows
+    ``key``'s version ``version``; a version listed as ``None`` is named ``unnamed`` (S3's
+    ``null``), or none."""
+    async with contextlib.aclosing(pages):
+        async for page in pages:
+            for listed in page:
+                if listed.location > key:  # past it
+                    return False
+                named = unnamed if listed.version is None else listed.version
+                if listed.location == key and named == version:
+                    return True
+    return False
+
+
 async def has_objects_under(store: ObjectStore, prefix: str) -> bool:
     """Say whether any object lies under ``prefix`` (whole segments), from one listing page.
 
@@ -1500,6 +1534,19 @@ async def _as_chunks(data: Any) -> AsyncIterator[bytes]:
 
 _ONE_E_TAG = re.compile(r'"[^"]*"|[^",\s]+')
 """An ETag as ``head()`` and ``put()`` give it: quoted, or a bare token."""
+
+
+def _version_text(version: object) -> str:
+    """A version id as a call names one.
+
+    Raises:
+        InvalidRequestError: not ``str``, or empty (a server may take it as no version).
+    """
+    if not isinstance(version, str):
+        raise InvalidRequestError(f"version must be a str, not {type(version).__name__}")
+    if not version.strip():
+        raise InvalidRequestError("version is empty: give a version id, or None")
+    return version
 
 
 def _one_version(mode: UpdateVersion) -> UpdateVersion:

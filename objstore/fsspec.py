@@ -297,8 +297,9 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
         super().touch(path, truncate=True, **kwargs)
 
     async def _rm_file(self, path: str, **kwargs: Any) -> None:
+        """Delete a file, or with ``version_id`` (``generation``) that one version of it."""
         store, key, _ = self._locate(path)
-        await store.delete(key)
+        await store.delete(key, version=_version(kwargs))
 
     async def _rm(
         self,
@@ -307,6 +308,14 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
         maxdepth: int | None = None,
         **kwargs: Any,
     ) -> None:
+        version = _version(kwargs)
+        if version is not None:
+            if recursive or not isinstance(path, str):
+                raise InvalidRequestError(
+                    f"a version belongs to one file: give one path without recursive, not {path!r}"
+                )
+            await self._rm_file(path, version_id=version)
+            return
         paths = await self._expand_path(path, recursive=recursive, maxdepth=maxdepth)
         groups: dict[int, tuple[ObjectStore, list[str]]] = {}
         for each in paths:

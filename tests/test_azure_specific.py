@@ -519,9 +519,12 @@ async def test_blob_versions_are_listed_newest_first() -> None:
         "": _version_page([("v/gone", t(1), False, 1), ("v/k", t(2), False, 2)], "m2"),
         "m2": _version_page([("v/k", t(3), False, 3), ("v/k", t(4), True, 4)], ""),
     }
-    includes = []
+    includes, deleted = [], []
 
     async def handler(request: web.Request) -> web.Response:
+        if request.method == "DELETE":
+            deleted.append((request.path, request.query.get("versionid")))
+            return web.Response(status=202)
         includes.append(request.query.get("include"))
         return web.Response(body=pages[request.query.get("marker", "")],
                             content_type="application/xml")  # fmt: skip
@@ -531,10 +534,13 @@ async def test_blob_versions_are_listed_newest_first() -> None:
                    "azure_storage_account_key": "a2V5", "allow_http": "true"}  # fmt: skip
         async with objstore.from_url("az://cont", options) as store:
             versions = await store.list_versions("v")
+            await store.delete("v/k", version=t(3))  # listed: deleted by its id
+            await store.delete("v/k", version=t(9))  # not listed (Azurite would delete the blob)
     assert [(v.location, v.version, v.is_latest, v.size) for v in versions] == [
         ("v/gone", t(1), False, 1),
         ("v/k", t(4), True, 4),
         ("v/k", t(3), False, 3),
         ("v/k", t(2), False, 2),
     ]
-    assert includes == ["metadata,versions"] * 2
+    assert includes == ["metadata,versions"] * 6
+    assert deleted == [("/acct/cont/v/k", t(3))]

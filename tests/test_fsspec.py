@@ -417,6 +417,15 @@ def test_ls_lists_versions(s3_server: S3Server, s3_admin: Any, bucket: str) -> N
         second.version, first.version
     ]  # fmt: skip
     assert fs.ls("d", detail=False) == ["d/f", "d/sub"]
+    fs.rm_file("d/f", version_id=first.version)  # that version only, as a version is read
+    assert [e["version_id"] for e in fs.ls("d/f", versions=True)] == [second.version]
+    with pytest.raises(objstore.InvalidRequestError, match="one file"):
+        fs.rm(["d/f", "d/sub/deeper"], version_id=second.version)
+    with pytest.raises(objstore.InvalidRequestError, match="one file"):
+        fs.rm("d", recursive=True, version_id=second.version)
+    fs.rm("d/f", version_id=second.version)
+    assert not fs.exists("d/f")
+    assert fs.cat_file("d/sub/deeper") == b"x"
     fs.close()
     memory = ObjstoreFileSystem("memory://")  # no history: each file as it is, its latest
     memory.pipe_file("m/a", b"abc")

@@ -586,3 +586,33 @@ async def test_versions_of_one_key_over_many_pages(
     assert len(expected) == 1010
     assert [v.location for v in versions][-2:] == ["many", "next"]
     assert sum(v.is_latest for v in versions) == 2
+
+
+async def test_versions_are_deleted_one_by_one(versioned: Any, s3_admin: Any, bucket: str) -> None:
+    store = versioned
+    first = await store.put("k", b"one")
+    second = await store.put("k", b"two")
+    await store.delete("k", version=first.version)  # an older one: the object stays
+    assert [v.version for v in await store.list_versions()] == [second.version]
+    assert await store.get("k") == b"two"
+    await store.put("k", b"three")
+    latest = (await store.head("k")).version
+    await store.delete("k", version=latest)  # the latest: the one before is current again
+    assert await store.get("k") == b"two"
+    await store.delete("k")  # a delete marker, which removing brings the object back
+    (marker,) = [v for v in await store.list_versions() if v.deleted]
+    assert not await store.exists("k")
+    await store.delete("k", version=marker.version)
+    assert await store.get("k") == b"two"
+    await store.delete("k", version="not-one-of-its-versions")
+    assert await store.get("k") == b"two"
+
+
+async def test_an_unversioned_bucket_deletes_only_by_null(s3_store: S3Store) -> None:
+    # SeaweedFS ignores versionId on an unversioned bucket and would delete the object for
+    # any id: the version is looked up first. ``null`` names the object there, as on S3.
+    await s3_store.put("k", b"kept")
+    await s3_store.delete("k", version="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")
+    assert await s3_store.get("k") == b"kept"
+    await s3_store.delete("k", version="null")
+    assert not await s3_store.exists("k")

@@ -54,7 +54,7 @@ from objstore._multipart import MultipartUpload
 from objstore._path import Path, parse_path, prefix_in_url
 from objstore._record import replace
 from objstore._retry import RetryPolicy
-from objstore._store import Capabilities, ObjectStore
+from objstore._store import Capabilities, ObjectStore, lists_version
 from objstore._types import (
     ByteRange,
     BytesBody,
@@ -667,12 +667,13 @@ class AzureStore(ObjectStore):
     # ---- listings -------------------------------------------------------------------------
 
     def _pages(
-        self, prefix: str, delimiter: bool, include: str = "metadata"
+        self, prefix: str, delimiter: bool, include: str = "metadata", *, raw: bool = False
     ) -> AsyncGenerator[bytes, None]:
-        """The bodies of a listing's pages, each next one requested ahead."""
+        """The bodies of a listing's pages, each next one requested ahead: the blobs under
+        ``prefix`` (with ``raw``, the blobs whose names start with it)."""
         params = [("restype", "container"), ("comp", "list"), ("include", include)]
         if prefix:
-            params.append(("prefix", prefix + "/"))
+            params.append(("prefix", prefix if raw else prefix + "/"))
         if delimiter:
             params.append(("delimiter", "/"))
         if self.list_page_size:
@@ -696,12 +697,27 @@ class AzureStore(ObjectStore):
                 if metas:
                     yield metas
 
-    async def _list_versions(self, prefix: Path) -> AsyncGenerator[list[ObjectVersion], None]:
-        async with contextlib.aclosing(self._pages(prefix, False, "metadata,versions")) as pages:
+    def _list_versions(self, prefix: Path) -> AsyncGenerator[list[ObjectVersion], None]:
+        return self._version_pages(f"{prefix}/" if prefix else "")
+
+    async def _version_pages(self, prefix: str) -> AsyncGenerator[list[ObjectVersion], None]:
+        """The versions of the blobs whose names start with ``prefix``."""
+        pages = self._pages(prefix, False, "metadata,versions", raw=True)
+        async with contextlib.aclosing(pages):
             async for body in pages:
                 versions = _parse_versions(body)
                 if versions:
                     yield versions
+
+    async def _delete_version(self, key: Path, version: str) -> None:
+        """Delete Blob of one version, once the blob's version listing shows it: Azurite
+        keeps no versions and would delete the current blob."""
+        if not await lists_version(self._version_pages(key), key, version):
+            return
+        response, data = await self._send(
+            "DELETE", self._blob_path(key), key, params=[("versionid", version)], ok=(202, 404)
+        )
+        raise_if_bucket_missing(response, data, key, _error)
 
     def _newest_first(self, versions: list[ObjectVersion]) -> Iterable[ObjectVersion]:
         # version ids are the times they were made (ISO 8601, 7 decimals): they sort as text

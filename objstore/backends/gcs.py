@@ -679,6 +679,16 @@ class GCSStore(ObjectStore):
         response, data = await self._send("DELETE", url, key, ok=(200, 204, 404))
         raise_if_bucket_missing(response, data, key, _error)
 
+    async def _delete_version(self, key: Path, version: str) -> None:
+        """Delete one generation (``generation=``; GCS has only numeric ones)."""
+        if not version.isdigit():
+            return
+        url = self._object_url(self._objects, key)
+        response, data = await self._send(
+            "DELETE", url, key, params=[("generation", version)], ok=(200, 204, 404)
+        )
+        raise_if_bucket_missing(response, data, key, _error)
+
     async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
         url = (
             f"{self._object_url(self._objects, src)}/rewriteTo/b/"

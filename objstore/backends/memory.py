@@ -208,6 +208,12 @@ class MemoryStore(ObjectStore):
                 self._objects.pop(key, None)
         return {}
 
+    async def _delete_version(self, key: Path, version: str) -> None:
+        with self._lock:  # it keeps only the current version
+            entry = self._objects.get(key)
+            if entry is not None and entry[4].version == version:
+                del self._objects[key]
+
     async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
         with self._lock:
             data, attributes, tags, _, _ = self._entry(src)

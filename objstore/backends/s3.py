@@ -52,7 +52,7 @@ from objstore._inline import gather_bounded
 from objstore._multipart import MultipartUpload
 from objstore._path import Path, parse_path, prefix_in_url
 from objstore._retry import RetryPolicy
-from objstore._store import Capabilities, ObjectStore
+from objstore._store import Capabilities, ObjectStore, lists_version
 from objstore._types import (
     ByteRange,
     BytesBody,
@@ -973,9 +973,12 @@ class S3Store(ObjectStore):
 
     # ---- uploads left by writers that died -------------------------------------------------
 
-    async def _list_versions(self, prefix: Path) -> AsyncGenerator[list[ObjectVersion], None]:
-        params = [("versions", ""), ("max-keys", "1000")]
-        params.append(("prefix", f"{prefix}/" if prefix else ""))
+    def _list_versions(self, prefix: Path) -> AsyncGenerator[list[ObjectVersion], None]:
+        return self._version_pages(f"{prefix}/" if prefix else "")
+
+    async def _version_pages(self, prefix: str) -> AsyncGenerator[list[ObjectVersion], None]:
+        """The ListObjectVersions pages of the keys starting with ``prefix``."""
+        params = [("versions", ""), ("max-keys", "1000"), ("prefix", prefix)]
         markers: list[tuple[str, str]] = []
         while True:
             _, body = await self._send("GET", None, params=params + markers)
@@ -985,6 +988,18 @@ class S3Store(ObjectStore):
             if not after or after == markers:  # the last page, or a server going round
                 return
             markers = after
+
+    async def _delete_version(self, key: Path, version: str) -> None:
+        """DeleteObject of one version, once the key's version listing shows it: a server
+        that keeps no versions may ignore ``versionId`` and delete the current object
+        (SeaweedFS on an unversioned bucket does), and a HEAD cannot confirm a delete marker
+        (AWS answers 405, SeaweedFS 404)."""
+        if not await lists_version(self._version_pages(key), key, version, "null"):
+            return
+        response, body = await self._send(
+            "DELETE", key, params=[("versionId", version)], ok=(200, 204, 404)
+        )
+        raise_if_bucket_missing(response, body, key, _error)
 
     async def _list_incomplete(
         self, prefix: Path

@@ -608,6 +608,25 @@ class StoreConformance:
         seen = [v.location async for v in store.list_versions_iter("lv2")]
         assert seen == ["lv2/x"]
 
+    async def test_deleting_a_version_it_lacks_leaves_the_object(self, store: Any) -> None:
+        await store.put("dv/k", b"one")
+        await store.delete("dv/k", version="123456")  # not an error, and nothing removed
+        assert await store.get("dv/k") == b"one"
+        for bad in ("", " ", 7):
+            with pytest.raises(InvalidRequestError, match="version"):
+                await store.delete("dv/k", version=bad)
+        assert await store.get("dv/k") == b"one"
+
+    async def test_deleting_the_latest_version_by_its_id(self, store: Any) -> None:
+        await store.put("dl/k", b"one")
+        (latest,) = await store.list_versions("dl")
+        if latest.version is None:  # local, Azurite, an unversioned S3 bucket: no ids
+            return
+        await store.delete("dl/k", version=latest.version)
+        assert not await store.exists("dl/k")
+        with pytest.raises(NotFoundError):
+            await store.get_result("dl/k", version=latest.version)
+
     # ---- deletes ----------------------------------------------------------------------------
 
     async def test_delete(self, store: Any) -> None:
