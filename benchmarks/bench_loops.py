@@ -36,11 +36,12 @@ def _work(client: str, workload: str, server: S3Server) -> Work:
         import objstore
 
         store = objstore.from_url(f"s3://{BUCKET}", server.options())
-        return {
+        works: dict[str, Work] = {
             "PUT 4 KiB": lambda k: store.put(k, SMALL),
             "HEAD": store.head,
             "GET 4 KiB": store.get,
-        }[workload]
+        }
+        return works[workload]
     import obstore
     from obstore.store import S3Store
 

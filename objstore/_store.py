@@ -314,7 +314,9 @@ class ObjectStore(abc.ABC):
             self._annotate(exc, "get")
             raise
 
-    def _blocking_head(self, path: str) -> ObjectMeta:
+    def _blocking_head(self, path: str, *, version: str | None = None) -> ObjectMeta:
+        if version is not None:
+            return run_inline(self.head(path, version=version))
         try:
             return self._rel_meta(self._head_sync(self._key(path)))
         except ObjstoreError as exc:
@@ -771,14 +773,20 @@ class ObjectStore(abc.ABC):
 
         return Reader(self._rel_meta(meta), fetch, block_size=block_size, read_ahead=read_ahead)
 
-    async def head(self, path: str) -> ObjectMeta:
-        """Return an object's metadata.
+    async def head(self, path: str, *, version: str | None = None) -> ObjectMeta:
+        """Return an object's metadata (with ``version``, that version's).
 
         Raises:
-            NotFoundError: no such object.
+            NotFoundError: no such object, or no such version of it.
         """
         try:
-            return self._rel_meta(await self._head(self._key(path)))
+            key = self._key(path)
+            if version is None:
+                return self._rel_meta(await self._head(key))
+            checked = _get_options(None, if_match=None, if_none_match=None,
+                                   if_modified_since=None, if_unmodified_since=None,
+                                   version=version)  # fmt: skip
+            return self._rel_meta((await self._get(key, replace(checked, head=True))).meta)
         except ObjstoreError as exc:
             self._annotate(exc, "head")
             raise

@@ -113,8 +113,7 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
             return _dir_entry(name)
         version = _version(kwargs)
         if version is not None:  # that version's metadata (NotFoundError if it has none)
-            found = await store.get_result(key, range=ByteRange(0, 0), version=version)
-            return _file_entry(name, found.meta)
+            return _file_entry(name, await store.head(key, version=version))
         try:
             return _file_entry(name, await store.head(key))
         except NotFoundError:

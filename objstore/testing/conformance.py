@@ -285,10 +285,16 @@ class StoreConformance:
         if result.version is not None:
             got = await store.get_result("ver", version=result.version)
             assert got.data == b"v1"
+            assert await store.head("ver", version=result.version) == meta
         # a version the object never had is not found, even where the server ignores the
         # parameter and serves the current object (SeaweedFS unversioned buckets, Azurite)
         with pytest.raises(NotFoundError, match="'ver'"):
             await store.get_result("ver", version="123456")
+        with pytest.raises(NotFoundError, match="'ver'") as info:
+            await store.head("ver", version="123456")
+        assert info.value.operation == "head"
+        with pytest.raises(InvalidRequestError, match="version"):
+            await store.head("ver", version="")
         with pytest.raises(NotFoundError, match="'ver'"):
             await store.get_result("ver", version="123456", range=ByteRange(0, 1))
         with pytest.raises(NotFoundError, match="'ver'"):
