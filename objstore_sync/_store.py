@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterable, Coroutine, Iterable, Iterator, Mapping
+import contextlib
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -157,9 +165,15 @@ class ObjectStore:
         for page in self.list_pages(prefix, offset=offset):
             yield from page
 
-    def list_versions_iter(self, prefix: str | None = None) -> BlockingIterator[ObjectVersion]:
-        """Yield every version of the objects under ``prefix`` one by one."""
-        return BlockingIterator(self._store.list_versions_iter(prefix), self._run)
+    def list_versions_iter(self, prefix: str | None = None) -> Iterator[ObjectVersion]:
+        """Yield every version of the objects under ``prefix`` one by one (fetched from the
+        loop a thousand at a time)."""
+        batches = BlockingIterator(_batched(self._store.list_versions_iter(prefix)), self._run)
+        try:
+            for batch in batches:
+                yield from batch
+        finally:
+            batches.close()
 
     def list_pages(
         self, prefix: str | None = None, *, offset: str | None = None
@@ -262,3 +276,19 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[builtins.list[T]]:
 
 def _rebuild(store: AsyncObjectStore, call_timeout: float | None) -> ObjectStore:
     return ObjectStore(store, call_timeout=call_timeout)
+
+
+async def _batched(
+    items: AsyncGenerator[T, None], size: int = 1000
+) -> AsyncGenerator[builtins.list[T], None]:
+    """``items`` in lists of up to ``size``: one trip through the loop thread per list (closed
+    with the lists)."""
+    batch: builtins.list[T] = []
+    async with contextlib.aclosing(items):
+        async for item in items:
+            batch.append(item)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch

@@ -202,6 +202,30 @@ def test_delete_many_consumes_a_blocking_listing(inline: bool) -> None:
     assert [m.location for m in store.list()] == ["keep"]
 
 
+@pytest.mark.parametrize("inline", [True, False])
+def test_versions_come_through_the_loop_in_batches(
+    inline: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = objstore_sync.ObjectStore("memory://", inline=inline)
+    for i in range(2500):
+        store.put(f"v/{i:04d}", b"")
+    trips = 0
+    run = store._run
+
+    def counted(coro: Any) -> Any:
+        nonlocal trips
+        trips += 1
+        return run(coro)
+
+    monkeypatch.setattr(store, "_run", counted)
+    seen = [v.location for v in store.list_versions_iter("v")]
+    assert seen == [f"v/{i:04d}" for i in range(2500)]
+    assert trips == 4  # three lists of up to a thousand, and the end
+    for version in store.list_versions_iter("v"):
+        assert version.is_latest
+        break  # stopping early closes the listing
+
+
 def test_store_pickles(tmp_path: Any) -> None:
     import pickle
 
