@@ -204,8 +204,11 @@ class ObjectStore(abc.ABC):
         """Delete keys (a missing key is no failure); return the failures."""
 
     @abc.abstractmethod
-    async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
-        """Copy an object within the store."""
+    async def _copy(
+        self, src: Path, dst: Path, overwrite: bool, version: str | None = None
+    ) -> None:
+        """Copy an object within the store (with ``version``, that version of it:
+        ``NotFoundError`` if it has none such)."""
 
     @abc.abstractmethod
     async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
@@ -827,16 +830,17 @@ class ObjectStore(abc.ABC):
             self._annotate(exc, "get_tags")
             raise
 
-    async def _get_tags(self, key: Path) -> dict[str, str]:
+    async def _get_tags(self, key: Path, version: str | None = None) -> dict[str, str]:
+        """The tags of ``key`` (of its ``version``, where the store keeps older ones)."""
         raise NotSupportedError(f"the {self.backend} store keeps no tags")
 
-    async def _tags_to_copy(self, src: Path) -> dict[str, str]:
+    async def _tags_to_copy(self, src: Path, version: str | None = None) -> dict[str, str]:
         """The tags a copy of ``src`` is written with where the service does not carry them
         itself: the source's, or none where tagging is off or the credentials may not read
         tags (an S3 policy without GetObjectTagging, an Azure SAS without ``t``), so that
         such a copy works as it did before tags were copied."""
         try:
-            return await self._get_tags(src)
+            return await self._get_tags(src, version)
         except (NotSupportedError, PermissionDeniedError):
             return {}
 
@@ -1003,15 +1007,22 @@ class ObjectStore(abc.ABC):
             raise BulkDeleteError.from_failures(failures, self._url)
         return sum(len(b) for b in batches)
 
-    async def copy(self, src: str, dst: str, *, overwrite: bool = True) -> None:
-        """Copy an object; with ``overwrite=False`` fail if ``dst`` exists.
+    async def copy(
+        self, src: str, dst: str, *, overwrite: bool = True, version: str | None = None
+    ) -> None:
+        """Copy an object; with ``overwrite=False`` fail if ``dst`` exists. With ``version``
+        (an id :meth:`list_versions` gives), copy that version of ``src``: ``copy(p, p,
+        version=v)`` makes an older version current again.
 
         Raises:
-            NotFoundError: ``src`` is missing.  AlreadyExistsError: see ``overwrite``.
+            NotFoundError: ``src`` is missing, or has no such version.
+            AlreadyExistsError: see ``overwrite``.
         """
         try:
             source, target = self._key(src), self._key(dst)
-            if source == target:
+            if version is not None:
+                await self._copy(source, target, overwrite, _version_text(version))
+            elif source == target:
                 await self._onto_itself(source, overwrite)
             else:
                 await self._copy(source, target, overwrite)

@@ -269,15 +269,17 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
                 os.unlink(partial)
 
     async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
-        """Copy one object; a directory (which fsspec's recursive ``copy`` and ``mv`` pass
-        along with its files) has nothing to copy: directories are implied by keys."""
+        """Copy one object (with ``version_id``, that version of it); a directory (which
+        fsspec's recursive ``copy`` and ``mv`` pass along with its files) has nothing to
+        copy: directories are implied by keys."""
         source, src, _ = self._locate(path1)
         target, dst, _ = self._locate(path2)
+        version = _version(kwargs)
         try:
             if source is target:
-                await source.copy(src, dst)
+                await source.copy(src, dst, version=version)
             else:  # another bucket: streamed through, never whole in memory
-                async with source.stream(src, chunk_size=8 * MiB) as chunks:
+                async with source.stream(src, chunk_size=8 * MiB, version=version) as chunks:
                     await target.put(dst, chunks)
         except NotFoundError:
             if not await has_objects_under(source, src):

@@ -417,6 +417,8 @@ def test_ls_lists_versions(s3_server: S3Server, s3_admin: Any, bucket: str) -> N
         second.version, first.version
     ]  # fmt: skip
     assert fs.ls("d", detail=False) == ["d/f", "d/sub"]
+    fs.cp_file("d/f", "e/old", version_id=first.version)  # that version's bytes
+    assert fs.cat_file("e/old") == b"1"
     fs.rm_file("d/f", version_id=first.version)  # that version only, as a version is read
     assert [e["version_id"] for e in fs.ls("d/f", versions=True)] == [second.version]
     with pytest.raises(objstore.InvalidRequestError, match="one file"):

@@ -431,8 +431,10 @@ async def test_generations_are_listed_newest_first(gcs_server: GCSServer) -> Non
     ]
     assert not any(v.deleted for v in versions)
     assert (await store.get_result("v/k", version=first.version)).data == b"one"
+    await store.copy("v/k", "v/k", version=first.version)  # made current again
+    assert await store.get("v/k") == b"one"
     rooted = objstore.from_url(f"gs://{bucket}/v", gcs_server.options())
-    assert [v.location for v in await rooted.list_versions()] == ["gone", "k", "k", "k"]
+    assert [v.location for v in await rooted.list_versions()] == ["gone", "k", "k", "k", "k"]
     await rooted.aclose()
     await store.aclose()
     gcs_server.delete_bucket(bucket)

@@ -616,3 +616,38 @@ async def test_an_unversioned_bucket_deletes_only_by_null(s3_store: S3Store) -> 
     assert await s3_store.get("k") == b"kept"
     await s3_store.delete("k", version="null")
     assert not await s3_store.exists("k")
+
+
+async def test_an_older_version_is_copied_and_restored(versioned: Any) -> None:
+    store = versioned
+    first = await store.put("k", b"one", attributes={"content_type": "text/x-one"},
+                            tags={"state": "first"})  # fmt: skip
+    await store.put("k", b"two")
+    await store.copy("k", "c", version=first.version)
+    copied = await store.get_result("c")
+    assert (copied.data, copied.attributes["content_type"]) == (b"one", "text/x-one")
+    assert await store.get_tags("c") == {"state": "first"}
+    with pytest.raises(objstore.AlreadyExistsError):
+        await store.copy("k", "c", overwrite=False, version=first.version)
+    await store.copy("k", "k", version=first.version)  # the old version made current again
+    assert await store.get("k") == b"one"
+    assert len(await store.list_versions()) == 4  # k: one, two, one again; c
+
+
+async def test_an_older_version_is_copied_in_parts(
+    s3_server: S3Server, s3_admin: Any, bucket: str
+) -> None:
+    # copy-if-not-exists as a multipart copy (and CopyObject's 5 GiB refusal) reads the
+    # attributes and tags of the version asked for, and copies its bytes
+    s3_admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    options = s3_server.options(aws_copy_if_not_exists="multipart")
+    async with objstore.from_url(f"s3://{bucket}", options) as store:
+        first = await store.put("k", b"one", attributes={"cache_control": "no-store"},
+                                tags={"state": "first"})  # fmt: skip
+        await store.put("k", b"two", tags={"state": "second"})
+        await store.copy("k", "c", overwrite=False, version=first.version)
+        copied = await store.get_result("c")
+        assert (copied.data, copied.attributes.get("cache_control")) == (b"one", "no-store")
+        assert await store.get_tags("c") == {"state": "first"}
+        with pytest.raises(objstore.NotFoundError, match="no version"):
+            await store.copy("k", "d", overwrite=False, version="123456")

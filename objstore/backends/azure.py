@@ -529,10 +529,11 @@ class AzureStore(ObjectStore):
         response = await self._properties(key)
         return _meta_from_headers(key, response.status, response.headers)
 
-    async def _get_tags(self, key: Path) -> dict[str, str]:
+    async def _get_tags(self, key: Path, version: str | None = None) -> dict[str, str]:
         if not self._tagging:
             raise NotSupportedError("tagging is turned off by azure_disable_tagging", path=key)
-        _, body = await self._send("GET", self._blob_path(key), key, params=[("comp", "tags")])
+        params = [("comp", "tags"), *([("versionid", version)] if version else [])]
+        _, body = await self._send("GET", self._blob_path(key), key, params=params)
         return parse_tag_set(body)
 
     async def _get(self, key: Path, options: GetOptions) -> GetResponse:
@@ -932,15 +933,22 @@ class AzureStore(ObjectStore):
         )  # fmt: skip
         return _batch_statuses(reply, len(keys))
 
-    async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
+    async def _copy(
+        self, src: Path, dst: Path, overwrite: bool, version: str | None = None
+    ) -> None:
         source = f"{self._origin}{self._blob_path(src)}"
-        if self._auth.query:
-            source += "?" + "&".join(f"{n}={v}" for n, v in self._auth.query)
+        query = [*self._auth.query]
+        if version is not None:
+            # Azurite keeps no versions and would copy the current blob: look it up first
+            await self._get(src, GetOptions(head=True, version=version))
+            query.append(("versionid", quote(version, safe="")))
+        if query:
+            source += "?" + "&".join(f"{n}={v}" for n, v in query)
         headers = {"x-ms-copy-source": source}
         if not overwrite:
             headers["If-None-Match"] = "*"
         try:
-            tags = await self._tags_to_copy(src)  # Copy Blob leaves them behind
+            tags = await self._tags_to_copy(src, version)  # Copy Blob leaves them behind
             if tags:
                 headers["x-ms-tags"] = urlencode(tags, quote_via=quote)
             response, _ = await self._send(

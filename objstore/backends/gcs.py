@@ -689,19 +689,33 @@ class GCSStore(ObjectStore):
         )
         raise_if_bucket_missing(response, data, key, _error)
 
-    async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
+    async def _copy(
+        self, src: Path, dst: Path, overwrite: bool, version: str | None = None
+    ) -> None:
         url = (
             f"{self._object_url(self._objects, src)}/rewriteTo/b/"
             f"{quote(self._bucket, safe='')}/o/{quote(dst, safe='')}"
         )
         base = [] if overwrite else [("ifGenerationMatch", "0")]
+        if version is not None:
+            if not version.isdigit():  # GCS generations are numbers
+                raise NotFoundError(f"{src!r} has no version {version!r}", path=src, status=404)
+            base.append(("sourceGeneration", version))
         token: str | None = None
         while True:
             params = [*base, ("rewriteToken", token)] if token else base
-            _, body = await self._send(
-                "POST", url, src, params=params, create_mode=not overwrite,
-                idempotent=overwrite,
-            )  # fmt: skip
+            try:
+                _, body = await self._send(
+                    "POST", url, src, params=params, create_mode=not overwrite,
+                    idempotent=overwrite,
+                )  # fmt: skip
+            except BucketNotFoundError:
+                raise
+            except NotFoundError as exc:
+                if version is None:
+                    raise
+                raise NotFoundError(f"{src!r} has no version {version!r}", path=src,
+                                    status=exc.status, code=exc.code) from None  # fmt: skip
             reply = json.loads(body)
             if reply.get("done", True):
                 return

@@ -422,7 +422,7 @@ class LocalStore(ObjectStore):
         except OSError as exc:
             raise translate_os_error(exc, key) from None
 
-    async def _get_tags(self, key: Path) -> dict[str, str]:
+    async def _get_tags(self, key: Path, version: str | None = None) -> dict[str, str]:
         return await offload(self._get_tags_sync, key)
 
     # ---- listing --------------------------------------------------------------------------
@@ -562,7 +562,11 @@ class LocalStore(ObjectStore):
         finally:
             os.close(fd)
 
-    async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
+    async def _copy(
+        self, src: Path, dst: Path, overwrite: bool, version: str | None = None
+    ) -> None:
+        if version is not None:  # files carry no versions
+            raise NotFoundError(f"{src!r} has no version {version!r}", path=src, status=404)
         await offload(self._copy_sync, src, dst, overwrite)
 
     def _rename_sync(self, src: Path, dst: Path, overwrite: bool) -> None:

@@ -139,7 +139,7 @@ class MemoryStore(ObjectStore):
     async def _head(self, key: Path) -> ObjectMeta:
         return self._head_sync(key)
 
-    async def _get_tags(self, key: Path) -> dict[str, str]:
+    async def _get_tags(self, key: Path, version: str | None = None) -> dict[str, str]:
         return dict(self._entry(key)[2])
 
     async def _get(self, key: Path, options: GetOptions) -> GetResponse:
@@ -214,9 +214,13 @@ class MemoryStore(ObjectStore):
             if entry is not None and entry[4].version == version:
                 del self._objects[key]
 
-    async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
+    async def _copy(
+        self, src: Path, dst: Path, overwrite: bool, version: str | None = None
+    ) -> None:
         with self._lock:
-            data, attributes, tags, _, _ = self._entry(src)
+            data, attributes, tags, _, current = self._entry(src)
+            if version is not None and current.version != version:  # only the current is kept
+                raise NotFoundError(f"{src!r} has no version {version!r}", path=src, status=404)
             if not overwrite and dst in self._objects:
                 raise AlreadyExistsError(f"{dst!r} already exists", path=dst, status=412)
             self._objects[dst] = _new_entry(data, dict(attributes), dict(tags))

@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ClassVar, NamedTuple
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 from xml.sax.saxutils import escape
 
 import aiohttp
@@ -735,10 +735,11 @@ class S3Store(ObjectStore):
         response, _ = await self._send("HEAD", key, headers=self._sse_c or None)
         return _meta_from_headers(key, response.status, response.headers)
 
-    async def _get_tags(self, key: Path) -> dict[str, str]:
+    async def _get_tags(self, key: Path, version: str | None = None) -> dict[str, str]:
         if not self._tagging:
             raise NotSupportedError("tagging is turned off by aws_disable_tagging", path=key)
-        _, body = await self._send("GET", key, params=[("tagging", "")])
+        params = [("tagging", ""), *([("versionId", version)] if version else [])]
+        _, body = await self._send("GET", key, params=params)
         return parse_tag_set(body)
 
     # ---- listings -------------------------------------------------------------------------
@@ -879,14 +880,17 @@ class S3Store(ObjectStore):
             )
         return out
 
-    def _copy_source(self, src: str) -> str:
-        return f"/{encode_path(self._bucket)}/{encode_path(src)}"
+    def _copy_source(self, src: str, version: str | None) -> str:
+        source = f"/{encode_path(self._bucket)}/{encode_path(src)}"
+        return f"{source}?versionId={quote(version, safe='')}" if version else source
 
-    async def _copy(self, src: Path, dst: Path, overwrite: bool) -> None:
-        headers = {"x-amz-copy-source": self._copy_source(src), **self._sse_c}
+    async def _copy(
+        self, src: Path, dst: Path, overwrite: bool, version: str | None = None
+    ) -> None:
+        headers = {"x-amz-copy-source": self._copy_source(src, version), **self._sse_c}
         if not overwrite:
             if self._copy_mode == "multipart":
-                await self._copy_in_parts(src, dst, create=True)
+                await self._copy_in_parts(src, dst, create=True, version=version)
                 return
             name, value, expected = _copy_header(self._copy_mode)
             headers[name] = value
@@ -895,35 +899,42 @@ class S3Store(ObjectStore):
             except ObjstoreError as exc:
                 if exc.status == expected:
                     raise AlreadyExistsError(f"{dst!r} already exists", path=dst) from exc
-                raise self._source_error(exc, src) from None
+                raise self._source_error(exc, src, version) from None
             _raise_embedded_error(body, dst)
             return
         try:
             _, body = await self._send("PUT", dst, headers=headers)
         except NotFoundError as exc:
-            raise self._source_error(exc, src) from None
+            raise self._source_error(exc, src, version) from None
         except InvalidRequestError as exc:
             if _COPY_TOO_LARGE not in str(exc):
                 raise
-            await self._copy_in_parts(src, dst, create=False)
+            await self._copy_in_parts(src, dst, create=False, version=version)
             return
         _raise_embedded_error(body, dst)
 
     @staticmethod
-    def _source_error(exc: ObjstoreError, src: str) -> ObjstoreError:
+    def _source_error(exc: ObjstoreError, src: str, version: str | None) -> ObjstoreError:
         if isinstance(exc, NotFoundError) and not isinstance(exc, BucketNotFoundError):
-            return NotFoundError(
-                f"object {src!r} not found", path=src, status=exc.status, code=exc.code
-            )
+            if version:
+                message = f"{src!r} has no version {version!r}"
+            else:
+                message = f"object {src!r} not found"
+            return NotFoundError(message, path=src, status=exc.status, code=exc.code)
         return exc
 
-    async def _copy_in_parts(self, src: Path, dst: Path, *, create: bool) -> None:
+    async def _copy_in_parts(
+        self, src: Path, dst: Path, *, create: bool, version: str | None = None
+    ) -> None:
         """Copy ``src`` as a multipart upload of UploadPartCopy parts of at most
         ``copy_part_limit``, with its attributes and tags: copy-if-not-exists (completed with
         ``If-None-Match: *``), and objects CopyObject refuses (over 5 GiB). Every part is
         pinned to the ETag the attributes were read with."""
-        source = await self._get(src, GetOptions(head=True))
-        tags = await self._tags_to_copy(src)
+        try:
+            source = await self._get(src, GetOptions(head=True, version=version))
+        except NotFoundError as exc:
+            raise self._source_error(exc, src, version) from None
+        tags = await self._tags_to_copy(src, version)
         options = PutOptions(mode="create" if create else "overwrite",
                              attributes=source.attributes, tags=tags)  # fmt: skip
         upload = await self._create_multipart(dst, options)
@@ -932,7 +943,7 @@ class S3Store(ObjectStore):
         ranges = [(start, min(size, start + limit)) for start in range(0, max(size, 1), limit)]
 
         async def copy_part(index: int, start: int, end: int) -> None:
-            headers = {"x-amz-copy-source": self._copy_source(src), **self._sse_c}
+            headers = {"x-amz-copy-source": self._copy_source(src, version), **self._sse_c}
             if source.meta.e_tag:
                 headers["x-amz-copy-source-if-match"] = source.meta.e_tag
             if len(ranges) > 1:

@@ -633,6 +633,22 @@ class StoreConformance:
         with pytest.raises(NotFoundError):
             await store.get_result("dl/k", version=latest.version)
 
+    async def test_copy_a_version(self, store: Any) -> None:
+        await store.put("cv/k", b"one", attributes={"content_type": "text/x-one"})
+        with pytest.raises(NotFoundError, match="'cv/k'"):  # even where servers ignore the id
+            await store.copy("cv/k", "cv/c", version="123456")
+        with pytest.raises(InvalidRequestError, match="version"):
+            await store.copy("cv/k", "cv/c", version="")
+        assert not await store.exists("cv/c")
+        (latest,) = await store.list_versions("cv")
+        if latest.version is None:  # local, Azurite, an unversioned S3 bucket: no ids
+            return
+        await store.copy("cv/k", "cv/c", version=latest.version)
+        copied = await store.get_result("cv/c")
+        assert (copied.data, copied.attributes["content_type"]) == (b"one", "text/x-one")
+        await store.copy("cv/k", "cv/k", version=latest.version)  # onto itself: a restore
+        assert await store.get("cv/k") == b"one"
+
     # ---- deletes ----------------------------------------------------------------------------
 
     async def test_delete(self, store: Any) -> None:
