@@ -200,6 +200,11 @@ def _meta_from_json(key: str, item: Mapping[str, Any]) -> ObjectMeta:
     )
 
 
+def _is_generation(version: str) -> bool:
+    """Whether ``version`` can be a GCS generation (a number: GCS refuses others with 400)."""
+    return version.isascii() and version.isdigit()
+
+
 def _version_from_json(item: Mapping[str, Any]) -> ObjectVersion:
     """One generation of a ``versions=true`` listing, dated by its creation."""
     return ObjectVersion(
@@ -680,8 +685,8 @@ class GCSStore(ObjectStore):
         raise_if_bucket_missing(response, data, key, _error)
 
     async def _delete_version(self, key: Path, version: str) -> None:
-        """Delete one generation (``generation=``; GCS has only numeric ones)."""
-        if not version.isdigit():
+        """Delete one generation (``generation=``)."""
+        if not _is_generation(version):
             return
         url = self._object_url(self._objects, key)
         response, data = await self._send(
@@ -698,7 +703,7 @@ class GCSStore(ObjectStore):
         )
         base = [] if overwrite else [("ifGenerationMatch", "0")]
         if version is not None:
-            if not version.isdigit():  # GCS generations are numbers
+            if not _is_generation(version):
                 raise NotFoundError(f"{src!r} has no version {version!r}", path=src, status=404)
             base.append(("sourceGeneration", version))
         token: str | None = None
