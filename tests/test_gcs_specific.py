@@ -18,7 +18,10 @@ from objstore import (
     InvalidURLError,
     NotFoundError,
     NotSupportedError,
+    PreconditionFailedError,
     UnknownOptionError,
+    UpdateVersion,
+    WriteOutcomeUnknownError,
 )
 from objstore._inline import gather_bounded
 from objstore.backends.gcs import GCSStore
@@ -437,4 +440,51 @@ async def test_generations_are_listed_newest_first(gcs_server: GCSServer) -> Non
     assert [v.location for v in await rooted.list_versions()] == ["gone", "k", "k", "k", "k"]
     await rooted.aclose()
     await store.aclose()
+    gcs_server.delete_bucket(bucket)
+
+
+@pytest.mark.parametrize("versioning", [True, False])
+@pytest.mark.parametrize("fault", ["reset_after", "reset_before"])
+async def test_history_tells_a_lost_update_from_one_never_applied(
+    gcs_server: GCSServer, fault: str, versioning: bool
+) -> None:
+    # Our update of generation v loses its reply (applied: reset_after; not: reset_before),
+    # and two other updates move the object on before we look. The object as it is now says
+    # nothing of ours; with versioning on, the generation that replaced v does: ours (the
+    # write's own result) or another writer's (ours was never applied: a certain conflict).
+    bucket = f"h-{uuid.uuid4().hex[:12]}"
+    gcs_server.create_bucket(bucket, versioning=versioning)
+    other = objstore.from_url(f"gs://{bucket}", gcs_server.options())
+    base = await other.put("counter", b"0")
+    async with FaultProxy(gcs_server.endpoint) as proxy:
+        options = {**gcs_server.options(google_base_url=proxy.url), **FAST_RETRIES}
+        store: Any = objstore.from_url(f"gs://{bucket}", options)
+        look = store._carried
+
+        async def others_move_on(*args: Any) -> Any:
+            store._carried = look  # once
+            for data in (b"x", b"y"):
+                now = await other.head("counter")
+                update = UpdateVersion(e_tag=now.e_tag, version=now.version)
+                await other.put("counter", data, mode=update)
+            return await look(*args)
+
+        store._carried = others_move_on
+        proxy.rules = [Rule(fault, method="POST", contains="uploadType=multipart")]
+        mode = UpdateVersion(e_tag=base.e_tag, version=base.version)
+        if not versioning:  # the generation that replaced v is gone: no one can tell
+            with pytest.raises(WriteOutcomeUnknownError):
+                await store.put("counter", b"ours", mode=mode)
+        elif fault == "reset_after":
+            result = await store.put("counter", b"ours", mode=mode)
+            versions = await other.list_versions()
+            assert [v.version for v in versions][-2:] == [result.version, base.version]
+            assert (await other.get_result("counter", version=result.version)).data == b"ours"
+        else:
+            with pytest.raises(PreconditionFailedError, match="not applied"):
+                await store.put("counter", b"ours", mode=mode)
+        assert [fault for *_, fault in proxy.log].count(fault) == 1
+        assert await other.get("counter") == b"y"
+        await store.aclose()
+    await other.aclose()
     gcs_server.delete_bucket(bucket)

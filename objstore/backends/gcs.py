@@ -146,6 +146,7 @@ _META_PREFIX = "x-goog-meta-"
 _META_FIELDS = "name,size,updated,etag,generation"  # what _meta_from_json reads
 _LIST_FIELDS = f"items({_META_FIELDS}),prefixes,nextPageToken"
 _VERSION_FIELDS = f"items({_META_FIELDS},timeCreated,timeDeleted),nextPageToken"
+_HISTORY_FIELDS = f"items({_META_FIELDS},metadata),nextPageToken"
 
 
 def _error(
@@ -198,6 +199,12 @@ def _meta_from_json(key: str, item: Mapping[str, Any]) -> ObjectMeta:
         _bare(item.get("etag")),
         str(item["generation"]) if item.get("generation") else None,
     )
+
+
+def _replaced(condition: Sequence[tuple[str, str]]) -> str | None:
+    """The generation an update's ``ifGenerationMatch`` names (``None`` for a create's 0)."""
+    generation = dict(condition).get("ifGenerationMatch")
+    return None if generation in (None, "0") else generation
 
 
 def _is_generation(version: str) -> bool:
@@ -524,16 +531,19 @@ class GCSStore(ObjectStore):
         delimiter: bool = False,
         offset: str | None = None,
         versions: bool = False,
+        fields: str | None = None,
+        raw: bool = False,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """A listing's pages, parsed; each next one is requested once this one's token is known,
-        while the caller turns this one's items into metadata."""
-        params = [("fields", _VERSION_FIELDS if versions else _LIST_FIELDS)]
+        while the caller turns this one's items into metadata. The objects under ``prefix``
+        (with ``raw``, those whose names start with it)."""
+        params = [("fields", fields or (_VERSION_FIELDS if versions else _LIST_FIELDS))]
         if versions:
             params.append(("versions", "true"))
         if self.list_page_size:
             params.append(("maxResults", str(self.list_page_size)))
         if prefix:
-            params.append(("prefix", prefix + "/"))
+            params.append(("prefix", prefix if raw else prefix + "/"))
         if delimiter:
             params.append(("delimiter", "/"))
         if offset is not None:
@@ -664,15 +674,48 @@ class GCSStore(ObjectStore):
             )  # fmt: skip
             return _put_result(reply)
 
-        return await reconciled(self._retry, once, partial(self._carried, key), token)
+        carried = partial(self._carried, key, _replaced(condition), token)
+        return await reconciled(self._retry, once, carried, token)
 
-    async def _carried(self, key: str) -> Carried | None:
-        """The write token the object carries and its identity (``None``: cannot tell)."""
+    async def _carried(
+        self, key: str, replaces: str | None = None, token: str | None = None
+    ) -> Carried | None:
+        """The write token the object carries and its identity (``None``: cannot tell).
+
+        For an update of generation ``replaces`` whose ``token`` the object does not carry,
+        the write that replaced that generation, where the bucket's history shows it
+        (:meth:`_successor`): it tells whether ours was applied, however far the object has
+        moved on since."""
         try:
             item = await self._metadata(key)
         except ObjstoreError:  # cannot tell: the caller raises the write's own error
             return None
-        return (item.get("metadata") or {}).get(WRITE_TOKEN), _put_result_from(item)
+        current = (item.get("metadata") or {}).get(WRITE_TOKEN), _put_result_from(item)
+        if replaces is None or current[0] == token:
+            return current
+        try:
+            return await self._successor(key, replaces) or current
+        except ObjstoreError:
+            return current
+
+    async def _successor(self, key: str, replaces: str) -> Carried | None:
+        """The write that replaced generation ``replaces`` of ``key``: the next generation, as
+        the bucket's history lists it. ``None`` unless the history still holds ``replaces``
+        (versioning on): without it, a generation made and replaced since would be missed."""
+        base, kept, after = int(replaces), False, None
+        pages = self._pages(key, versions=True, fields=_HISTORY_FIELDS, raw=True)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                for item in page.get("items", []):
+                    if item.get("name") != key or not item.get("generation"):
+                        continue
+                    generation = int(item["generation"])
+                    kept = kept or generation == base
+                    if base < generation and (after is None or generation < after[0]):
+                        after = generation, item
+        if not kept or after is None:
+            return None
+        return (after[1].get("metadata") or {}).get(WRITE_TOKEN), _put_result_from(after[1])
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         return await delete_each(keys, self._delete_one, DELETE_CONCURRENCY)
@@ -768,7 +811,9 @@ class GCSStore(ObjectStore):
         session_url = response.headers.get("Location")
         if not session_url:
             raise InvalidRequestError("GCS started no resumable upload (no Location header)")
-        return _ResumableUpload(self, key, session_url, token, options.mode == "create")
+        return _ResumableUpload(
+            self, key, session_url, token, options.mode == "create", replaces=_replaced(condition)
+        )
 
 
 def _service_account(config: Config) -> ServiceAccount | None:
@@ -810,12 +855,22 @@ def _put_result_from(item: Mapping[str, Any]) -> PutResult:
 class _ResumableUpload(MultipartUpload):
     """A resumable upload: chunks in order, the last one held back to send with the total."""
 
-    def __init__(self, store: GCSStore, key: str, url: str, token: str, create: bool) -> None:
+    def __init__(
+        self,
+        store: GCSStore,
+        key: str,
+        url: str,
+        token: str,
+        create: bool,
+        *,
+        replaces: str | None = None,
+    ) -> None:
         self._store = store
         self._key = key
         self._url = url
         self._token = token
         self._create = create
+        self._replaces = replaces
         self._held: tuple[int, bytes] | None = None
         self._crc = RunningCrc32c()
 
@@ -943,7 +998,8 @@ class _ResumableUpload(MultipartUpload):
                 raise self._gone() from None
 
         store = self._store
-        return await reconciled(store._retry, once, partial(store._carried, self._key), self._token)
+        carried = partial(store._carried, self._key, self._replaces, self._token)
+        return await reconciled(store._retry, once, carried, self._token)
 
     async def _persisted(self, size: str) -> int:
         """How many bytes of the upload (of ``size``, or ``*``) the service holds."""
