@@ -691,8 +691,8 @@ class GCSStore(ObjectStore):
         except ObjstoreError:  # cannot tell: the caller raises the write's own error
             return None
         current = (item.get("metadata") or {}).get(WRITE_TOKEN), _put_result_from(item)
-        if replaces is None or current[0] == token:
-            return current
+        if replaces is None or current[0] == token or current[1].version == replaces:
+            return current  # not an update, ours, or nothing has replaced its generation yet
         try:
             return await self._successor(key, replaces) or current
         except ObjstoreError:
