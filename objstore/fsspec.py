@@ -150,9 +150,9 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
         entries = []
         async for version in store.list_versions_iter(directory or None):
             name = version.location
-            if version.deleted or (name != only if only else name.rpartition("/")[0] != directory):
-                continue
-            entries.append(_version_entry(_join(base, name), version))
+            wanted = name == only if only else name.rpartition("/")[0] == directory
+            if wanted and not version.deleted:
+                entries.append(_version_entry(_join(base, name), version))
         return entries
 
     async def _find(
