@@ -21,6 +21,7 @@ from objstore import (
     InvalidRequestError,
     NotSupportedError,
     PermissionDeniedError,
+    PreconditionFailedError,
     UnauthenticatedError,
     UpdateVersion,
 )
@@ -544,3 +545,105 @@ async def test_blob_versions_are_listed_newest_first() -> None:
     ]
     assert includes == ["metadata,versions"] * 6
     assert deleted == [("/acct/cont/v/k", t(3))]
+
+
+class VersionedBlobServer:
+    """One container of Azure Blob Storage with blob versioning on, as a stand-in (Azurite
+    keeps no versions): Put Blob with If-Match, Get Blob Properties, and List Blobs with
+    ``include=metadata,versions``. ``fault`` drops the connection of the next Put Blob
+    ``"after"`` applying it (its reply lost) or ``"before"`` (not applied)."""
+
+    def __init__(self) -> None:
+        self.versions: list[dict[str, Any]] = []  # of the one blob the tests write, in order
+        self.fault: str | None = None
+
+    def _current(self) -> dict[str, Any] | None:
+        return self.versions[-1] if self.versions else None
+
+    def write(self, data: bytes, metadata: dict[str, str]) -> dict[str, Any]:
+        n = len(self.versions) + 1
+        version = {"id": f"2026-11-27T10:00:{n:02d}.0000000Z", "etag": f'"0x{n:X}"',
+                   "data": data, "metadata": metadata}  # fmt: skip
+        self.versions.append(version)
+        return version
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        current = self._current()
+        if request.query.get("comp") == "list":
+            return web.Response(body=self._listing(), content_type="application/xml")
+        if request.method == "PUT":
+            fault, self.fault = self.fault, None
+            if fault == "before" and request.transport is not None:
+                request.transport.abort()
+                return web.Response(status=500)
+            wanted = request.headers.get("If-Match")
+            if wanted is not None and (current is None or current["etag"] != wanted):
+                return web.Response(status=412, headers={"x-ms-error-code": "ConditionNotMet"})
+            metadata = {k[len("x-ms-meta-"):]: v for k, v in request.headers.items()
+                        if k.lower().startswith("x-ms-meta-")}  # fmt: skip
+            made = self.write(await request.read(), metadata)
+            if fault == "after" and request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=201, headers=self._headers(made))
+        if current is None:
+            return web.Response(status=404, headers={"x-ms-error-code": "BlobNotFound"})
+        headers = {**self._headers(current), "Content-Length": str(len(current["data"]))}
+        headers.update({f"x-ms-meta-{k}": v for k, v in current["metadata"].items()})
+        return web.Response(status=200, headers=headers)
+
+    @staticmethod
+    def _headers(version: dict[str, Any]) -> dict[str, str]:
+        return {"ETag": version["etag"], "x-ms-version-id": version["id"],
+                "Last-Modified": "Fri, 27 Nov 2026 10:00:00 GMT"}  # fmt: skip
+
+    def _listing(self) -> bytes:
+        entries = "".join(
+            f"<Blob><Name>counter</Name><VersionId>{v['id']}</VersionId>"
+            + ("<IsCurrentVersion>true</IsCurrentVersion>" if v is self._current() else "")
+            + "<Properties><Last-Modified>Fri, 27 Nov 2026 10:00:00 GMT</Last-Modified>"
+            f"<Etag>{v['etag'].strip(chr(34))}</Etag>"
+            f"<Content-Length>{len(v['data'])}</Content-Length></Properties><Metadata>"
+            + "".join(f"<{k}>{val}</{k}>" for k, val in v["metadata"].items())
+            + "</Metadata></Blob>"
+            for v in self.versions
+        )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><EnumerationResults ContainerName="cont">'
+            f"<Blobs>{entries}</Blobs><NextMarker /></EnumerationResults>"
+        ).encode()
+
+
+@pytest.mark.parametrize("applied", [True, False])
+async def test_blob_versions_tell_a_lost_update_from_one_never_applied(applied: bool) -> None:
+    # As on a versioned GCS bucket (test_gcs_specific): our update of the blob's state E loses
+    # its reply, two other writers move the blob on, and the version after E's says whether
+    # ours was applied (its own result) or not (a certain conflict)
+    server = VersionedBlobServer()
+    base = server.write(b"0", {})
+    async with serve_handler(server.handle) as url:
+        options = {"azure_storage_endpoint": f"{url}/acct", "azure_storage_account_name": "acct",
+                   "azure_storage_account_key": "a2V5", "allow_http": "true"}  # fmt: skip
+        store: Any = objstore.from_url("az://cont", {**options, **FAST_RETRIES})
+        look = store._carried
+
+        async def others_move_on(*args: Any) -> Any:
+            store._carried = look  # once
+            if not applied:  # another client (no token) replaced E first
+                server.write(b"other", {})
+            server.write(b"x", {"objstore_write_token": "someone"})
+            server.write(b"y", {"objstore_write_token": "someone-else"})
+            return await look(*args)
+
+        store._carried = others_move_on
+        server.fault = "after" if applied else "before"
+        mode = UpdateVersion(e_tag=base["etag"])
+        if applied:
+            result = await store.put("counter", b"ours", mode=mode)
+            assert (result.e_tag, result.version) == (server.versions[1]["etag"],
+                                                      server.versions[1]["id"])  # fmt: skip
+            assert server.versions[1]["data"] == b"ours"
+        else:
+            with pytest.raises(PreconditionFailedError):
+                await store.put("counter", b"ours", mode=mode)
+            assert b"ours" not in [v["data"] for v in server.versions]
+        await store.aclose()

@@ -449,7 +449,8 @@ async def test_history_tells_a_lost_update_from_one_never_applied(
     gcs_server: GCSServer, fault: str, versioning: bool
 ) -> None:
     # Our update of generation v loses its reply (applied: reset_after; not: reset_before),
-    # and two other updates move the object on before we look. The object as it is now says
+    # and two other writes move the object on before we look (the first a plain one, which
+    # names no generation). The object as it is now says
     # nothing of ours; with versioning on, the generation that replaced v does: ours (the
     # write's own result) or another writer's (ours was never applied: a certain conflict).
     bucket = f"h-{uuid.uuid4().hex[:12]}"
@@ -463,10 +464,10 @@ async def test_history_tells_a_lost_update_from_one_never_applied(
 
         async def others_move_on(*args: Any) -> Any:
             store._carried = look  # once
-            for data in (b"x", b"y"):
-                now = await other.head("counter")
-                update = UpdateVersion(e_tag=now.e_tag, version=now.version)
-                await other.put("counter", data, mode=update)
+            await other.put("counter", b"x")  # a plain write: it carries no token
+            now = await other.head("counter")
+            update = UpdateVersion(e_tag=now.e_tag, version=now.version)
+            await other.put("counter", b"y", mode=update)
             return await look(*args)
 
         store._carried = others_move_on

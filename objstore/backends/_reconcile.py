@@ -14,6 +14,7 @@ import aiohttp
 from objstore._errors import (
     AlreadyExistsError,
     MultipartUploadError,
+    ObjstoreError,
     PreconditionFailedError,
     TransientError,
     WriteOutcomeUnknownError,
@@ -21,7 +22,7 @@ from objstore._errors import (
 from objstore._retry import RetryPolicy
 from objstore._types import PutResult
 
-__all__ = ["Carried", "may_have_landed", "reconciled", "write_token"]
+__all__ = ["Carried", "may_have_landed", "reconciled", "settled_by", "write_token"]
 
 Carried: TypeAlias = tuple[str | None, PutResult]
 """What an object says of the write that made it: the write token it carries (``None``: none)
@@ -45,6 +46,39 @@ def write_token(key: str, replaces: str | None = None) -> str:
     return f"{token}-{digest}"
 
 
+def settled_by(
+    successor: Callable[[str], Awaitable[Carried | None]], replaces: str | None, token: str | None
+) -> Callable[[], Awaitable[Carried | None]] | None:
+    """For an update conditioned on version ``replaces``: the look at the object's history
+    that ``reconciled`` takes when the update's outcome would otherwise stay unknown.
+    ``successor(replaces)`` gives the write that replaced that version (``None``: the
+    history does not show it). ``None`` for a write that is not an update."""
+    if replaces is None or token is None:
+        return None
+    base, ours = replaces, token
+
+    async def settled() -> Carried | None:
+        try:
+            found = await successor(base)
+        except ObjstoreError:  # cannot tell: the outcome stays unknown
+            return None
+        return None if found is None else _successor_carried(found, ours)
+
+    return settled
+
+
+def _successor_carried(successor: Carried, token: str | None) -> Carried:
+    """What the write that replaced the version an update of ``token`` was conditioned on says
+    of it, found in the object's history: ours (it carries ``token``: applied), or another
+    write, which proves ours was not applied whatever token it carries (none, if another
+    client made it) — given as a token that names the same version, as
+    :func:`_superseded` reads it."""
+    found, identity = successor
+    if token is None or found == token:
+        return successor
+    return f"another-{token.partition('-')[2]}", identity
+
+
 def _superseded(seen: Carried | None, token: str) -> bool:
     """Whether the object was written by another write that replaced the version ``token``'s
     write was conditioned on (see :func:`write_token`): then ours was not applied."""
@@ -59,6 +93,7 @@ async def reconciled(
     once: Callable[[], Awaitable[PutResult]],
     carried: Callable[[], Awaitable[Carried | None]],
     token: str | None,
+    history: Callable[[], Awaitable[Carried | None]] | None = None,
 ) -> PutResult:
     """Retry a conditional write; on a conflict, ask the object who wrote it.
 
@@ -81,6 +116,11 @@ async def reconciled(
     other writer's token shows that it replaced the very version ours was conditioned on,
     which proves ours was not applied. A create keeps :class:`AlreadyExistsError`: the object
     is another writer's either way.
+
+    ``history()``, where the object keeps its versions, gives the write that replaced the
+    version an update was conditioned on (see :func:`successor_carried`; ``None``: the
+    history does not show it). It is asked only when the outcome would otherwise stay
+    unknown, and settles it: ours was applied, or certainly not.
     """
     if token is None:
         return await once()
@@ -95,17 +135,15 @@ async def reconciled(
             if seen is not None and seen[0] == token:
                 return seen[1]
             if _superseded(seen, token):
-                raise PreconditionFailedError(
-                    f"{exc.path!r} was changed by another writer: the version this update was "
-                    "conditioned on has been replaced (this write was not applied)",
-                    path=exc.path,
-                    status=412,
-                ) from exc
+                raise _not_applied(exc) from exc
             uncertain = uncertain or may_have_landed(exc)
             delay = policy.backoff(attempt)
             elapsed = time.monotonic() - started
             if attempt > policy.max_retries or elapsed + delay >= policy.retry_timeout:
                 exc.attempts, exc.elapsed = attempt, elapsed
+                found = await history() if uncertain and history is not None else None
+                if found is not None and found[0] == token:
+                    return found[1]  # it was applied after all
                 raise
             await asyncio.sleep(delay)
         except (AlreadyExistsError, PreconditionFailedError, MultipartUploadError) as exc:
@@ -114,6 +152,12 @@ async def reconciled(
                 return seen[1]
             if _superseded(seen, token):
                 raise  # another write replaced the version ours needed: ours was not applied
+            if uncertain and not isinstance(exc, AlreadyExistsError) and history is not None:
+                found = await history()
+                if found is not None and found[0] == token:
+                    return found[1]
+                if _superseded(found, token):
+                    raise _not_applied(exc) from exc
             if uncertain and not isinstance(exc, AlreadyExistsError):
                 raise WriteOutcomeUnknownError(
                     f"the reply to a write of {exc.path!r} was lost and the object has been "
@@ -123,6 +167,16 @@ async def reconciled(
                     code=exc.code,
                 ) from exc
             raise
+
+
+def _not_applied(exc: ObjstoreError) -> PreconditionFailedError:
+    """The error of an update that another write certainly overtook."""
+    return PreconditionFailedError(
+        f"{exc.path!r} was changed by another writer: the version this update was "
+        "conditioned on has been replaced (this write was not applied)",
+        path=exc.path,
+        status=412,
+    )
 
 
 def may_have_landed(exc: TransientError) -> bool:

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -97,7 +98,7 @@ from objstore.backends._http import (
     with_retry_after,
     xml_text,
 )
-from objstore.backends._reconcile import Carried, reconciled, write_token
+from objstore.backends._reconcile import Carried, reconciled, settled_by, write_token
 from objstore.backends._tag_set import parse_tag_set
 
 __all__ = ["AzureStore"]
@@ -312,6 +313,18 @@ def _parse_versions(body: bytes) -> list[ObjectVersion]:
                 is_latest=version is None or blob.findtext("IsCurrentVersion") == "true",
             )
         )
+    return out
+
+
+def _version_tokens(body: bytes, name: str) -> list[tuple[str, str | None, str | None]]:
+    """The versions of blob ``name`` on an ``include=metadata,versions`` page: each one's
+    version id, ETag and write token."""
+    out = []
+    for blob in ET.fromstring(body).iterfind("Blobs/Blob"):
+        version = blob.findtext("VersionId")
+        if version and _name_of(blob) == name:
+            e_tag = _quoted(blob.findtext("Properties/Etag"))
+            out.append((version, e_tag, blob.findtext(f"Metadata/{WRITE_TOKEN}")))
     return out
 
 
@@ -845,7 +858,8 @@ class AzureStore(ObjectStore):
             )  # fmt: skip
             return _put_result(response.headers)
 
-        return await reconciled(self._retry, once, partial(self._carried, key), token)
+        history = settled_by(partial(self._successor, key), headers.get("If-Match"), token)
+        return await reconciled(self._retry, once, partial(self._carried, key), token, history)
 
     async def _carried(self, key: str) -> Carried | None:
         """The write token the blob carries and its identity (``None``: cannot tell)."""
@@ -854,6 +868,22 @@ class AzureStore(ObjectStore):
         except ObjstoreError:  # cannot tell: the caller raises the write's own error
             return None
         return response.headers.get(_META_PREFIX + WRITE_TOKEN), _put_result(response.headers)
+
+    async def _successor(self, key: str, replaces: str) -> Carried | None:
+        """The write that replaced the blob's state of ETag ``replaces``: the version after
+        the one with that ETag, in the blob's version listing. ``None`` unless the listing
+        holds that state (blob versioning on; without it a state made and replaced since
+        would be missed)."""
+        history: list[tuple[str, str | None, str | None]] = []  # (version id, ETag, token)
+        pages = self._pages(key, False, "metadata,versions", raw=True)
+        async with contextlib.aclosing(pages):
+            async for body in pages:
+                history += _version_tokens(body, key)
+        history.sort()  # version ids are the times they were made
+        for (_, e_tag, _), (version, after, token) in itertools.pairwise(history):
+            if e_tag == replaces:
+                return token, PutResult(e_tag=after, version=version)
+        return None
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         if len(keys) == 1 or isinstance(self._auth, SasAuth):
@@ -1140,7 +1170,10 @@ class _BlockUpload(MultipartUpload):
             )  # fmt: skip
             return _put_result(response.headers)
 
-        return await reconciled(store._retry, once, partial(store._carried, key), self._token)
+        history = settled_by(partial(store._successor, key), self._headers.get("If-Match"),
+                             self._token)  # fmt: skip
+        carried = partial(store._carried, key)
+        return await reconciled(store._retry, once, carried, self._token, history)
 
     async def abort(self) -> None:
         """Nothing to send: uncommitted blocks never become visible and the service discards

@@ -98,7 +98,7 @@ from objstore.backends._http import (
     session_pool,
     with_retry_after,
 )
-from objstore.backends._reconcile import Carried, reconciled, write_token
+from objstore.backends._reconcile import Carried, reconciled, settled_by, write_token
 
 __all__ = ["GCSStore"]
 
@@ -674,29 +674,16 @@ class GCSStore(ObjectStore):
             )  # fmt: skip
             return _put_result(reply)
 
-        carried = partial(self._carried, key, _replaced(condition), token)
-        return await reconciled(self._retry, once, carried, token)
+        history = settled_by(partial(self._successor, key), _replaced(condition), token)
+        return await reconciled(self._retry, once, partial(self._carried, key), token, history)
 
-    async def _carried(
-        self, key: str, replaces: str | None = None, token: str | None = None
-    ) -> Carried | None:
-        """The write token the object carries and its identity (``None``: cannot tell).
-
-        For an update of generation ``replaces`` whose ``token`` the object does not carry,
-        the write that replaced that generation, where the bucket's history shows it
-        (:meth:`_successor`): it tells whether ours was applied, however far the object has
-        moved on since."""
+    async def _carried(self, key: str) -> Carried | None:
+        """The write token the object carries and its identity (``None``: cannot tell)."""
         try:
             item = await self._metadata(key)
         except ObjstoreError:  # cannot tell: the caller raises the write's own error
             return None
-        current = (item.get("metadata") or {}).get(WRITE_TOKEN), _put_result_from(item)
-        if replaces is None or current[0] == token or current[1].version == replaces:
-            return current  # not an update, ours, or nothing has replaced its generation yet
-        try:
-            return await self._successor(key, replaces) or current
-        except ObjstoreError:
-            return current
+        return (item.get("metadata") or {}).get(WRITE_TOKEN), _put_result_from(item)
 
     async def _successor(self, key: str, replaces: str) -> Carried | None:
         """The write that replaced generation ``replaces`` of ``key``: the next generation, as
@@ -998,8 +985,9 @@ class _ResumableUpload(MultipartUpload):
                 raise self._gone() from None
 
         store = self._store
-        carried = partial(store._carried, self._key, self._replaces, self._token)
-        return await reconciled(store._retry, once, carried, self._token)
+        history = settled_by(partial(store._successor, self._key), self._replaces, self._token)
+        carried = partial(store._carried, self._key)
+        return await reconciled(store._retry, once, carried, self._token, history)
 
     async def _persisted(self, size: str) -> int:
         """How many bytes of the upload (of ``size``, or ``*``) the service holds."""
