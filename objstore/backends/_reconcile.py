@@ -118,7 +118,7 @@ async def reconciled(
     is another writer's either way.
 
     ``history()``, where the object keeps its versions, gives the write that replaced the
-    version an update was conditioned on (see :func:`successor_carried`; ``None``: the
+    version an update was conditioned on (see :func:`settled_by`; ``None``: the
     history does not show it). It is asked only when the outcome would otherwise stay
     unknown, and settles it: ours was applied, or certainly not.
     """
