@@ -18,7 +18,7 @@ from objstore import (
 )
 from objstore._errors import ObjstoreError
 from objstore._retry import RetryPolicy
-from objstore.backends._reconcile import may_have_landed, reconciled, write_token
+from objstore.backends._reconcile import may_have_landed, reconciled, settled_by, write_token
 
 FAST = RetryPolicy(max_retries=4, retry_timeout=10, backoff_initial=0.001, backoff_max=0.002)
 OURS = PutResult(e_tag='"ours"')
@@ -143,3 +143,48 @@ def test_which_failures_may_have_landed(status: int | None, landed: bool) -> Non
     error = ServiceUnavailableError("x", status=status) if status else _lost_reply()
     assert may_have_landed(error) is landed  # type: ignore[arg-type]
     assert may_have_landed(_never_connected()) is False  # type: ignore[arg-type]
+
+
+def _history(successor: tuple[str | None, PutResult] | None) -> Callable[[str], object]:
+    """``successor``: the write a versioned object's history shows replacing the base."""
+
+    async def look(replaces: str) -> tuple[str | None, PutResult] | None:
+        assert replaces == "g7"
+        return successor
+
+    return look
+
+
+@pytest.mark.parametrize(
+    ("successor", "outcome"),
+    [
+        ("ours", OURS),  # our write replaced g7: applied, however far the object moved since
+        ("theirs", PreconditionFailedError),  # another write replaced g7: ours was not applied
+        ("tokenless", PreconditionFailedError),  # so did one by a client that leaves no token
+        ("none", WriteOutcomeUnknownError),  # the history does not show g7: cannot tell
+    ],
+)
+async def test_history_settles_what_would_stay_unknown(successor: str, outcome: object) -> None:
+    ours = write_token("k", "g7")
+    found = {"ours": (ours, OURS), "theirs": (write_token("k", "g7"), THEIRS),
+             "tokenless": (None, THEIRS), "none": None}[successor]  # fmt: skip
+    history = settled_by(_history(found), "g7", ours)  # type: ignore[arg-type]
+    once = _attempts(_lost_reply(), PreconditionFailedError("stale", path="k", status=412))
+    carried = _carrying(write_token("k", "g9"))  # the object has moved well past g7
+    if outcome is OURS:
+        assert await reconciled(FAST, once, carried, ours, history) == OURS  # type: ignore[arg-type]
+        return
+    with pytest.raises(outcome) as info:  # type: ignore[call-overload]
+        await reconciled(FAST, once, carried, ours, history)  # type: ignore[arg-type]
+    if outcome is PreconditionFailedError:
+        assert "not applied" in str(info.value)
+
+
+async def test_history_settles_a_write_whose_retries_all_failed() -> None:
+    # every attempt's reply lost: the history shows ours replaced g7, so it was applied
+    ours = write_token("k", "g7")
+    history = settled_by(_history((ours, OURS)), "g7", ours)  # type: ignore[arg-type]
+    once = _attempts(*[_lost_reply() for _ in range(5)])
+    carried = _carrying(write_token("k", "g9"))
+    assert await reconciled(FAST, once, carried, ours, history) == OURS  # type: ignore[arg-type]
+    assert settled_by(_history(None), None, ours) is None  # type: ignore[arg-type]  # not an update
