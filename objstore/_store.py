@@ -762,10 +762,7 @@ class ObjectStore(abc.ABC):
         """Open a seekable reader pinned to the object's current ETag (or ``version``)."""
         try:
             key = self._key(path)
-            checked = _get_options(None, if_match=None, if_none_match=None,
-                                   if_modified_since=None, if_unmodified_since=None,
-                                   version=version)  # fmt: skip
-            meta = (await self._get(key, replace(checked, head=True))).meta
+            meta = (await self._get(key, _head_of(version))).meta
         except ObjstoreError as exc:
             self._annotate(exc, "open_reader")
             raise
@@ -786,10 +783,7 @@ class ObjectStore(abc.ABC):
             key = self._key(path)
             if version is None:
                 return self._rel_meta(await self._head(key))
-            checked = _get_options(None, if_match=None, if_none_match=None,
-                                   if_modified_since=None, if_unmodified_since=None,
-                                   version=version)  # fmt: skip
-            return self._rel_meta((await self._get(key, replace(checked, head=True))).meta)
+            return self._rel_meta((await self._get(key, _head_of(version))).meta)
         except ObjstoreError as exc:
             self._annotate(exc, "head")
             raise
@@ -961,8 +955,9 @@ class ObjectStore(abc.ABC):
         """
         try:
             key = self._key(path)
+            version = _checked_text("version", version)
             if version is not None:
-                await self._delete_version(key, _version_text(version))
+                await self._delete_version(key, version)
                 return
             failures = await self._delete([key])
             if failures:
@@ -1020,8 +1015,9 @@ class ObjectStore(abc.ABC):
         """
         try:
             source, target = self._key(src), self._key(dst)
+            version = _checked_text("version", version)
             if version is not None:
-                await self._copy(source, target, overwrite, _version_text(version))
+                await self._copy(source, target, overwrite, version)
             elif source == target:
                 await self._onto_itself(source, overwrite)
             else:
@@ -1378,10 +1374,7 @@ def _get_options(
             raise InvalidRequestError(f"{name} must be a timezone-aware datetime")
     for name, text in (("if_match", if_match), ("if_none_match", if_none_match),
                        ("version", version)):  # fmt: skip
-        if text is not None and not isinstance(text, str):
-            raise InvalidRequestError(f"{name} must be a str, not {type(text).__name__}")
-        if text is not None and not text.strip():  # a server may take it as no condition
-            raise InvalidRequestError(f"{name} is empty: give an ETag (or version), or None")
+        _checked_text(name, text)
     if (range_, if_match, if_none_match, if_modified_since, if_unmodified_since, version) == (
         None,
         None,
@@ -1555,17 +1548,25 @@ _ONE_E_TAG = re.compile(r'"[^"]*"|[^",\s]+')
 """An ETag as ``head()`` and ``put()`` give it: quoted, or a bare token."""
 
 
-def _version_text(version: object) -> str:
-    """A version id as a call names one.
+def _checked_text(name: str, text: object) -> str | None:
+    """An ETag condition or version id ``name`` as a call gives it (``None``: none).
 
     Raises:
-        InvalidRequestError: not ``str``, or empty (a server may take it as no version).
+        InvalidRequestError: not ``str``, or empty (a server may take it as no condition).
     """
-    if not isinstance(version, str):
-        raise InvalidRequestError(f"version must be a str, not {type(version).__name__}")
-    if not version.strip():
-        raise InvalidRequestError("version is empty: give a version id, or None")
-    return version
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise InvalidRequestError(f"{name} must be a str, not {type(text).__name__}")
+    if not text.strip():
+        wanted = "a version id" if name == "version" else "an ETag"
+        raise InvalidRequestError(f"{name} is empty: give {wanted}, or None")
+    return text
+
+
+def _head_of(version: object) -> GetOptions:
+    """The options of a HEAD of the object, or of its ``version`` (checked)."""
+    return GetOptions(head=True, version=_checked_text("version", version))
 
 
 def _one_version(mode: UpdateVersion) -> UpdateVersion:
