@@ -15,6 +15,7 @@ __all__ = [
     "check_read_conditions",
     "check_served_version",
     "check_write_mode",
+    "missing_version",
     "empty_read",
     "etag_matches",
     "update_refused",
@@ -38,6 +39,15 @@ def etag_matches(condition: str, e_tag: str | None) -> bool:
     return any(_bare(c) == bare for c in condition.split(","))
 
 
+def missing_version(
+    path: str, version: str, *, status: int | None = 404, code: str | None = None, detail: str = ""
+) -> NotFoundError:
+    """The error for a version ``path`` does not have (``detail`` says more)."""
+    return NotFoundError(
+        f"{path!r} has no version {version!r}{detail}", path=path, status=status, code=code
+    )
+
+
 def check_read_conditions(meta: ObjectMeta, options: GetOptions) -> None:
     """Raise when a read's conditions do not hold for ``meta``.
 
@@ -48,7 +58,7 @@ def check_read_conditions(meta: ObjectMeta, options: GetOptions) -> None:
     """
     path = meta.location
     if options.version is not None and options.version != meta.version:
-        raise NotFoundError(f"{path!r} has no version {options.version!r}", path=path)
+        raise missing_version(path, options.version, status=None)
     if options.if_match is not None and not etag_matches(options.if_match, meta.e_tag):
         raise PreconditionFailedError(
             f"{path!r} does not match ETag {options.if_match!r}", path=path, status=412
@@ -81,9 +91,7 @@ async def check_served_version(path: str, wanted: str | None, served: GetRespons
         return
     if served.body is not None:
         await served.body.aclose()
-    raise NotFoundError(
-        f"{path!r} has no version {wanted!r} (the service served {found!r})", path=path, status=404
-    )
+    raise missing_version(path, wanted, detail=f" (the service served {found!r})")
 
 
 def check_write_mode(

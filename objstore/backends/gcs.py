@@ -67,7 +67,12 @@ from objstore._types import (
 )
 from objstore.backends._checksums import RunningCrc32c, gcs_checksum, upload_checksum
 from objstore.backends._clock import ServerClock
-from objstore.backends._conditions import check_read_conditions, empty_read, update_refused
+from objstore.backends._conditions import (
+    check_read_conditions,
+    empty_read,
+    missing_version,
+    update_refused,
+)
 from objstore.backends._gcs_auth import (
     BearerSource,
     GcloudAuthSource,
@@ -734,7 +739,7 @@ class GCSStore(ObjectStore):
         base = [] if overwrite else [("ifGenerationMatch", "0")]
         if version is not None:
             if not _is_generation(version):
-                raise NotFoundError(f"{src!r} has no version {version!r}", path=src, status=404)
+                raise missing_version(src, version)
             base.append(("sourceGeneration", version))
         token: str | None = None
         while True:
@@ -749,8 +754,7 @@ class GCSStore(ObjectStore):
             except NotFoundError as exc:
                 if version is None:
                     raise
-                raise NotFoundError(f"{src!r} has no version {version!r}", path=src,
-                                    status=exc.status, code=exc.code) from None  # fmt: skip
+                raise missing_version(src, version, status=exc.status, code=exc.code) from None
             reply = json.loads(body)
             if reply.get("done", True):
                 return

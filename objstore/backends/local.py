@@ -73,6 +73,7 @@ from objstore.backends._conditions import (
     check_read_conditions,
     check_write_mode,
     etag_matches,
+    missing_version,
     update_refused,
 )
 from objstore.backends._openat2 import open_without_links
@@ -566,7 +567,7 @@ class LocalStore(ObjectStore):
         self, src: Path, dst: Path, overwrite: bool, version: str | None = None
     ) -> None:
         if version is not None:  # files carry no versions
-            raise NotFoundError(f"{src!r} has no version {version!r}", path=src, status=404)
+            raise missing_version(src, version)
         await offload(self._copy_sync, src, dst, overwrite)
 
     def _rename_sync(self, src: Path, dst: Path, overwrite: bool) -> None:

@@ -33,7 +33,7 @@ from objstore._types import (
     make_meta,
     resolve_range,
 )
-from objstore.backends._conditions import check_read_conditions, check_write_mode
+from objstore.backends._conditions import check_read_conditions, check_write_mode, missing_version
 
 __all__ = ["MemoryStore"]
 
@@ -220,7 +220,7 @@ class MemoryStore(ObjectStore):
         with self._lock:
             data, attributes, tags, _, current = self._entry(src)
             if version is not None and current.version != version:  # only the current is kept
-                raise NotFoundError(f"{src!r} has no version {version!r}", path=src, status=404)
+                raise missing_version(src, version)
             if not overwrite and dst in self._objects:
                 raise AlreadyExistsError(f"{dst!r} already exists", path=dst, status=412)
             self._objects[dst] = _new_entry(data, dict(attributes), dict(tags))

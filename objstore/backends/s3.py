@@ -78,7 +78,7 @@ from objstore.backends._aws_credentials import (
 )
 from objstore.backends._checksums import content_md5, s3_checksum
 from objstore.backends._clock import ServerClock
-from objstore.backends._conditions import check_served_version, empty_read
+from objstore.backends._conditions import check_served_version, empty_read, missing_version
 from objstore.backends._http import (
     ResponseBody,
     delete_each,
@@ -917,10 +917,10 @@ class S3Store(ObjectStore):
     def _source_error(exc: ObjstoreError, src: str, version: str | None) -> ObjstoreError:
         if isinstance(exc, NotFoundError) and not isinstance(exc, BucketNotFoundError):
             if version:
-                message = f"{src!r} has no version {version!r}"
-            else:
-                message = f"object {src!r} not found"
-            return NotFoundError(message, path=src, status=exc.status, code=exc.code)
+                return missing_version(src, version, status=exc.status, code=exc.code)
+            return NotFoundError(
+                f"object {src!r} not found", path=src, status=exc.status, code=exc.code
+            )
         return exc
 
     async def _copy_in_parts(
