@@ -15,10 +15,10 @@ import logging
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeAlias, TypeVar
 from urllib.parse import SplitResult, quote, urlsplit
 from xml.sax.saxutils import escape
 
@@ -111,6 +111,9 @@ from objstore.backends._tag_set import parse_tag_set
 __all__ = ["S3Store"]
 
 logger = logging.getLogger("objstore.s3")
+T = TypeVar("T")
+Markers: TypeAlias = list[tuple[str, str]]
+"""The query parameters that continue a listing where its last page stopped."""
 
 
 class _Request(NamedTuple):
@@ -990,15 +993,10 @@ class S3Store(ObjectStore):
     async def _version_pages(self, prefix: str) -> AsyncGenerator[list[ObjectVersion], None]:
         """The ListObjectVersions pages of the keys starting with ``prefix``."""
         params = [("versions", ""), ("max-keys", "1000"), ("prefix", prefix)]
-        markers: list[tuple[str, str]] = []
-        while True:
-            _, body = await self._send("GET", None, params=params + markers)
-            versions, after = _parse_versions(body)
-            if versions:
-                yield versions
-            if not after or after == markers:  # the last page, or a server going round
-                return
-            markers = after
+        async with contextlib.aclosing(self._marked_pages(params, _parse_versions)) as pages:
+            async for _, versions in pages:
+                if versions:
+                    yield versions
 
     async def _delete_version(self, key: Path, version: str) -> None:
         """DeleteObject of one version, once the key's version listing shows it: a server
@@ -1016,11 +1014,21 @@ class S3Store(ObjectStore):
         self, prefix: Path
     ) -> AsyncGenerator[tuple[list[IncompleteUpload], float], None]:
         params = [("uploads", ""), ("prefix", f"{prefix}/" if prefix else "")]
-        markers: list[tuple[str, str]] = []
+        async with contextlib.aclosing(self._marked_pages(params, _parse_uploads)) as pages:
+            async for response, uploads in pages:
+                yield uploads, reply_time(response.headers, self._clock.now())
+
+    async def _marked_pages(
+        self, params: list[tuple[str, str]], parse: Callable[[bytes], tuple[T, Markers]]
+    ) -> AsyncGenerator[tuple[aiohttp.ClientResponse, T], None]:
+        """The pages of a listing continued by markers (ListObjectVersions,
+        ListMultipartUploads), each parsed, with its response; ``parse`` gives a page and
+        the markers of the next (none on the last)."""
+        markers: Markers = []
         while True:
             response, body = await self._send("GET", None, params=params + markers)
-            uploads, after = _parse_uploads(body)
-            yield uploads, reply_time(response.headers, self._clock.now())
+            page, after = parse(body)
+            yield response, page
             if not after or after == markers:  # the last page, or a server going round
                 return
             markers = after
@@ -1070,7 +1078,7 @@ def _copy_header(mode: str) -> tuple[str, str, int]:
     return name, value, 412
 
 
-def _parse_uploads(body: bytes) -> tuple[list[IncompleteUpload], list[tuple[str, str]]]:
+def _parse_uploads(body: bytes) -> tuple[list[IncompleteUpload], Markers]:
     """The uploads of a ListMultipartUploads page, and the markers of the next page (none
     on the last)."""
     root = ET.fromstring(body)
@@ -1094,7 +1102,7 @@ def _parse_uploads(body: bytes) -> tuple[list[IncompleteUpload], list[tuple[str,
     return uploads, [("key-marker", key_marker), ("upload-id-marker", id_marker)]
 
 
-def _parse_versions(body: bytes) -> tuple[list[ObjectVersion], list[tuple[str, str]]]:
+def _parse_versions(body: bytes) -> tuple[list[ObjectVersion], Markers]:
     """The versions and delete markers of a ListObjectVersions page, in the order listed, and
     the markers of the next page (none on the last). The latest version's id ``null`` (an
     object written while versioning was off) is ``None``, as ``head`` gives it; an older
