@@ -8,6 +8,7 @@ is kept byte-exact. Validation runs once, where a path enters a public method, a
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from urllib.parse import quote, unquote
 
@@ -17,6 +18,7 @@ __all__ = [
     "DELIMITER",
     "Path",
     "join",
+    "listable",
     "parents_below",
     "parse_path",
     "parse_prefix",
@@ -141,3 +143,14 @@ def prefix_in_url(prefix: str) -> str:
     """A store prefix as it goes back into a URL: what would read differently there
     (``%``, ``#``, ``?``, whitespace) percent-encoded, the rest left readable."""
     return _URL_UNSAFE.sub(lambda match: quote(match.group()), prefix)
+
+
+def listable(key: str, log: logging.Logger) -> bool:
+    """Whether a key a listing gave is a valid object key; one that is not (another client
+    may write ``a//b`` or ``../x``) is skipped, and ``log`` says so at debug level."""
+    try:
+        parse_path(key)
+    except InvalidPathError:
+        log.debug("listing skips %r: not a valid object key", key)
+        return False
+    return True

@@ -39,7 +39,6 @@ from objstore._errors import (
     ConcurrentModificationError,
     ConfigError,
     InsufficientStorageError,
-    InvalidPathError,
     InvalidRangeError,
     InvalidRequestError,
     NotFoundError,
@@ -52,7 +51,7 @@ from objstore._errors import (
 )
 from objstore._inline import gather_bounded
 from objstore._multipart import MultipartUpload
-from objstore._path import Path, parse_path, prefix_in_url
+from objstore._path import Path, listable, prefix_in_url
 from objstore._record import replace
 from objstore._retry import RetryPolicy
 from objstore._store import Capabilities, ObjectStore, lists_version
@@ -297,10 +296,7 @@ def _parse_versions(body: bytes) -> list[ObjectVersion]:
         props, name = blob.find("Properties"), _name_of(blob)
         if props is None or _is_folder(blob):
             continue
-        try:
-            parse_path(name)
-        except InvalidPathError:
-            logger.debug("listing skips %r: not a valid object key", name)
+        if not listable(name, logger):
             continue
         version = blob.findtext("VersionId") or None
         out.append(
@@ -351,10 +347,7 @@ def _parse_listing_tree(body: bytes) -> tuple[list[ObjectMeta], list[str], str |
 def _valid_metas(entries: Sequence[tuple[str, int, datetime, str | None]]) -> list[ObjectMeta]:
     out = []
     for name, size, modified, e_tag in entries:
-        try:
-            parse_path(name)
-        except InvalidPathError:
-            logger.debug("listing skips %r: not a valid object key", name)
+        if not listable(name, logger):
             continue
         out.append(make_meta(name, size, modified, e_tag, None))
     return out

@@ -48,7 +48,7 @@ from objstore._errors import (
 )
 from objstore._inline import offload
 from objstore._multipart import MultipartUpload
-from objstore._path import Path, parse_path, prefix_in_url
+from objstore._path import Path, listable, parse_path, prefix_in_url
 from objstore._retry import RetryPolicy
 from objstore._store import Capabilities, ObjectStore, source_file_error, source_shrank
 from objstore._types import (
@@ -572,10 +572,7 @@ class GCSStore(ObjectStore):
                     name = item["name"]
                     if offset is not None and name <= offset:
                         continue  # startOffset is inclusive; ours is not
-                    try:
-                        parse_path(name)
-                    except InvalidPathError:
-                        logger.debug("listing skips %r: not a valid object key", name)
+                    if not listable(name, logger):
                         continue
                     metas.append(_meta_from_json(name, item))
                 if metas:
@@ -588,8 +585,7 @@ class GCSStore(ObjectStore):
             async for page in pages:
                 versions = []
                 for item in page.get("items", []):
-                    with contextlib.suppress(InvalidPathError):
-                        parse_path(item["name"])
+                    if listable(item["name"], logger):
                         versions.append(_version_from_json(item))
                 if versions:
                     yield versions

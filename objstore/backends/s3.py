@@ -50,7 +50,7 @@ from objstore._errors import (
 )
 from objstore._inline import gather_bounded
 from objstore._multipart import MultipartUpload
-from objstore._path import Path, parse_path, prefix_in_url
+from objstore._path import Path, listable, prefix_in_url
 from objstore._retry import RetryPolicy
 from objstore._store import Capabilities, ObjectStore, lists_version
 from objstore._types import (
@@ -380,10 +380,7 @@ def _ns(root: ET.Element) -> str:
 def _metas(entries: list[tuple[str, int, str, str | None]]) -> list[ObjectMeta]:
     out: list[ObjectMeta] = []
     for key, size, modified, e_tag in entries:
-        try:
-            parse_path(key)
-        except InvalidPathError:
-            logger.debug("listing skips %r: not a valid object key", key)
+        if not listable(key, logger):
             continue
         out.append(make_meta(key, size, parse_iso_time(modified), e_tag, None))
     return out
@@ -1115,10 +1112,7 @@ def _parse_versions(body: bytes) -> tuple[list[ObjectVersion], Markers]:
         if not deleted and item.tag != f"{ns}Version":
             continue
         key = item.findtext(f"{ns}Key") or ""
-        try:
-            parse_path(key)
-        except InvalidPathError:
-            logger.debug("listing skips %r: not a valid object key", key)
+        if not listable(key, logger):
             continue
         latest = item.findtext(f"{ns}IsLatest") == "true"
         version = item.findtext(f"{ns}VersionId") or None
