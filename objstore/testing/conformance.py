@@ -583,6 +583,16 @@ class StoreConformance:
         empty = await store.list_with_delimiter("none")
         assert (empty.common_prefixes, empty.objects) == ([], [])
 
+    async def test_emptied_prefixes_are_not_listed(self, store: Any) -> None:
+        for key in ("gone/a", "gone/sub/b", "kept/c"):
+            await store.put(key, b"x")
+        await store.delete("gone/a")
+        await store.delete_many(["gone/sub/b"])
+        root = await store.list_with_delimiter()
+        assert (root.common_prefixes, root.objects) == (["kept"], [])
+        gone = await store.list_with_delimiter("gone")
+        assert (gone.common_prefixes, gone.objects) == ([], [])
+
     async def test_list_iter_streams_many_pages(self, store: Any) -> None:
         keys = [f"many/{i:05d}" for i in range(1100)]
         await asyncio.gather(*(store.put(k, b"") for k in keys))
