@@ -44,6 +44,24 @@ class RetryPolicy:
         cap = min(self.backoff_max, self.backoff_initial * self.backoff_base ** (attempt - 1))
         return (rng or random).uniform(0.0, cap)
 
+    def pause(
+        self, exc: ObjstoreError, attempt: int, started: float, *, retry: bool = True
+    ) -> float | None:
+        """How long to wait before trying again after ``exc`` ended attempt ``attempt`` of a
+        run begun at ``started`` (``time.monotonic()``): the backoff, or the service's
+        ``Retry-After`` when longer (up to ``backoff_max``). ``None`` when ``exc`` is not to be
+        retried (not transient, ``retry`` false, or the budget spent); ``exc`` then carries
+        ``attempts`` and ``elapsed``."""
+        now = time.monotonic()
+        if retry and isinstance(exc, TransientError):
+            delay = self.backoff(attempt)
+            if exc.retry_after is not None:
+                delay = max(delay, min(exc.retry_after, self.backoff_max))
+            if attempt <= self.max_retries and now + delay < started + self.retry_timeout:
+                return delay
+        exc.attempts, exc.elapsed = attempt, now - started
+        return None
+
     async def call(
         self,
         operation: Callable[..., Awaitable[T]],
@@ -72,18 +90,8 @@ class RetryPolicy:
             try:
                 return await operation(*args)
             except ObjstoreError as exc:
-                now = time.monotonic()
-                delay = self.backoff(attempt)
-                asked = exc.retry_after if isinstance(exc, TransientError) else None
-                if asked is not None:
-                    delay = max(delay, min(asked, self.backoff_max))
-                if (
-                    not isinstance(exc, TransientError)
-                    or not idempotent
-                    or attempt > self.max_retries
-                    or now + delay >= deadline
-                ):
-                    exc.attempts, exc.elapsed = attempt, now - start
+                delay = self.pause(exc, attempt, start, retry=idempotent)
+                if delay is None:
                     raise
                 await sleep(delay)
             except TimeoutError as exc:

@@ -3,6 +3,7 @@ write reports, given what its attempts saw and whose token the object carries.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import aiohttp
@@ -18,7 +19,13 @@ from objstore import (
 )
 from objstore._errors import ObjstoreError
 from objstore._retry import RetryPolicy
-from objstore.backends._reconcile import may_have_landed, reconciled, settled_by, write_token
+from objstore.backends._reconcile import (
+    copied_if_absent,
+    may_have_landed,
+    reconciled,
+    settled_by,
+    write_token,
+)
 
 FAST = RetryPolicy(max_retries=4, retry_timeout=10, backoff_initial=0.001, backoff_max=0.002)
 OURS = PutResult(e_tag='"ours"')
@@ -188,3 +195,46 @@ async def test_history_settles_a_write_whose_retries_all_failed() -> None:
     carried = _carrying(write_token("k", "g9"))
     assert await reconciled(FAST, once, carried, ours, history) == OURS  # type: ignore[arg-type]
     assert settled_by(_history(None), None, ours) is None  # type: ignore[arg-type]  # not an update
+
+
+# ---- copies that must not overwrite ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [lambda: ServiceUnavailableError("busy", path="k", status=503), _never_connected],
+    ids=["503", "never connected"],
+)
+async def test_a_copy_is_tried_again_after_a_refusal_and_its_conflict_stays_certain(
+    refused: Callable[[], ObjstoreError],
+) -> None:
+    assert await copied_if_absent(FAST, _attempts(refused(), OURS)) == OURS  # type: ignore[arg-type]
+    once = _attempts(refused(), refused(), AlreadyExistsError("exists", path="k"))
+    with pytest.raises(AlreadyExistsError) as info:
+        await copied_if_absent(FAST, once)  # type: ignore[arg-type]
+    assert type(info.value) is AlreadyExistsError
+
+
+async def test_a_copy_that_exists_after_a_lost_reply_is_an_unknown_outcome() -> None:
+    assert await copied_if_absent(FAST, _attempts(_lost_reply(), OURS)) == OURS  # type: ignore[arg-type]
+    once = _attempts(_lost_reply(), AlreadyExistsError("exists", path="k", status=409))
+    with pytest.raises(WriteOutcomeUnknownError) as info:
+        await copied_if_absent(FAST, once)  # type: ignore[arg-type]
+    assert info.value.path == "k"
+    assert "may be this copy" in str(info.value)
+
+
+async def test_a_copy_gives_up_within_the_budget() -> None:
+    once = _attempts(*[ServiceUnavailableError("busy", path="k", status=503) for _ in range(5)])
+    with pytest.raises(ServiceUnavailableError) as info:
+        await copied_if_absent(FAST, once)  # type: ignore[arg-type]
+    assert info.value.attempts == 5
+
+
+async def test_reconciled_writes_wait_as_long_as_the_service_asks() -> None:
+    slow = RetryPolicy(max_retries=2, retry_timeout=10, backoff_initial=0.001, backoff_max=0.3)
+    throttled = ServiceUnavailableError("slow down", path="k", status=503)
+    throttled.retry_after = 0.2
+    started = time.monotonic()
+    assert await reconciled(slow, _attempts(throttled, OURS), _carrying(None), "t1") == OURS  # type: ignore[arg-type]
+    assert time.monotonic() - started >= 0.2

@@ -7,7 +7,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import aiohttp
 
@@ -22,7 +22,16 @@ from objstore._errors import (
 from objstore._retry import RetryPolicy
 from objstore._types import PutResult
 
-__all__ = ["Carried", "may_have_landed", "reconciled", "settled_by", "write_token"]
+__all__ = [
+    "Carried",
+    "copied_if_absent",
+    "may_have_landed",
+    "reconciled",
+    "settled_by",
+    "write_token",
+]
+
+T = TypeVar("T")
 
 Carried: TypeAlias = tuple[str | None, PutResult]
 """What an object says of the write that made it: the write token it carries (``None``: none)
@@ -137,10 +146,8 @@ async def reconciled(
             if _superseded(seen, token):
                 raise _not_applied(exc) from exc
             uncertain = uncertain or may_have_landed(exc)
-            delay = policy.backoff(attempt)
-            elapsed = time.monotonic() - started
-            if attempt > policy.max_retries or elapsed + delay >= policy.retry_timeout:
-                exc.attempts, exc.elapsed = attempt, elapsed
+            delay = policy.pause(exc, attempt, started)
+            if delay is None:
                 found = await history() if uncertain and history is not None else None
                 if found is not None and found[0] == token:
                     return found[1]  # it was applied after all
@@ -167,6 +174,39 @@ async def reconciled(
                     code=exc.code,
                 ) from exc
             raise
+
+
+async def copied_if_absent(policy: RetryPolicy, once: Callable[[], Awaitable[T]]) -> T:
+    """Retry a server-side copy that must not overwrite (``once`` sends it at most once and
+    raises :class:`AlreadyExistsError` when the destination exists).
+
+    A copy carries its source's metadata, so no write token can say whose the destination
+    is. An attempt the service refused (429, 503, no connection) was not applied, so trying
+    again is safe; after one that may have landed, "already exists" may be our own copy, and
+    the outcome is :class:`WriteOutcomeUnknownError`.
+    """
+    started, attempt = time.monotonic(), 0
+    uncertain = False
+    while True:
+        attempt += 1
+        try:
+            return await once()
+        except TransientError as exc:
+            uncertain = uncertain or may_have_landed(exc)
+            delay = policy.pause(exc, attempt, started)
+            if delay is None:
+                raise
+            await asyncio.sleep(delay)
+        except AlreadyExistsError as exc:
+            if not uncertain:
+                raise
+            raise WriteOutcomeUnknownError(
+                f"the reply to a copy onto {exc.path!r} was lost and it exists now: it may be "
+                "this copy or an object that was there before",
+                path=exc.path,
+                status=exc.status,
+                code=exc.code,
+            ) from exc
 
 
 def _not_applied(exc: ObjstoreError) -> PreconditionFailedError:

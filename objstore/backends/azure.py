@@ -97,7 +97,13 @@ from objstore.backends._http import (
     with_retry_after,
     xml_text,
 )
-from objstore.backends._reconcile import Carried, reconciled, settled_by, write_token
+from objstore.backends._reconcile import (
+    Carried,
+    copied_if_absent,
+    reconciled,
+    settled_by,
+    write_token,
+)
 from objstore.backends._tag_set import parse_tag_set
 
 __all__ = ["AzureStore"]
@@ -974,10 +980,11 @@ class AzureStore(ObjectStore):
             tags = await self._tags_to_copy(src, version)  # Copy Blob leaves them behind
             if tags:
                 headers["x-ms-tags"] = urlencode(tags, quote_via=quote)
-            response, _ = await self._send(
-                "PUT", self._blob_path(dst), dst, headers=headers, ok=(202,),
+            send = partial(
+                self._send, "PUT", self._blob_path(dst), dst, headers=headers, ok=(202,),
                 idempotent=overwrite, create_mode=not overwrite,
             )  # fmt: skip
+            response, _ = await (send() if overwrite else copied_if_absent(self._retry, send))
         except BucketNotFoundError:
             raise
         except NotFoundError as exc:

@@ -103,7 +103,13 @@ from objstore.backends._http import (
     session_pool,
     with_retry_after,
 )
-from objstore.backends._reconcile import Carried, reconciled, settled_by, write_token
+from objstore.backends._reconcile import (
+    Carried,
+    copied_if_absent,
+    reconciled,
+    settled_by,
+    write_token,
+)
 
 __all__ = ["GCSStore"]
 
@@ -740,11 +746,12 @@ class GCSStore(ObjectStore):
         token: str | None = None
         while True:
             params = [*base, ("rewriteToken", token)] if token else base
+            send = partial(
+                self._send, "POST", url, src, params=params, create_mode=not overwrite,
+                idempotent=overwrite,
+            )  # fmt: skip
             try:
-                _, body = await self._send(
-                    "POST", url, src, params=params, create_mode=not overwrite,
-                    idempotent=overwrite,
-                )  # fmt: skip
+                _, body = await (send() if overwrite else copied_if_absent(self._retry, send))
             except BucketNotFoundError:
                 raise
             except NotFoundError as exc:

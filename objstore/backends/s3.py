@@ -45,6 +45,7 @@ from objstore._errors import (
     PreconditionFailedError,
     ServiceUnavailableError,
     ThrottledError,
+    TransientError,
     UnauthenticatedError,
     error_for_status,
 )
@@ -95,7 +96,7 @@ from objstore.backends._http import (
     with_retry_after,
     xml_text,
 )
-from objstore.backends._reconcile import Carried, reconciled, write_token
+from objstore.backends._reconcile import Carried, copied_if_absent, reconciled, write_token
 from objstore.backends._s3_checksum import checksum_for
 from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
 from objstore.backends._sigv4 import (
@@ -894,13 +895,19 @@ class S3Store(ObjectStore):
                 return
             name, value, expected = _copy_header(self._copy_mode)
             headers[name] = value
-            try:
-                _, body = await self._send("PUT", dst, headers=headers, idempotent=False)
-            except ObjstoreError as exc:
-                if exc.status == expected:
-                    raise AlreadyExistsError(f"{dst!r} already exists", path=dst) from exc
-                raise self._source_error(exc, src, version) from None
-            _raise_embedded_error(body, dst)
+
+            async def once() -> None:
+                try:
+                    _, body = await self._send("PUT", dst, headers=headers, idempotent=False)
+                except TransientError:
+                    raise
+                except ObjstoreError as exc:
+                    if exc.status == expected:
+                        raise AlreadyExistsError(f"{dst!r} already exists", path=dst) from exc
+                    raise self._source_error(exc, src, version) from None
+                _raise_embedded_error(body, dst)
+
+            await copied_if_absent(self._retry, once)
             return
         try:
             _, body = await self._send("PUT", dst, headers=headers)
