@@ -37,8 +37,11 @@ FOLDER_OFFSETS = {"d1", "d1/sub"}
 OPERATIONS = [
     "put", "put", "put", "write", "get", "get_range", "get_ranges", "get_suffix", "get_if",
     "head", "exists", "copy", "copy_if_not_exists", "rename", "rename_if_not_exists",
-    "delete", "delete_many", "list", "list_one_level", "stream", "read_at",
+    "delete", "delete_many", "list", "list_one_level", "stream", "read_at", "put_described",
+    "described",
 ]  # fmt: skip
+COLOURS = ["red", "green", "blue"]
+CONTENT_TYPES = ["text/plain", "application/json"]
 
 Step = tuple[str, tuple[Any, ...]]
 
@@ -87,6 +90,8 @@ def steps(seed: int, count: int, quirks: set[str]) -> list[Step]:
             continue
         if name == "put":
             args = (key(), data(12), rng.choice(["overwrite", "create", "current", "stale"]))
+        elif name == "put_described":
+            args = (key(), data(12), rng.choice(COLOURS), rng.choice(CONTENT_TYPES))
         elif name == "write":
             args = (key(), [data(5) for _ in range(rng.randrange(4))], rng.random() < 0.3)
         elif name == "get_range":
@@ -151,6 +156,17 @@ class Runner:
         store = self.store
         if name == "put":
             return await self._put(*args)
+        if name == "put_described":
+            key, body, colour, content_type = args
+            attributes = {"colour": colour, "content_type": content_type}
+            await store.put(key, body, attributes=attributes)
+            return None
+        if name == "described":
+            # what put_described wrote, kept by copies and renames (other attributes, such
+            # as a default content type, differ between services)
+            attributes = (await store.get_result(args[0])).attributes
+            colour = attributes.get("colour")
+            return colour, attributes.get("content_type") if colour else None
         if name == "write":
             key, chunks, fail = args
             try:
