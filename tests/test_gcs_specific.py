@@ -489,3 +489,26 @@ async def test_history_tells_a_lost_update_from_one_never_applied(
         await store.aclose()
     await other.aclose()
     gcs_server.delete_bucket(bucket)
+
+
+async def test_listings_skip_keys_that_are_no_object_keys(
+    store: Any, gcs_server: GCSServer, gcs_bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # another client may write names objstore refuses ('a//b', '..'): listings leave them out
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        for name in ("d/a//b", "d/..", "d/ok"):
+            async with session.post(
+                f"{gcs_server.endpoint}/upload/storage/v1/b/{gcs_bucket}/o",
+                params={"uploadType": "media", "name": name},
+                data=b"x",
+            ) as response:
+                assert response.status == 200, await response.text()
+    caplog.set_level("DEBUG", logger="objstore.gcs")
+    assert [m.location for m in await store.list("d")] == ["d/ok"]
+    assert "listing skips 'd/a//b'" in caplog.text
+    caplog.clear()
+    level = await store.list_with_delimiter("d")
+    assert [m.location for m in level.objects] == ["d/ok"]
+    assert "listing skips 'd/..'" in caplog.text

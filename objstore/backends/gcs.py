@@ -36,7 +36,6 @@ from objstore._errors import (
     ChecksumMismatchError,
     ConfigError,
     IntegrityError,
-    InvalidPathError,
     InvalidRangeError,
     InvalidRequestError,
     MultipartUploadError,
@@ -48,7 +47,7 @@ from objstore._errors import (
 )
 from objstore._inline import offload
 from objstore._multipart import MultipartUpload
-from objstore._path import Path, listable, parse_path, prefix_in_url
+from objstore._path import Path, listable, prefix_in_url
 from objstore._retry import RetryPolicy
 from objstore._store import Capabilities, ObjectStore, source_file_error, source_shrank
 from objstore._types import (
@@ -605,10 +604,11 @@ class GCSStore(ObjectStore):
         async with contextlib.aclosing(self._pages(prefix, delimiter=True)) as pages:
             async for page in pages:
                 prefixes.extend(p.rstrip("/") for p in page.get("prefixes", []))
-                for item in page.get("items", []):
-                    with contextlib.suppress(InvalidPathError):
-                        parse_path(item["name"])
-                        objects.append(_meta_from_json(item["name"], item))
+                objects.extend(
+                    _meta_from_json(item["name"], item)
+                    for item in page.get("items", [])
+                    if listable(item["name"], logger)
+                )
         return ListResult(common_prefixes=list(dict.fromkeys(prefixes)), objects=objects)
 
     # ---- writes ---------------------------------------------------------------------------
