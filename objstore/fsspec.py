@@ -15,10 +15,12 @@ Pickled filesystems carry no secret unless ``allow_pickle_secrets`` is set.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
 import pathlib
+import weakref
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
@@ -54,6 +56,8 @@ __all__ = [
 ]
 
 MiB = 1024 * 1024
+RELEASE_TIMEOUT = 2.0
+"""Seconds a collected filesystem waits for its stores to close (see ``_release``)."""
 CONCURRENCY = 16
 CHUNK = 4 * MiB
 
@@ -83,9 +87,18 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
         super().__init__(asynchronous=asynchronous, loop=loop)
         self.store = store if isinstance(store, ObjectStore) else from_url(store, options)
         self.blocksize = block_size or CHUNK
+        self._owns_store = not isinstance(store, ObjectStore)  # a given store is the caller's
+        if self._owns_store:
+            weakref.finalize(self, _release, self.loop, {"": self.store})
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.store,), {"blocksize": self.blocksize})
+        state = {"blocksize": self.blocksize, "_owns_store": self._owns_store}
+        return (type(self), (self.store,), state)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._owns_store:  # the unpickled store is this filesystem's copy
+            weakref.finalize(self, _release, self.loop, {"": self.store})
 
     # ---- paths -------------------------------------------------------------------------------
 
@@ -400,6 +413,7 @@ class _BucketFileSystem(ObjstoreFileSystem):
         self._options = dict(storage_options)
         self._stores: dict[str, ObjectStore] = {}
         self.blocksize = block_size or CHUNK
+        weakref.finalize(self, _release, self.loop, self._stores)
 
     def __reduce__(self) -> tuple[Any, ...]:
         keys = self._table_keys
@@ -565,6 +579,40 @@ class ObjstoreFile(AbstractBufferedFile):  # type: ignore[misc]  # untyped base
             with contextlib.suppress(Exception):  # best effort; never commit from a finalizer
                 self.discard()
             self.closed = True
+
+
+_closing: set[asyncio.Task[None]] = set()
+"""Closes begun by ``_release`` on the loop's own thread (held until they end)."""
+
+
+def _release(loop: asyncio.AbstractEventLoop, stores: dict[str, ObjectStore]) -> None:
+    """Close the stores a filesystem made, once it is collected or the interpreter exits.
+
+    fsspec's event loop never shuts down, so the sessions the stores opened on it would be
+    left to the garbage collector, which has aiohttp print "Unclosed client session" at the
+    end of every script. A filesystem on a loop that no longer runs leaves them to that
+    loop's own shutdown (``asyncio.run`` closes them).
+    """
+    owned = list(stores.values())
+    stores.clear()
+    if not owned or loop.is_closed() or not loop.is_running():
+        return
+
+    async def close_all() -> None:
+        for store in owned:
+            await store.aclose()
+
+    try:
+        on_loop = asyncio.get_running_loop() is loop
+    except RuntimeError:
+        on_loop = False
+    if on_loop:  # collected by the loop's own thread: it cannot wait for itself
+        task = loop.create_task(close_all())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+        return
+    with contextlib.suppress(Exception):  # at exit, a slow server must not hold the process
+        asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=RELEASE_TIMEOUT)
 
 
 def _rebuild_bucket_fs(

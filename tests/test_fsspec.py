@@ -457,3 +457,51 @@ def test_versions_are_read_not_ignored(s3_server: S3Server, s3_admin: Any, bucke
     memory.pipe_file("k", b"current")
     with pytest.raises(FileNotFoundError):  # it keeps no history: not the current data
         memory.cat_file("k", version_id="an-old-one")
+
+
+def test_a_script_that_never_closes_its_filesystems_exits_quietly(
+    s3_server: S3Server, bucket: str
+) -> None:
+    # fsspec's loop never shuts down, so nothing but the filesystem can close the sessions it
+    # made there; left to the garbage collector, aiohttp prints "Unclosed client session"
+    import subprocess
+
+    code = (
+        "from objstore.fsspec import ObjstoreFileSystem, S3FileSystem\n"
+        f"fs = ObjstoreFileSystem('s3://{bucket}', {s3_server.options()!r})\n"
+        "fs.pipe_file('a', b'x')\n"
+        f"by_bucket = S3FileSystem(**{s3_server.options()!r})\n"
+        f"print(fs.cat_file('a'), by_bucket.cat_file('{bucket}/a'), flush=True)\n"
+        f"dropped = ObjstoreFileSystem('s3://{bucket}', {s3_server.options()!r})\n"
+        "dropped.exists('a')\n"
+        "del dropped\n"
+    )
+    result = subprocess.run([sys.executable, "-X", "dev", "-c", code], capture_output=True,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "b'x' b'x'" in result.stdout
+    assert result.stderr == ""
+
+
+def test_a_collected_filesystem_closes_the_sessions_of_the_store_it_made(
+    s3_server: S3Server, bucket: str
+) -> None:
+    import gc
+
+    options = s3_server.options(allow_pickle_secrets="true")
+    made = ObjstoreFileSystem(f"s3://{bucket}", options)
+    made.pipe_file("a", b"x")
+    store: Any = made.store
+    given = ObjstoreFileSystem(store)  # a store the caller gave: the caller closes it
+    assert len(store._http) == 1  # a session on fsspec's loop
+    del given
+    gc.collect()
+    assert len(store._http) == 1
+    copy = pickle.loads(pickle.dumps(made))  # its own copy of the store: its to close
+    assert copy.cat_file("a") == b"x"
+    copied: Any = copy.store
+    del made, copy
+    gc.collect()
+    assert len(store._http) == 0
+    assert len(copied._http) == 0
+    sync(fsspec.asyn.get_loop(), store.aclose)
