@@ -39,7 +39,7 @@ test: $(VENV)/.test-installed $(AZURITE)
 # the reliability tests at RELIABILITY.md's nightly size (over an hour; not part of `make test`)
 SOAK_TESTS := tests/test_chaos.py tests/test_killed_writers.py tests/test_conditional_races.py \
 	tests/test_resource_hygiene.py tests/test_local_safety.py tests/test_paths.py \
-	tests/test_differential.py
+	tests/test_differential.py tests/test_differential_adapters.py
 soak: $(VENV)/.test-installed $(AZURITE)
 	OBJSTORE_SOAK=nightly $(PY) -m pytest -q -s -o timeout=3600 $(SOAK_TESTS)
 

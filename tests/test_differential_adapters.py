@@ -1,0 +1,262 @@
+"""The fsspec filesystem and the pyarrow handler, driven by the same random operations on the
+memory store (the model) and on every other backend, compared step by step (see
+``test_differential.py`` for the stores themselves).
+
+On SeaweedFS, whose emptied folders stay listed (docs/design.md, "The S3 backend"), the
+operations that list directories are left out; reads, writes, copies, moves, deletes and the
+metadata of files still run there.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow.fs as pafs
+import pytest
+
+import objstore_sync
+from objstore.fsspec import ObjstoreFileSystem
+from tests.test_differential import KEYS, NIGHTLY, SEEDS
+
+DIRECTORIES = ["d1", "d1/sub", "d2", "d", "", "nothing", "x"]
+TREES = ["d1/sub", "d2", "d1"]
+TREE_TARGETS = ["x", "d2/y", "d3"]
+STEPS = 300 if NIGHTLY else 120
+Step = tuple[str, tuple[Any, ...]]
+Target = tuple[str, dict[str, str]]
+
+
+def _error(exc: Exception) -> tuple[str, str]:
+    return ("error", type(exc).__name__)
+
+
+# ---- fsspec ---------------------------------------------------------------------------------
+
+FSSPEC_LISTINGS = {"ls", "find", "find_dirs", "isdir", "glob", "walk", "expand", "du", "mv_tree",
+                   "cp_tree", "rm_tree", "info_dir"}  # fmt: skip
+
+
+def fsspec_steps(seed: int, listings: bool) -> list[Step]:
+    rng = random.Random(seed)
+    made: list[Step] = []
+    names = ["pipe", "pipe", "cat", "cat_range", "info", "exists", "isfile", "rm_file", "cp",
+             "mv", "open_write", "open_read", "size", "tail", "rm_list", "cat_many",
+             *sorted(FSSPEC_LISTINGS)]  # fmt: skip
+    while len(made) < STEPS:
+        name = rng.choice(names)
+        if name in FSSPEC_LISTINGS and not listings:
+            continue
+        key = rng.choice(KEYS)
+        args: tuple[Any, ...]
+        if name == "pipe":
+            args = (key, rng.randbytes(rng.randrange(10)))
+        elif name == "cat_range":
+            start = rng.randrange(8)
+            args = (key, start, start + rng.randrange(6))
+        elif name in ("cp", "mv"):
+            args = (key, rng.choice(KEYS))
+        elif name in ("cp_tree", "mv_tree"):
+            args = (rng.choice(TREES), rng.choice(TREE_TARGETS))
+        elif name == "glob":
+            args = (rng.choice(["d1/*", "d1/**", "*", "d?/a", "**/a", "d1/sub/*"]),)
+        elif name == "open_write":
+            args = (key, [rng.randbytes(3) for _ in range(rng.randrange(3))])
+        elif name in ("rm_list", "cat_many"):
+            args = (tuple(rng.choice(KEYS) for _ in range(rng.randrange(1, 3))),)
+        elif name in ("ls", "find", "find_dirs", "isdir", "walk", "du", "rm_tree", "info_dir",
+                      "expand"):  # fmt: skip
+            args = (rng.choice(DIRECTORIES + KEYS),)
+        else:
+            args = (key,)
+        made.append((name, args))
+    return made
+
+
+def fsspec_outcome(fs: ObjstoreFileSystem, name: str, args: tuple[Any, ...]) -> Any:
+    """What an fsspec call returned, or the type of the exception it raised."""
+    calls: dict[str, Callable[[], Any]] = {
+        "pipe": lambda: fs.pipe_file(*args),
+        "cat": lambda: fs.cat_file(args[0]),
+        "cat_range": lambda: fs.cat_file(args[0], start=args[1], end=args[2]),
+        "info": lambda: _fsspec_info(fs.info(args[0])),
+        "info_dir": lambda: _fsspec_info(fs.info(args[0])),
+        "exists": lambda: fs.exists(args[0]),
+        "isfile": lambda: fs.isfile(args[0]),
+        "isdir": lambda: fs.isdir(args[0]),
+        "rm_file": lambda: fs.rm_file(args[0]),
+        "rm_tree": lambda: fs.rm(args[0], recursive=True),
+        "rm_list": lambda: fs.rm(list(args[0])),
+        "cp": lambda: fs.cp_file(*args),
+        "mv": lambda: fs.mv(*args),
+        "cp_tree": lambda: fs.cp(*args, recursive=True),
+        "mv_tree": lambda: fs.mv(*args, recursive=True),
+        "ls": lambda: sorted(fs.ls(args[0], detail=False)),
+        "find": lambda: fs.find(args[0]),
+        "find_dirs": lambda: fs.find(args[0], withdirs=True),
+        "glob": lambda: sorted(fs.glob(args[0])),
+        "walk": lambda: [(r, sorted(d), sorted(f)) for r, d, f in fs.walk(args[0])],
+        "expand": lambda: sorted(fs.expand_path(args[0], recursive=True)),
+        "du": lambda: fs.du(args[0]),
+        "size": lambda: fs.size(args[0]),
+        "tail": lambda: fs.tail(args[0], 3),
+        "cat_many": lambda: fs.cat(list(args[0])),
+        "open_write": lambda: _fsspec_write(fs, *args),
+        "open_read": lambda: _fsspec_read(fs, args[0]),
+    }
+    try:
+        return calls[name]()
+    except Exception as exc:  # fsspec's contract is builtin exceptions: compare their types
+        return _error(exc)
+
+
+def _fsspec_info(info: dict[str, Any]) -> tuple[Any, ...]:
+    return info["name"], info["type"], info["size"] if info["type"] == "file" else None
+
+
+def _fsspec_write(fs: ObjstoreFileSystem, path: str, chunks: list[bytes]) -> None:
+    with fs.open(path, "wb") as file:
+        for chunk in chunks:
+            file.write(chunk)
+
+
+def _fsspec_read(fs: ObjstoreFileSystem, path: str) -> bytes:
+    with fs.open(path, "rb") as file:
+        file.seek(1)
+        data: bytes = file.read(4)
+        return data
+
+
+# ---- pyarrow --------------------------------------------------------------------------------
+
+ARROW_LISTINGS = {"select", "select_tree", "select_or_none", "delete_dir", "delete_contents",
+                  "move_tree", "info_dir"}  # fmt: skip
+
+
+def arrow_steps(seed: int, listings: bool) -> list[Step]:
+    rng = random.Random(seed)
+    made: list[Step] = []
+    names = ["write", "write", "read", "read_at", "stream", "info", "info_many", "delete_file",
+             "move", "copy", "create_dir", *sorted(ARROW_LISTINGS)]  # fmt: skip
+    while len(made) < STEPS:
+        name = rng.choice(names)
+        if name in ARROW_LISTINGS and not listings:
+            continue
+        key = rng.choice(KEYS)
+        args: tuple[Any, ...]
+        if name == "write":
+            args = (key, rng.randbytes(rng.randrange(10)))
+        elif name == "read_at":
+            args = (key, rng.randrange(8), rng.randrange(6))
+        elif name == "info_many":
+            args = (tuple(rng.choice(KEYS) for _ in range(3)),)
+        elif name in ("select", "select_tree", "select_or_none", "delete_dir", "delete_contents",
+                      "create_dir", "info_dir"):  # fmt: skip
+            args = (rng.choice(DIRECTORIES),)
+        elif name in ("move", "copy"):
+            args = (key, rng.choice(KEYS))
+        elif name == "move_tree":
+            args = (rng.choice(TREES), rng.choice(TREE_TARGETS))
+        else:
+            args = (key,)
+        made.append((name, args))
+    return made
+
+
+def arrow_outcome(fs: pafs.FileSystem, name: str, args: tuple[Any, ...]) -> Any:
+    """What a pyarrow filesystem call returned, or the type of the exception it raised."""
+    calls: dict[str, Callable[[], Any]] = {
+        "write": lambda: _arrow_write(fs, *args),
+        "read": lambda: _arrow_read(fs, args[0], None),
+        "read_at": lambda: _arrow_read(fs, args[0], (args[1], args[2])),
+        "stream": lambda: _arrow_stream(fs, args[0]),
+        "info": lambda: _arrow_infos([fs.get_file_info(args[0])]),
+        "info_dir": lambda: _arrow_infos([fs.get_file_info(args[0])]),
+        "info_many": lambda: _arrow_infos(fs.get_file_info(list(args[0]))),
+        "select": lambda: _arrow_infos(fs.get_file_info(pafs.FileSelector(args[0]))),
+        "select_tree": lambda: _arrow_infos(
+            fs.get_file_info(pafs.FileSelector(args[0], recursive=True))
+        ),
+        "select_or_none": lambda: _arrow_infos(
+            fs.get_file_info(pafs.FileSelector(args[0], allow_not_found=True))
+        ),
+        "delete_file": lambda: fs.delete_file(args[0]),
+        "delete_dir": lambda: fs.delete_dir(args[0]),
+        "delete_contents": lambda: fs.delete_dir_contents(args[0], missing_dir_ok=True),
+        "move": lambda: fs.move(*args),
+        "move_tree": lambda: fs.move(*args),
+        "copy": lambda: fs.copy_file(*args),
+        "create_dir": lambda: fs.create_dir(args[0]),
+    }
+    try:
+        return calls[name]()
+    except Exception as exc:
+        return _error(exc)
+
+
+def _arrow_infos(infos: list[pafs.FileInfo]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (i.path, i.type.name, i.size if i.type == pafs.FileType.File else None) for i in infos
+    )
+
+
+def _arrow_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    with fs.open_output_stream(path) as stream:
+        stream.write(data)
+
+
+def _arrow_read(fs: pafs.FileSystem, path: str, at: tuple[int, int] | None) -> bytes:
+    with fs.open_input_file(path) as file:
+        data: bytes = file.read() if at is None else file.read_at(at[1], at[0])
+        return data
+
+
+def _arrow_stream(fs: pafs.FileSystem, path: str) -> bytes:
+    with fs.open_input_stream(path) as stream:
+        data: bytes = stream.read()
+        return data
+
+
+# ---- the runs -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def filesystems(
+    request: pytest.FixtureRequest, backend_target: Callable[[str, str], Target]
+) -> Iterator[tuple[Any, Any, bool, int]]:
+    """The model and the backend's filesystem (fsspec or pyarrow), whether directory
+    listings are compared, and the seed of the steps."""
+    adapter, backend, seed = request.param
+    url, options = backend_target(backend, f"adapters {seed}")
+    if adapter == "fsspec":
+        model, other = ObjstoreFileSystem("memory://"), ObjstoreFileSystem(url, options)
+        yield model, other, backend != "s3", seed
+        other.close()
+        return
+    handler = objstore_sync.ArrowFileSystemHandler(url, options)
+    yield (pafs.PyFileSystem(objstore_sync.ArrowFileSystemHandler("memory://")),
+           pafs.PyFileSystem(handler), backend != "s3", seed)  # fmt: skip
+    handler.store.close()
+
+
+RUNS = [(adapter, backend, seed) for adapter in ("fsspec", "pyarrow")
+        for backend in ("local", "s3", "gcs", "azure") for seed in SEEDS[:2]]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "filesystems", RUNS, indirect=True, ids=[f"{a}-{b}-{s}" for a, b, s in RUNS]
+)
+def test_adapters_do_what_they_do_on_memory(filesystems: tuple[Any, Any, bool, int]) -> None:
+    model, other, listings, seed = filesystems
+    fsspec = isinstance(model, ObjstoreFileSystem)
+    made = fsspec_steps(seed, listings) if fsspec else arrow_steps(seed, listings)
+    outcome = fsspec_outcome if fsspec else arrow_outcome
+    done: list[Step] = []
+    for name, args in made:
+        expected, got = outcome(model, name, args), outcome(other, name, args)
+        assert got == expected, (
+            f"step {len(done)} {name}{args!r}: memory gave {expected!r}, the backend {got!r}; "
+            f"the steps before: {done[-5:]!r}"
+        )
+        done.append((name, args))
