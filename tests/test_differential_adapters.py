@@ -32,46 +32,54 @@ def _error(exc: Exception) -> tuple[str, str]:
     return ("error", type(exc).__name__)
 
 
+def steps(
+    seed: int,
+    calls: list[str],
+    arguments: Callable[[random.Random, str], tuple[Any, ...]],
+    left_out: set[str],
+) -> list[Step]:
+    """``STEPS`` random calls among ``calls`` (but ``left_out``), the same for every backend."""
+    rng = random.Random(seed)
+    made: list[Step] = []
+    while len(made) < STEPS:
+        name = rng.choice(calls)
+        if name not in left_out:
+            made.append((name, arguments(rng, name)))
+    return made
+
+
 # ---- fsspec ---------------------------------------------------------------------------------
 
 FSSPEC_LISTINGS = {"ls", "find", "find_dirs", "isdir", "glob", "walk", "expand", "du", "mv_tree",
                    "cp_tree", "rm_tree", "info_dir"}  # fmt: skip
 
 
-def fsspec_steps(seed: int, listings: bool) -> list[Step]:
-    rng = random.Random(seed)
-    made: list[Step] = []
-    names = ["pipe", "pipe", "cat", "cat_range", "info", "exists", "isfile", "rm_file", "cp",
-             "mv", "open_write", "open_read", "size", "tail", "rm_list", "cat_many",
-             *sorted(FSSPEC_LISTINGS)]  # fmt: skip
-    while len(made) < STEPS:
-        name = rng.choice(names)
-        if name in FSSPEC_LISTINGS and not listings:
-            continue
-        key = rng.choice(KEYS)
-        args: tuple[Any, ...]
-        if name == "pipe":
-            args = (key, rng.randbytes(rng.randrange(10)))
-        elif name == "cat_range":
-            start = rng.randrange(8)
-            args = (key, start, start + rng.randrange(6))
-        elif name in ("cp", "mv"):
-            args = (key, rng.choice(KEYS))
-        elif name in ("cp_tree", "mv_tree"):
-            args = (rng.choice(TREES), rng.choice(TREE_TARGETS))
-        elif name == "glob":
-            args = (rng.choice(["d1/*", "d1/**", "*", "d?/a", "**/a", "d1/sub/*"]),)
-        elif name == "open_write":
-            args = (key, [rng.randbytes(3) for _ in range(rng.randrange(3))])
-        elif name in ("rm_list", "cat_many"):
-            args = (tuple(rng.choice(KEYS) for _ in range(rng.randrange(1, 3))),)
-        elif name in ("ls", "find", "find_dirs", "isdir", "walk", "du", "rm_tree", "info_dir",
-                      "expand"):  # fmt: skip
-            args = (rng.choice(DIRECTORIES + KEYS),)
-        else:
-            args = (key,)
-        made.append((name, args))
-    return made
+FSSPEC_CALLS = ["pipe", "pipe", "cat", "cat_range", "info", "exists", "isfile", "rm_file", "cp",
+                "mv", "open_write", "open_read", "size", "tail", "rm_list", "cat_many",
+                *sorted(FSSPEC_LISTINGS)]  # fmt: skip
+
+
+def fsspec_arguments(rng: random.Random, name: str) -> tuple[Any, ...]:
+    """Random arguments for the fsspec call ``name``."""
+    key = rng.choice(KEYS)
+    if name == "pipe":
+        return (key, rng.randbytes(rng.randrange(10)))
+    if name == "cat_range":
+        start = rng.randrange(8)
+        return (key, start, start + rng.randrange(6))
+    if name in ("cp", "mv"):
+        return (key, rng.choice(KEYS))
+    if name in ("cp_tree", "mv_tree"):
+        return (rng.choice(TREES), rng.choice(TREE_TARGETS))
+    if name == "glob":
+        return (rng.choice(["d1/*", "d1/**", "*", "d?/a", "**/a", "d1/sub/*"]),)
+    if name == "open_write":
+        return (key, [rng.randbytes(3) for _ in range(rng.randrange(3))])
+    if name in ("rm_list", "cat_many"):
+        return (tuple(rng.choice(KEYS) for _ in range(rng.randrange(1, 3))),)
+    if name in ("ls", "find", "find_dirs", "isdir", "walk", "du", "rm_tree", "info_dir", "expand"):
+        return (rng.choice(DIRECTORIES + KEYS),)
+    return (key,)
 
 
 def fsspec_outcome(fs: ObjstoreFileSystem, name: str, args: tuple[Any, ...]) -> Any:
@@ -134,34 +142,27 @@ ARROW_LISTINGS = {"select", "select_tree", "select_or_none", "delete_dir", "dele
                   "move_tree", "info_dir"}  # fmt: skip
 
 
-def arrow_steps(seed: int, listings: bool) -> list[Step]:
-    rng = random.Random(seed)
-    made: list[Step] = []
-    names = ["write", "write", "read", "read_at", "stream", "info", "info_many", "delete_file",
-             "move", "copy", "create_dir", *sorted(ARROW_LISTINGS)]  # fmt: skip
-    while len(made) < STEPS:
-        name = rng.choice(names)
-        if name in ARROW_LISTINGS and not listings:
-            continue
-        key = rng.choice(KEYS)
-        args: tuple[Any, ...]
-        if name == "write":
-            args = (key, rng.randbytes(rng.randrange(10)))
-        elif name == "read_at":
-            args = (key, rng.randrange(8), rng.randrange(6))
-        elif name == "info_many":
-            args = (tuple(rng.choice(KEYS) for _ in range(3)),)
-        elif name in ("select", "select_tree", "select_or_none", "delete_dir", "delete_contents",
-                      "create_dir", "info_dir"):  # fmt: skip
-            args = (rng.choice(DIRECTORIES),)
-        elif name in ("move", "copy"):
-            args = (key, rng.choice(KEYS))
-        elif name == "move_tree":
-            args = (rng.choice(TREES), rng.choice(TREE_TARGETS))
-        else:
-            args = (key,)
-        made.append((name, args))
-    return made
+ARROW_CALLS = ["write", "write", "read", "read_at", "stream", "info", "info_many",
+               "delete_file", "move", "copy", "create_dir", *sorted(ARROW_LISTINGS)]  # fmt: skip
+
+
+def arrow_arguments(rng: random.Random, name: str) -> tuple[Any, ...]:
+    """Random arguments for the pyarrow filesystem call ``name``."""
+    key = rng.choice(KEYS)
+    if name == "write":
+        return (key, rng.randbytes(rng.randrange(10)))
+    if name == "read_at":
+        return (key, rng.randrange(8), rng.randrange(6))
+    if name == "info_many":
+        return (tuple(rng.choice(KEYS) for _ in range(3)),)
+    if name in ("select", "select_tree", "select_or_none", "delete_dir", "delete_contents",
+                "create_dir", "info_dir"):  # fmt: skip
+        return (rng.choice(DIRECTORIES),)
+    if name in ("move", "copy"):
+        return (key, rng.choice(KEYS))
+    if name == "move_tree":
+        return (rng.choice(TREES), rng.choice(TREE_TARGETS))
+    return (key,)
 
 
 def arrow_outcome(fs: pafs.FileSystem, name: str, args: tuple[Any, ...]) -> Any:
@@ -250,8 +251,12 @@ RUNS = [(adapter, backend, seed) for adapter in ("fsspec", "pyarrow")
 def test_adapters_do_what_they_do_on_memory(filesystems: tuple[Any, Any, bool, int]) -> None:
     model, other, listings, seed = filesystems
     fsspec = isinstance(model, ObjstoreFileSystem)
-    made = fsspec_steps(seed, listings) if fsspec else arrow_steps(seed, listings)
-    outcome = fsspec_outcome if fsspec else arrow_outcome
+    if fsspec:
+        made = steps(seed, FSSPEC_CALLS, fsspec_arguments, set() if listings else FSSPEC_LISTINGS)
+        outcome: Callable[[Any, str, tuple[Any, ...]], Any] = fsspec_outcome
+    else:
+        made = steps(seed, ARROW_CALLS, arrow_arguments, set() if listings else ARROW_LISTINGS)
+        outcome = arrow_outcome
     done: list[Step] = []
     for name, args in made:
         expected, got = outcome(model, name, args), outcome(other, name, args)

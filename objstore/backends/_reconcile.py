@@ -166,12 +166,10 @@ async def reconciled(
                 if _superseded(found, token):
                     raise _not_applied(exc) from exc
             if uncertain and not isinstance(exc, AlreadyExistsError):
-                raise WriteOutcomeUnknownError(
+                raise _unknown(
+                    exc,
                     f"the reply to a write of {exc.path!r} was lost and the object has been "
                     "changed by another writer since: the write may or may not have been applied",
-                    path=exc.path,
-                    status=exc.status,
-                    code=exc.code,
                 ) from exc
             raise
 
@@ -200,13 +198,16 @@ async def copied_if_absent(policy: RetryPolicy, once: Callable[[], Awaitable[T]]
         except AlreadyExistsError as exc:
             if not uncertain:
                 raise
-            raise WriteOutcomeUnknownError(
+            raise _unknown(
+                exc,
                 f"the reply to a copy onto {exc.path!r} was lost and it exists now: it may be "
                 "this copy or an object that was there before",
-                path=exc.path,
-                status=exc.status,
-                code=exc.code,
             ) from exc
+
+
+def _unknown(exc: ObjstoreError, message: str) -> WriteOutcomeUnknownError:
+    """The error of a write whose outcome ``exc``, seen on a retry, cannot settle."""
+    return WriteOutcomeUnknownError(message, path=exc.path, status=exc.status, code=exc.code)
 
 
 def _not_applied(exc: ObjstoreError) -> PreconditionFailedError:
