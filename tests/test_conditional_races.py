@@ -2,8 +2,8 @@
 proxy: rounds of 64 concurrent create-if-absent puts on one key, clean and with replies lost
 after the server applied the write; a counter incremented by concurrent If-Match updates, with
 refusals (exact count) and with lost replies (never counted twice); on S3, 409
-``ConditionalRequestConflict`` answers. Each round has exactly one reported winner, and it is
-the real writer. ``OBJSTORE_SOAK=nightly`` runs B6's full size (100 rounds, 32 workers x 50
+``ConditionalRequestConflict`` answers; copies that must not overwrite, refused and with their
+replies lost. Each round has exactly one reported winner, and it is the real writer. ``OBJSTORE_SOAK=nightly`` runs B6's full size (100 rounds, 32 workers x 50
 increments)."""
 
 from __future__ import annotations
@@ -175,6 +175,38 @@ async def test_a_lost_request_then_another_update_of_its_version_is_a_certain_co
     assert certain is not isinstance(info.value, WriteOutcomeUnknownError)
     assert [fault for *_, fault in proxied_backend.proxy.log].count("reset_before") == 1
     assert await store.get("counter") == b"1"
+
+
+async def test_copies_that_must_not_overwrite_survive_refusals_and_lost_replies(
+    proxied_backend: ProxiedBackend,
+) -> None:
+    # A create-mode copy is sent at most once per attempt. Refused (503), it is tried again.
+    # Applied with its reply lost: on S3 it is a multipart upload whose completion carries a
+    # write token, so the retry sees its own copy (done); Azure's Copy Blob carries none, so
+    # the destination the retry finds may be this copy or one that was there before (unknown,
+    # and a rename keeps its source); fake-gcs-server ignores ifGenerationMatch on copies, so
+    # its retry simply copies again.
+    name, proxy = proxied_backend.name, proxied_backend.proxy
+    store = proxied_backend.open(**RETRIES)
+    await store.put("src", b"source")
+    method = {"s3": "POST", "gcs": "POST", "azure": "PUT"}[name]
+    proxy.rules = [Rule("status:503", method="PUT" if name == "s3" else method, contains="refused")]
+    await store.copy_if_not_exists("src", "refused")
+    assert await store.get("refused") == b"source"
+    assert [fault for *_, fault in proxy.log].count("status:503") == 1
+    for move, target in ((store.copy_if_not_exists, "lost"), (store.rename_if_not_exists, "moved")):
+        last = f"{target}?uploadId=" if name == "s3" else target  # S3: the completion
+        proxy.rules = [Rule("reset_after", method=method, contains=last)]
+        if name == "azure":
+            with pytest.raises(WriteOutcomeUnknownError, match="may be this copy"):
+                await move("src", target)
+        else:
+            await move("src", target)
+        assert [fault for *_, fault in proxy.log].count("reset_after") == 1 + (target == "moved")
+        assert await store.get(target) == b"source"
+        if move == store.rename_if_not_exists:
+            assert await store.exists("src") is (name == "azure")  # kept when unknown
+        await store.put("src", b"source")
 
 
 async def test_history_settles_lost_replies_on_a_versioned_bucket(gcs_server: GCSServer) -> None:
