@@ -3,8 +3,8 @@ proxy: rounds of 64 concurrent create-if-absent puts on one key, clean and with 
 after the server applied the write; a counter incremented by concurrent If-Match updates, with
 refusals (exact count) and with lost replies (never counted twice); on S3, 409
 ``ConditionalRequestConflict`` answers; copies that must not overwrite, refused and with their
-replies lost. Each round has exactly one reported winner, and it is the real writer. ``OBJSTORE_SOAK=nightly`` runs B6's full size (100 rounds, 32 workers x 50
-increments)."""
+replies lost. Each round has exactly one reported winner, and it is the real writer.
+``OBJSTORE_SOAK=nightly`` runs B6's full size (100 rounds, 32 workers x 50 increments)."""
 
 from __future__ import annotations
 
