@@ -207,6 +207,16 @@ async def test_copies_that_must_not_overwrite_survive_refusals_and_lost_replies(
         if move == store.rename_if_not_exists:
             assert await store.exists("src") is (name == "azure")  # kept when unknown
         await store.put("src", b"source")
+    if name == "gcs":
+        return  # fake-gcs-server would copy over the taken destination (EMULATOR_PRECONDITIONS)
+    # a destination that was there before, not copied from our source: certainly not ours
+    await store.put("taken", b"theirs")
+    last = "taken?uploadId=" if name == "s3" else "taken"
+    proxy.rules = [Rule("reset_before", method=method, contains=last)]
+    with pytest.raises(AlreadyExistsError):
+        await store.copy_if_not_exists("src", "taken")
+    assert [fault for *_, fault in proxy.log].count("reset_before") == 1
+    assert await store.get("taken") == b"theirs"
 
 
 async def test_history_settles_lost_replies_on_a_versioned_bucket(gcs_server: GCSServer) -> None:

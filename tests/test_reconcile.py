@@ -238,3 +238,15 @@ async def test_reconciled_writes_wait_as_long_as_the_service_asks() -> None:
     started = time.monotonic()
     assert await reconciled(slow, _attempts(throttled, OURS), _carrying(None), "t1") == OURS  # type: ignore[arg-type]
     assert time.monotonic() - started >= 0.2
+
+
+@pytest.mark.parametrize("ours", [True, False])
+async def test_a_copy_that_finds_a_destination_copied_from_elsewhere_is_certain(
+    ours: bool,
+) -> None:
+    async def could_be_ours() -> bool:
+        return ours
+
+    once = _attempts(_lost_reply(), AlreadyExistsError("exists", path="k", status=409))
+    with pytest.raises(WriteOutcomeUnknownError if ours else AlreadyExistsError):
+        await copied_if_absent(FAST, once, could_be_ours)  # type: ignore[arg-type]

@@ -174,14 +174,20 @@ async def reconciled(
             raise
 
 
-async def copied_if_absent(policy: RetryPolicy, once: Callable[[], Awaitable[T]]) -> T:
+async def copied_if_absent(
+    policy: RetryPolicy,
+    once: Callable[[], Awaitable[T]],
+    could_be_ours: Callable[[], Awaitable[bool]] | None = None,
+) -> T:
     """Retry a server-side copy that must not overwrite (``once`` sends it at most once and
     raises :class:`AlreadyExistsError` when the destination exists).
 
     A copy carries its source's metadata, so no write token can say whose the destination
     is. An attempt the service refused (429, 503, no connection) was not applied, so trying
     again is safe; after one that may have landed, "already exists" may be our own copy, and
-    the outcome is :class:`WriteOutcomeUnknownError`.
+    the outcome is :class:`WriteOutcomeUnknownError` — unless ``could_be_ours()`` says the
+    destination is no copy of our source (Azure records where a blob was copied from): then
+    it is another writer's either way, as for a create.
     """
     started, attempt = time.monotonic(), 0
     uncertain = False
@@ -196,7 +202,7 @@ async def copied_if_absent(policy: RetryPolicy, once: Callable[[], Awaitable[T]]
                 raise
             await asyncio.sleep(delay)
         except AlreadyExistsError as exc:
-            if not uncertain:
+            if not uncertain or (could_be_ours is not None and not await could_be_ours()):
                 raise
             raise _unknown(
                 exc,

@@ -984,7 +984,11 @@ class AzureStore(ObjectStore):
                 self._send, "PUT", self._blob_path(dst), dst, headers=headers, ok=(202,),
                 idempotent=overwrite, create_mode=not overwrite,
             )  # fmt: skip
-            response, _ = await (send() if overwrite else copied_if_absent(self._retry, send))
+            response, _ = await (
+                send()
+                if overwrite
+                else copied_if_absent(self._retry, send, partial(self._copied_from, dst, src))
+            )
         except BucketNotFoundError:
             raise
         except NotFoundError as exc:
@@ -1004,6 +1008,18 @@ class AzureStore(ObjectStore):
             status = props.headers.get("x-ms-copy-status", "success")
         if status != "success":
             raise InvalidRequestError(f"copy of {src!r} to {dst!r} ended as {status!r}", path=dst)
+
+    async def _copied_from(self, dst: Path, src: Path) -> bool:
+        """Whether ``dst`` may be a copy of ``src`` (``x-ms-copy-source`` names it, or cannot
+        be read): a blob written otherwise, or copied from elsewhere, is not."""
+        try:
+            response = await self._properties(dst)
+        except ObjstoreError:
+            return True
+        source = response.headers.get("x-ms-copy-source")
+        return source is not None and unquote(urlsplit(source).path) == unquote(
+            self._blob_path(src)
+        )
 
     async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
         token = self._token(key, options.mode)
