@@ -585,17 +585,18 @@ _closing: set[asyncio.Task[None]] = set()
 """Closes begun by ``_release`` on the loop's own thread (held until they end)."""
 
 
-def _release(loop: asyncio.AbstractEventLoop, stores: dict[str, ObjectStore]) -> None:
+def _release(loop: asyncio.AbstractEventLoop | None, stores: dict[str, ObjectStore]) -> None:
     """Close the stores a filesystem made, once it is collected or the interpreter exits.
 
     fsspec's event loop never shuts down, so the sessions the stores opened on it would be
     left to the garbage collector, which has aiohttp print "Unclosed client session" at the
-    end of every script. A filesystem on a loop that no longer runs leaves them to that
-    loop's own shutdown (``asyncio.run`` closes them).
+    end of every script. An asynchronous filesystem (``loop`` ``None``: the caller's loop),
+    or one on a loop that no longer runs, leaves them to that loop's own shutdown
+    (``asyncio.run`` closes them).
     """
     owned = list(stores.values())
     stores.clear()
-    if not owned or loop.is_closed() or not loop.is_running():
+    if not owned or loop is None or loop.is_closed() or not loop.is_running():
         return
 
     async def close_all() -> None:

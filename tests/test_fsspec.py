@@ -505,3 +505,17 @@ def test_a_collected_filesystem_closes_the_sessions_of_the_store_it_made(
     assert len(store._http) == 0
     assert len(copied._http) == 0
     sync(fsspec.asyn.get_loop(), store.aclose)
+
+
+async def test_an_asynchronous_filesystem_leaves_its_store_to_its_loop(
+    s3_server: S3Server, bucket: str
+) -> None:
+    import gc
+
+    made = ObjstoreFileSystem(f"s3://{bucket}", s3_server.options(), asynchronous=True)
+    await made._pipe_file("a", b"x")
+    store: Any = made.store
+    del made  # a finalizer that raised would fail the test (pytest reports it unraisable)
+    gc.collect()
+    assert len(store._http) == 1  # its loop's shutdown closes it (asyncio.run)
+    await store.aclose()
