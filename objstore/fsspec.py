@@ -89,7 +89,7 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
         self.blocksize = block_size or CHUNK
         self._owns_store = not isinstance(store, ObjectStore)  # a given store is the caller's
         if self._owns_store:
-            weakref.finalize(self, _release, self.loop, {"": self.store})
+            weakref.finalize(self, _release, self.loop, {"": self.store}, os.getpid())
 
     def __reduce__(self) -> tuple[Any, ...]:
         state = {"blocksize": self.blocksize, "_owns_store": self._owns_store}
@@ -98,7 +98,7 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self._owns_store:  # the unpickled store is this filesystem's copy
-            weakref.finalize(self, _release, self.loop, {"": self.store})
+            weakref.finalize(self, _release, self.loop, {"": self.store}, os.getpid())
 
     # ---- paths -------------------------------------------------------------------------------
 
@@ -413,7 +413,7 @@ class _BucketFileSystem(ObjstoreFileSystem):
         self._options = dict(storage_options)
         self._stores: dict[str, ObjectStore] = {}
         self.blocksize = block_size or CHUNK
-        weakref.finalize(self, _release, self.loop, self._stores)
+        weakref.finalize(self, _release, self.loop, self._stores, os.getpid())
 
     def __reduce__(self) -> tuple[Any, ...]:
         keys = self._table_keys
@@ -585,18 +585,21 @@ _closing: set[asyncio.Task[None]] = set()
 """Closes begun by ``_release`` on the loop's own thread (held until they end)."""
 
 
-def _release(loop: asyncio.AbstractEventLoop | None, stores: dict[str, ObjectStore]) -> None:
+def _release(
+    loop: asyncio.AbstractEventLoop | None, stores: dict[str, ObjectStore], pid: int
+) -> None:
     """Close the stores a filesystem made, once it is collected or the interpreter exits.
 
     fsspec's event loop never shuts down, so the sessions the stores opened on it would be
     left to the garbage collector, which has aiohttp print "Unclosed client session" at the
     end of every script. An asynchronous filesystem (``loop`` ``None``: the caller's loop),
     or one on a loop that no longer runs, leaves them to that loop's own shutdown
-    (``asyncio.run`` closes them).
+    (``asyncio.run`` closes them), and a forked child, where the loop's thread does not
+    exist, leaves them to the parent (``pid``: the process that made them).
     """
     owned = list(stores.values())
     stores.clear()
-    if not owned or loop is None or loop.is_closed() or not loop.is_running():
+    if os.getpid() != pid or not owned or loop is None or not loop.is_running():
         return
 
     async def close_all() -> None:

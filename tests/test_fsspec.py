@@ -519,3 +519,29 @@ async def test_an_asynchronous_filesystem_leaves_its_store_to_its_loop(
     gc.collect()
     assert len(store._http) == 1  # its loop's shutdown closes it (asyncio.run)
     await store.aclose()
+
+
+def test_a_forked_child_exits_without_waiting_for_the_parents_loop(tmp_path: Any) -> None:
+    # the child has the parent's filesystem but not fsspec's loop thread: its exit must not
+    # wait on that loop to close the store (it waited for the finalizer's timeout, made long
+    # here so that the wait cannot pass for a slow exit)
+    import subprocess
+
+    code = (
+        "import os, sys, time\n"
+        "import objstore.fsspec\n"
+        "from objstore.fsspec import ObjstoreFileSystem\n"
+        "objstore.fsspec.RELEASE_TIMEOUT = 60.0\n"
+        f"fs = ObjstoreFileSystem({str(tmp_path)!r})\n"
+        "fs.pipe_file('a', b'x')\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    sys.exit(0)\n"
+        "started = time.monotonic()\n"
+        "os.waitpid(pid, 0)\n"
+        "print(time.monotonic() - started)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) < 30
