@@ -241,8 +241,9 @@ def filesystems(
     handler.store.close()
 
 
+ADAPTER_SEEDS = SEEDS if NIGHTLY else SEEDS[:2]
 RUNS = [(adapter, backend, seed) for adapter in ("fsspec", "pyarrow")
-        for backend in ("local", "s3", "gcs", "azure") for seed in SEEDS[:2]]  # fmt: skip
+        for backend in ("local", "s3", "gcs", "azure") for seed in ADAPTER_SEEDS]  # fmt: skip
 
 
 @pytest.mark.parametrize(
