@@ -89,7 +89,7 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
         self.blocksize = block_size or CHUNK
         self._owns_store = not isinstance(store, ObjectStore)  # a given store is the caller's
         if self._owns_store:
-            weakref.finalize(self, _release, self.loop, {"": self.store}, os.getpid())
+            self._close_when_collected({"": self.store})
 
     def __reduce__(self) -> tuple[Any, ...]:
         state = {"blocksize": self.blocksize, "_owns_store": self._owns_store}
@@ -98,7 +98,12 @@ class ObjstoreFileSystem(AsyncFileSystem):  # type: ignore[misc]  # untyped base
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self._owns_store:  # the unpickled store is this filesystem's copy
-            weakref.finalize(self, _release, self.loop, {"": self.store}, os.getpid())
+            self._close_when_collected({"": self.store})
+
+    def _close_when_collected(self, stores: dict[str, ObjectStore]) -> None:
+        """Have ``stores`` (filled in later, for a bucket filesystem) closed once this
+        filesystem is collected or the interpreter exits (see ``_release``)."""
+        weakref.finalize(self, _release, self.loop, stores, os.getpid())
 
     # ---- paths -------------------------------------------------------------------------------
 
@@ -413,7 +418,7 @@ class _BucketFileSystem(ObjstoreFileSystem):
         self._options = dict(storage_options)
         self._stores: dict[str, ObjectStore] = {}
         self.blocksize = block_size or CHUNK
-        weakref.finalize(self, _release, self.loop, self._stores, os.getpid())
+        self._close_when_collected(self._stores)
 
     def __reduce__(self) -> tuple[Any, ...]:
         keys = self._table_keys

@@ -725,12 +725,8 @@ class AzureStore(ObjectStore):
     async def _delete_version(self, key: Path, version: str) -> None:
         """Delete Blob of one version, once the blob's version listing shows it: Azurite
         keeps no versions and would delete the current blob."""
-        if not await lists_version(self._version_pages(key), key, version):
-            return
-        response, data = await self._send(
-            "DELETE", self._blob_path(key), key, params=[("versionid", version)], ok=(202, 404)
-        )
-        raise_if_bucket_missing(response, data, key, _error)
+        if await lists_version(self._version_pages(key), key, version):
+            await self._delete_one(key, version)
 
     def _newest_first(self, versions: list[ObjectVersion]) -> Iterable[ObjectVersion]:
         # version ids are the times they were made (ISO 8601, 7 decimals): they sort as text
@@ -905,10 +901,13 @@ class AzureStore(ObjectStore):
     async def _delete_each(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         return await delete_each(keys, self._delete_one, DELETE_CONCURRENCY)
 
-    async def _delete_one(self, key: Path) -> None:
-        """Delete one blob; a missing blob is fine, a missing container is not (a typo in
-        its name must not pass for a successful delete)."""
-        response, data = await self._send("DELETE", self._blob_path(key), key, ok=(202, 404))
+    async def _delete_one(self, key: Path, version: str | None = None) -> None:
+        """Delete one blob (or its ``version``); a missing blob is fine, a missing container
+        is not (a typo in its name must not pass for a successful delete)."""
+        params = [("versionid", version)] if version is not None else []
+        response, data = await self._send(
+            "DELETE", self._blob_path(key), key, params=params, ok=(202, 404)
+        )
         raise_if_bucket_missing(response, data, key, _error)
 
     async def _delete_batch(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:

@@ -714,22 +714,18 @@ class GCSStore(ObjectStore):
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
         return await delete_each(keys, self._delete_one, DELETE_CONCURRENCY)
 
-    async def _delete_one(self, key: Path) -> None:
-        """Delete one object; a missing object is fine, a missing bucket is not (GCS says
-        which; fake-gcs-server answers both with "Not Found")."""
+    async def _delete_one(self, key: Path, generation: str | None = None) -> None:
+        """Delete one object (or its ``generation``); a missing object is fine, a missing
+        bucket is not (GCS says which; fake-gcs-server answers both with "Not Found")."""
         url = self._object_url(self._objects, key)
-        response, data = await self._send("DELETE", url, key, ok=(200, 204, 404))
+        params = [("generation", generation)] if generation is not None else []
+        response, data = await self._send("DELETE", url, key, params=params, ok=(200, 204, 404))
         raise_if_bucket_missing(response, data, key, _error)
 
     async def _delete_version(self, key: Path, version: str) -> None:
         """Delete one generation (``generation=``)."""
-        if not _is_generation(version):
-            return
-        url = self._object_url(self._objects, key)
-        response, data = await self._send(
-            "DELETE", url, key, params=[("generation", version)], ok=(200, 204, 404)
-        )
-        raise_if_bucket_missing(response, data, key, _error)
+        if _is_generation(version):
+            await self._delete_one(key, version)
 
     async def _copy(
         self, src: Path, dst: Path, overwrite: bool, version: str | None = None

@@ -844,10 +844,11 @@ class S3Store(ObjectStore):
         identity = make_put_result(response.headers.get("ETag"), _version(response.headers))
         return response.headers.get(_META_PREFIX + WRITE_TOKEN), identity
 
-    async def _delete_one(self, key: Path) -> None:
-        """Delete one object; a missing object is fine (some S3 servers answer 404 for it),
-        a missing bucket is not."""
-        response, body = await self._send("DELETE", key, ok=(200, 204, 404))
+    async def _delete_one(self, key: Path, version: str | None = None) -> None:
+        """Delete one object (or its ``version``); a missing object is fine (some S3 servers
+        answer 404 for it), a missing bucket is not."""
+        params = [("versionId", version)] if version is not None else []
+        response, body = await self._send("DELETE", key, params=params, ok=(200, 204, 404))
         raise_if_bucket_missing(response, body, key, _error)
 
     async def _delete(self, keys: Sequence[Path]) -> dict[Path, ObjstoreError]:
@@ -1007,12 +1008,8 @@ class S3Store(ObjectStore):
         that keeps no versions may ignore ``versionId`` and delete the current object
         (SeaweedFS on an unversioned bucket does), and a HEAD cannot confirm a delete marker
         (AWS answers 405, SeaweedFS 404)."""
-        if not await lists_version(self._version_pages(key), key, version, "null"):
-            return
-        response, body = await self._send(
-            "DELETE", key, params=[("versionId", version)], ok=(200, 204, 404)
-        )
-        raise_if_bucket_missing(response, body, key, _error)
+        if await lists_version(self._version_pages(key), key, version, "null"):
+            await self._delete_one(key, version)
 
     async def _list_incomplete(
         self, prefix: Path
