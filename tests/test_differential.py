@@ -240,12 +240,14 @@ async def test_backend_does_what_memory_does(
 
 
 async def take_state(model: ObjectStore, store: ObjectStore, keys: list[str]) -> None:
-    """Make ``model`` hold what ``store`` holds at ``keys``."""
+    """Make ``model`` hold what ``store`` holds at ``keys``: bytes and attributes."""
     for key in keys:
         try:
-            await model.put(key, await store.get(key))
+            held = await store.get_result(key)
         except objstore.NotFoundError:
             await model.delete(key)
+        else:
+            await model.put(key, held.data, attributes=held.attributes)
 
 
 @pytest.mark.parametrize("seed", SEEDS[:2] if not NIGHTLY else SEEDS)

@@ -17,7 +17,7 @@ from objstore import (
     ServiceUnavailableError,
     WriteOutcomeUnknownError,
 )
-from objstore._errors import ObjstoreError
+from objstore._errors import ObjstoreError, TransientError
 from objstore._retry import RetryPolicy
 from objstore.backends._reconcile import (
     copied_if_absent,
@@ -240,13 +240,42 @@ async def test_reconciled_writes_wait_as_long_as_the_service_asks() -> None:
     assert time.monotonic() - started >= 0.2
 
 
-@pytest.mark.parametrize("ours", [True, False])
-async def test_a_copy_that_finds_a_destination_copied_from_elsewhere_is_certain(
-    ours: bool,
+@pytest.mark.parametrize(
+    ("found", "outcome"),
+    [
+        ("ours", OURS),  # the destination carries this copy's token: it was applied
+        ("theirs", AlreadyExistsError),  # another copy's token: another writer's object
+        ("tokenless", AlreadyExistsError),  # none: written otherwise, certainly not this copy
+        ("unreadable", WriteOutcomeUnknownError),  # cannot look: cannot tell
+    ],
+)
+async def test_a_copy_that_finds_its_destination_asks_whose_it_is(
+    found: str, outcome: object
 ) -> None:
-    async def could_be_ours() -> bool:
-        return ours
+    ours = write_token("k")
+    seen = {"ours": (ours, OURS), "theirs": (write_token("k"), THEIRS),
+            "tokenless": (None, THEIRS), "unreadable": None}[found]  # fmt: skip
+
+    async def carried() -> tuple[str | None, PutResult] | None:
+        return seen
 
     once = _attempts(_lost_reply(), AlreadyExistsError("exists", path="k", status=409))
-    with pytest.raises(WriteOutcomeUnknownError if ours else AlreadyExistsError):
-        await copied_if_absent(FAST, once, could_be_ours)  # type: ignore[arg-type]
+    if outcome is OURS:
+        assert await copied_if_absent(FAST, once, carried, ours) == OURS  # type: ignore[arg-type]
+    else:
+        with pytest.raises(outcome) as info:  # type: ignore[call-overload]
+            await copied_if_absent(FAST, once, carried, ours)  # type: ignore[arg-type]
+        assert (type(info.value) is AlreadyExistsError) is (outcome is AlreadyExistsError)
+    # a conflict after refusals only is certain without a look; a copy whose every reply
+    # was lost is settled by one
+    refused = _attempts(ServiceUnavailableError("busy", path="k", status=503),
+                        AlreadyExistsError("exists", path="k", status=409))  # fmt: skip
+    with pytest.raises(AlreadyExistsError) as info:
+        await copied_if_absent(FAST, refused, carried, ours)  # type: ignore[arg-type]
+    assert type(info.value) is AlreadyExistsError
+    lost = _attempts(*[_lost_reply() for _ in range(5)])
+    if outcome is OURS:
+        assert await copied_if_absent(FAST, lost, carried, ours) == OURS  # type: ignore[arg-type]
+    else:
+        with pytest.raises(TransientError):
+            await copied_if_absent(FAST, lost, carried, ours)  # type: ignore[arg-type]

@@ -13,7 +13,9 @@ import aiohttp
 
 from objstore._errors import (
     AlreadyExistsError,
+    ConcurrentModificationError,
     MultipartUploadError,
+    NotFoundError,
     ObjstoreError,
     PreconditionFailedError,
     TransientError,
@@ -28,6 +30,8 @@ __all__ = [
     "may_have_landed",
     "reconciled",
     "settled_by",
+    "source_changed",
+    "still_there",
     "write_token",
 ]
 
@@ -177,18 +181,22 @@ async def reconciled(
 async def copied_if_absent(
     policy: RetryPolicy,
     once: Callable[[], Awaitable[T]],
-    could_be_ours: Callable[[], Awaitable[bool]] | None = None,
+    carried: Callable[[], Awaitable[tuple[str | None, T] | None]] | None = None,
+    token: str | None = None,
 ) -> T:
     """Retry a server-side copy that must not overwrite (``once`` sends it at most once and
     raises :class:`AlreadyExistsError` when the destination exists).
 
-    A copy carries its source's metadata, so no write token can say whose the destination
-    is. An attempt the service refused (429, 503, no connection) was not applied, so trying
-    again is safe; after one that may have landed, "already exists" may be our own copy, and
-    the outcome is :class:`WriteOutcomeUnknownError` — unless ``could_be_ours()`` says the
-    destination is no copy of our source (Azure records where a blob was copied from): then
-    it is another writer's either way, as for a create.
+    An attempt the service refused (429, 503, no connection) was not applied, so trying
+    again is safe; after one that may have landed, "already exists" may be our own copy.
+    Where the copy carries a write token (``token``, put in the destination's metadata in
+    place of the source's), ``carried()`` reads the token the destination carries, and the
+    destination as ``once`` would have given it (``None``: cannot tell): our token means the
+    copy was applied, any other (or none) that the destination is another writer's, as for
+    a create. Without a token, or when the destination cannot be read, the outcome is
+    :class:`WriteOutcomeUnknownError`.
     """
+    look = carried if token is not None else None
     started, attempt = time.monotonic(), 0
     uncertain = False
     while True:
@@ -199,16 +207,44 @@ async def copied_if_absent(
             uncertain = uncertain or may_have_landed(exc)
             delay = policy.pause(exc, attempt, started)
             if delay is None:
+                seen = await look() if uncertain and look is not None else None
+                if seen is not None and seen[0] == token:
+                    return seen[1]  # it was applied after all
                 raise
             await asyncio.sleep(delay)
         except AlreadyExistsError as exc:
-            if not uncertain or (could_be_ours is not None and not await could_be_ours()):
+            if not uncertain:
                 raise
+            seen = await look() if look is not None else None
+            if seen is not None:
+                if seen[0] == token:
+                    return seen[1]
+                raise  # another writer's object: ours was not applied
             raise _unknown(
                 exc,
                 f"the reply to a copy onto {exc.path!r} was lost and it exists now: it may be "
                 "this copy or an object that was there before",
             ) from exc
+
+
+def source_changed(src: str, exc: ObjstoreError) -> ConcurrentModificationError:
+    """The error of a copy whose source changed after its attributes were read (the copy,
+    pinned to them, wrote nothing)."""
+    return ConcurrentModificationError(
+        f"{src!r} changed while it was being copied; nothing was written",
+        path=src, status=exc.status, code=exc.code,
+    )  # fmt: skip
+
+
+async def still_there(head: Callable[[], Awaitable[object]]) -> bool:
+    """Whether the object ``head()`` looks at exists (``True`` when that cannot be told)."""
+    try:
+        await head()
+    except NotFoundError:
+        return False
+    except ObjstoreError:
+        return True
+    return True
 
 
 def _unknown(exc: ObjstoreError, message: str) -> WriteOutcomeUnknownError:

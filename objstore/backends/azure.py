@@ -102,6 +102,8 @@ from objstore.backends._reconcile import (
     copied_if_absent,
     reconciled,
     settled_by,
+    source_changed,
+    still_there,
     write_token,
 )
 from objstore.backends._tag_set import parse_tag_set
@@ -166,7 +168,9 @@ def _error(
     message_match = _ERROR_MESSAGE.search(body) if body else None
     message = message_match.group(1).decode().strip() if message_match else None
     cls = error_for_status(status, create_mode=create_mode)
-    if code == "BlobAlreadyExists" or (create_mode and code == "ConditionNotMet"):
+    if code == "SourceConditionNotMet":  # the source of a copy changed, not its destination
+        cls = PreconditionFailedError
+    elif code == "BlobAlreadyExists" or (create_mode and code == "ConditionNotMet"):
         cls = AlreadyExistsError
     elif code == "ContainerNotFound":
         cls = BucketNotFoundError
@@ -966,15 +970,21 @@ class AzureStore(ObjectStore):
     ) -> None:
         source = f"{self._origin}{self._blob_path(src)}"
         query = [*self._auth.query]
-        if version is not None:
+        headers: dict[str, str] = {}
+        token: str | None = None
+        if not overwrite:
+            # a copy that must not overwrite carries a write token of its own, so that a
+            # retry that finds the destination can tell this copy from another writer's
+            token = write_token(dst)
+            headers.update(await self._copy_headers(src, version, token))
+        elif version is not None:
             # Azurite keeps no versions and would copy the current blob: look it up first
             await self._get(src, GetOptions(head=True, version=version))
+        if version is not None:
             query.append(("versionid", quote(version, safe="")))
         if query:
             source += "?" + "&".join(f"{n}={v}" for n, v in query)
-        headers = {"x-ms-copy-source": source}
-        if not overwrite:
-            headers["If-None-Match"] = "*"
+        headers["x-ms-copy-source"] = source
         try:
             tags = await self._tags_to_copy(src, version)  # Copy Blob leaves them behind
             if tags:
@@ -985,14 +995,22 @@ class AzureStore(ObjectStore):
             )  # fmt: skip
             response, _ = await (
                 send()
-                if overwrite
-                else copied_if_absent(self._retry, send, partial(self._copied_from, dst, src))
+                if token is None
+                else copied_if_absent(self._retry, send, partial(self._copy_carried, dst), token)
             )
         except BucketNotFoundError:
             raise
         except NotFoundError as exc:
             raise NotFoundError(f"blob {src!r} not found", path=src, status=exc.status,
                                 code=exc.code) from None  # fmt: skip
+        except (PreconditionFailedError, AlreadyExistsError) as exc:
+            # the source changed since its metadata was read: Azure says SourceConditionNotMet;
+            # Azurite says ConditionNotMet, as if the destination existed, so that is checked
+            if exc.code == "SourceConditionNotMet" or (
+                exc.code == "ConditionNotMet" and not await still_there(partial(self._head, dst))
+            ):
+                raise source_changed(src, exc) from None
+            raise
         status = response.headers.get("x-ms-copy-status", "success")
         copy_id = response.headers.get("x-ms-copy-id")
         delay = 0.05
@@ -1008,17 +1026,32 @@ class AzureStore(ObjectStore):
         if status != "success":
             raise InvalidRequestError(f"copy of {src!r} to {dst!r} ended as {status!r}", path=dst)
 
-    async def _copied_from(self, dst: Path, src: Path) -> bool:
-        """Whether ``dst`` may be a copy of ``src`` (``x-ms-copy-source`` names it, or cannot
-        be read): a blob written otherwise, or copied from elsewhere, is not."""
+    async def _copy_headers(self, src: Path, version: str | None, token: str) -> dict[str, str]:
+        """The headers that make a copy of ``src`` carry ``token``: the source's metadata
+        with the token in place of its own (Copy Blob takes metadata given with it instead of
+        the source's), pinned to the source's ETag so that they belong together."""
+        source = await self._get(src, GetOptions(head=True, version=version))
+        headers = {
+            _META_PREFIX + name: value
+            for name, value in source.attributes.items()
+            if name not in _ATTRIBUTE_HEADERS
+        }
+        headers[_META_PREFIX + WRITE_TOKEN] = token
+        headers["If-None-Match"] = "*"
+        if source.meta.e_tag:
+            headers["x-ms-source-if-match"] = _quoted(source.meta.e_tag) or ""
+        return headers
+
+    async def _copy_carried(
+        self, dst: Path
+    ) -> tuple[str | None, tuple[aiohttp.ClientResponse, bytes]] | None:
+        """The write token ``dst`` carries, and its properties as a copy's reply (``None``:
+        cannot tell)."""
         try:
             response = await self._properties(dst)
         except ObjstoreError:
-            return True
-        source = response.headers.get("x-ms-copy-source")
-        return source is not None and unquote(urlsplit(source).path) == unquote(
-            self._blob_path(src)
-        )
+            return None
+        return response.headers.get(_META_PREFIX + WRITE_TOKEN), (response, b"")
 
     async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
         token = self._token(key, options.mode)

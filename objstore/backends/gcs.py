@@ -107,6 +107,8 @@ from objstore.backends._reconcile import (
     copied_if_absent,
     reconciled,
     settled_by,
+    source_changed,
+    still_there,
     write_token,
 )
 
@@ -734,30 +736,85 @@ class GCSStore(ObjectStore):
             f"{self._object_url(self._objects, src)}/rewriteTo/b/"
             f"{quote(self._bucket, safe='')}/o/{quote(dst, safe='')}"
         )
-        base = [] if overwrite else [("ifGenerationMatch", "0")]
+        base: list[tuple[str, str]] = []
         if version is not None:
             if not _is_generation(version):
                 raise missing_version(src, version)
             base.append(("sourceGeneration", version))
-        token: str | None = None
-        while True:
-            params = [*base, ("rewriteToken", token)] if token else base
-            send = partial(
-                self._send, "POST", url, src, params=params, create_mode=not overwrite,
-                idempotent=overwrite,
-            )  # fmt: skip
-            try:
-                _, body = await (send() if overwrite else copied_if_absent(self._retry, send))
-            except BucketNotFoundError:
-                raise
-            except NotFoundError as exc:
-                if version is None:
-                    raise
+        token, body, headers = None, b"", None
+        try:
+            if not overwrite:
+                # a copy that must not overwrite carries a write token of its own, so that a
+                # retry that finds the destination can tell this copy from another writer's
+                token = write_token(dst)
+                resource, generation = await self._copy_resource(src, version, token)
+                base = [("sourceGeneration", generation), ("ifGenerationMatch", "0")]
+                body = json.dumps(resource).encode()
+                headers = {"Content-Type": "application/json; charset=UTF-8"}
+            rewrite_token: str | None = None
+            while True:
+                params = [*base, ("rewriteToken", rewrite_token)] if rewrite_token else base
+                once = partial(
+                    self._rewrite, url, src, params, body, headers, create_mode=not overwrite
+                )
+                reply = await (
+                    once()
+                    if token is None
+                    else copied_if_absent(
+                        self._retry, once, partial(self._copy_carried, dst), token
+                    )
+                )
+                if reply.get("done", True):
+                    return
+                rewrite_token = reply.get("rewriteToken")
+        except BucketNotFoundError:
+            raise
+        except NotFoundError as exc:
+            if version is not None:
                 raise missing_version(src, version, status=exc.status, code=exc.code) from None
-            reply = json.loads(body)
-            if reply.get("done", True):
-                return
-            token = reply.get("rewriteToken")
+            if token is None or not await still_there(partial(self._head, src)):
+                raise
+            # the generation whose attributes were read has been replaced since
+            raise source_changed(src, exc) from None
+
+    async def _rewrite(
+        self,
+        url: str,
+        src: str,
+        params: list[tuple[str, str]],
+        body: bytes,
+        headers: dict[str, str] | None,
+        *,
+        create_mode: bool,
+    ) -> dict[str, Any]:
+        """One rewrite call (sent at most once in create mode), its reply parsed."""
+        _, reply = await self._send(
+            "POST", url, src, params=params, body=body, headers=headers,
+            create_mode=create_mode, idempotent=not create_mode,
+        )  # fmt: skip
+        parsed: dict[str, Any] = json.loads(reply)
+        return parsed
+
+    async def _copy_resource(
+        self, src: str, version: str | None, token: str
+    ) -> tuple[dict[str, Any], str]:
+        """The destination resource of a copy of ``src`` that carries ``token``: the source's
+        attributes and metadata with the token in place of its own (GCS takes the resource
+        given with a rewrite instead of the source's), and the generation they were read
+        from, which is the one copied (``ifSourceGenerationMatch`` would do as well on GCS,
+        but fake-gcs-server ignores it)."""
+        item = await self._metadata(src, version)
+        options = PutOptions(attributes=_attributes_from_json(item))
+        return self._resource(src, options, token), str(item["generation"])
+
+    async def _copy_carried(self, dst: str) -> tuple[str | None, dict[str, Any]] | None:
+        """The write token ``dst`` carries, and its resource as a finished rewrite's reply
+        (``None``: cannot tell)."""
+        try:
+            item = await self._metadata(dst)
+        except ObjstoreError:
+            return None
+        return (item.get("metadata") or {}).get(WRITE_TOKEN), {"done": True, "resource": item}
 
     async def _put_file_of_size(
         self,

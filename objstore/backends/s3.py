@@ -30,7 +30,6 @@ from objstore._errors import (
     AlreadyExistsError,
     BucketNotFoundError,
     ChecksumMismatchError,
-    ConcurrentModificationError,
     ConfigError,
     IntegrityError,
     InvalidPathError,
@@ -53,7 +52,7 @@ from objstore._inline import gather_bounded
 from objstore._multipart import MultipartUpload
 from objstore._path import Path, listable, prefix_in_url
 from objstore._retry import RetryPolicy
-from objstore._store import Capabilities, ObjectStore, lists_version
+from objstore._store import Capabilities, ObjectStore, ObjectStream, lists_version
 from objstore._types import (
     ByteRange,
     BytesBody,
@@ -96,7 +95,14 @@ from objstore.backends._http import (
     with_retry_after,
     xml_text,
 )
-from objstore.backends._reconcile import Carried, copied_if_absent, reconciled, write_token
+from objstore.backends._reconcile import (
+    Carried,
+    copied_if_absent,
+    reconciled,
+    source_changed,
+    still_there,
+    write_token,
+)
 from objstore.backends._s3_checksum import checksum_for
 from objstore.backends._s3_config import S3_TABLE, parse_s3_url, resolve_endpoint
 from objstore.backends._sigv4 import (
@@ -452,6 +458,11 @@ class S3Store(ObjectStore):
         self._copy_mode: str = config["aws_copy_if_not_exists"]
         self._fixed_headers = self._request_headers(config)
         self._sse_c = self._sse_c_headers(config)
+        # a copy encrypts with the key and decrypts its source with it, named again for that
+        self._copy_keys = {**self._sse_c, **{
+            name.replace("x-amz-", "x-amz-copy-source-", 1): value
+            for name, value in self._sse_c.items()
+        }}  # fmt: skip
         self._whole_read = {**self._sse_c, _CHECKSUM_MODE: "ENABLED"}
         self._write_static = self._static_write_headers(config)
         self._content_type = str(config.get("default_content_type") or "application/octet-stream")
@@ -889,12 +900,16 @@ class S3Store(ObjectStore):
     async def _copy(
         self, src: Path, dst: Path, overwrite: bool, version: str | None = None
     ) -> None:
-        headers = {"x-amz-copy-source": self._copy_source(src, version), **self._sse_c}
+        headers = {"x-amz-copy-source": self._copy_source(src, version), **self._copy_keys}
         if not overwrite:
             if self._copy_mode == "multipart":
                 await self._copy_in_parts(src, dst, create=True, version=version)
                 return
             name, value, expected = _copy_header(self._copy_mode)
+            # the copy carries a write token of its own, so that a retry that finds the
+            # destination can tell this copy from another writer's
+            token = write_token(dst)
+            headers.update(await self._copy_headers(src, version, token))
             headers[name] = value
 
             async def once() -> None:
@@ -904,11 +919,20 @@ class S3Store(ObjectStore):
                     raise
                 except ObjstoreError as exc:
                     if exc.status == expected:
-                        raise AlreadyExistsError(f"{dst!r} already exists", path=dst) from exc
+                        raise AlreadyExistsError(
+                            f"{dst!r} already exists", path=dst, status=exc.status, code=exc.code
+                        ) from exc
                     raise self._source_error(exc, src, version) from None
                 _raise_embedded_error(body, dst)
 
-            await copied_if_absent(self._retry, once)
+            try:
+                await copied_if_absent(self._retry, once, partial(self._copy_carried, dst), token)
+            except AlreadyExistsError as exc:
+                # a source that changed since its attributes were read fails the copy with 412
+                # as well: then the destination is not there
+                if exc.status != 412 or await still_there(partial(self._head, dst)):
+                    raise
+                raise source_changed(src, exc) from None
             return
         try:
             _, body = await self._send("PUT", dst, headers=headers)
@@ -920,6 +944,26 @@ class S3Store(ObjectStore):
             await self._copy_in_parts(src, dst, create=False, version=version)
             return
         _raise_embedded_error(body, dst)
+
+    async def _copy_headers(self, src: Path, version: str | None, token: str) -> dict[str, str]:
+        """The headers that make a CopyObject carry ``token``: the source's attributes with
+        the token in place of its own (metadata replaced, not copied), pinned to the
+        source's ETag so that they belong together."""
+        try:
+            source = await self._get(src, GetOptions(head=True, version=version))
+        except NotFoundError as exc:
+            raise self._source_error(exc, src, version) from None
+        headers = self._write_headers(PutOptions(attributes=source.attributes))
+        headers[_META_PREFIX + WRITE_TOKEN] = token
+        headers["x-amz-metadata-directive"] = "REPLACE"
+        if source.meta.e_tag:
+            headers["x-amz-copy-source-if-match"] = source.meta.e_tag
+        return headers
+
+    async def _copy_carried(self, dst: Path) -> tuple[str | None, None] | None:
+        """The write token ``dst`` carries (``None``: cannot tell)."""
+        seen = await self._carried(dst)
+        return None if seen is None else (seen[0], None)
 
     @staticmethod
     def _source_error(exc: ObjstoreError, src: str, version: str | None) -> ObjstoreError:
@@ -950,8 +994,10 @@ class S3Store(ObjectStore):
         size, limit = source.meta.size, self.copy_part_limit
         ranges = [(start, min(size, start + limit)) for start in range(0, max(size, 1), limit)]
 
+        refused: list[NotSupportedError] = []  # the server cannot copy parts
+
         async def copy_part(index: int, start: int, end: int) -> None:
-            headers = {"x-amz-copy-source": self._copy_source(src, version), **self._sse_c}
+            headers = {"x-amz-copy-source": self._copy_source(src, version), **self._copy_keys}
             if source.meta.e_tag:
                 headers["x-amz-copy-source-if-match"] = source.meta.e_tag
             if len(ranges) > 1:
@@ -959,10 +1005,10 @@ class S3Store(ObjectStore):
             try:
                 _, body = await self._send("PUT", dst, params=upload.params(index), headers=headers)
             except PreconditionFailedError as exc:
-                raise ConcurrentModificationError(
-                    f"{src!r} changed while it was being copied; nothing was written",
-                    path=src, status=exc.status, code=exc.code,
-                ) from None  # fmt: skip
+                raise source_changed(src, exc) from None
+            except NotSupportedError as exc:
+                refused.append(exc)
+                raise
             root = ET.fromstring(body)
             upload.etags[index] = root.findtext(f"{_ns(root)}ETag") or ""
 
@@ -972,7 +1018,26 @@ class S3Store(ObjectStore):
             await upload.complete()
         except BaseException:
             await upload.abort()
-            raise
+            if not refused:
+                raise
+        else:
+            return
+        logger.debug("the server cannot copy parts (%s): %r goes through the client", refused[0],
+                     src)  # fmt: skip
+        await self._copy_through_client(src, dst, source, options)
+
+    async def _copy_through_client(
+        self, src: Path, dst: Path, source: GetResponse, options: PutOptions
+    ) -> None:
+        """Copy ``src`` by reading it and writing it (with the store's multipart writer, so
+        in bounded memory), for servers that refuse UploadPartCopy (SeaweedFS with customer
+        keys). The read is pinned to the ETag the attributes were read with."""
+        pinned = GetOptions(if_match=source.meta.e_tag, version=source.meta.version)
+        try:
+            async with ObjectStream(self, src, pinned, MiB, None) as stream:
+                await self._write_stream(dst, options, aiter(stream), total=source.meta.size)
+        except PreconditionFailedError as exc:  # the read's: a write here cannot fail so
+            raise source_changed(src, exc) from None
 
     async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
         self._mode_headers(options.mode)

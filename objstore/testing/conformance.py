@@ -704,6 +704,35 @@ class StoreConformance:
         with pytest.raises(NotFoundError):
             await store.copy("cp/missing", "cp/x")
 
+    async def test_copies_keep_the_attributes_of_the_bytes_they_copied(self, store: Any) -> None:
+        # copies race a writer that rewrites the source: each copy must hold one version
+        # whole, bytes and attributes (a copy that must not overwrite reads the source's
+        # attributes to add a write token of its own, so it pins them to the bytes it copies)
+        if not store.capabilities.attributes:
+            return
+
+        def version(i: int) -> dict[str, str]:
+            return {"content_type": f"application/x-v{i}", "origin": f"v{i}"}
+
+        await store.put("cpa/src", b"v0", attributes=version(0))
+
+        async def rewrite() -> None:
+            for i in range(1, 25):
+                await store.put("cpa/src", f"v{i}".encode(), attributes=version(i))
+
+        async def copy(j: int) -> None:
+            dst = f"cpa/dst{j}"
+            try:
+                await (store.copy_if_not_exists if j % 2 else store.copy)("cpa/src", dst)
+            except objstore.ConcurrentModificationError:
+                assert j % 2, "a plain copy pins nothing"
+                assert not await store.exists(dst)  # nothing written
+                return
+            got = await store.get_result(dst)
+            assert got.attributes == version(int(got.data[1:])), dst
+
+        await asyncio.gather(rewrite(), *(copy(j) for j in range(24)))
+
     async def test_rename(self, store: Any) -> None:
         await store.put("mv/src", b"moving")
         await store.put("mv/other", b"other")
