@@ -747,7 +747,7 @@ class GCSStore(ObjectStore):
                 # a copy that must not overwrite carries a write token of its own, so that a
                 # retry that finds the destination can tell this copy from another writer's
                 token = write_token(dst)
-                resource, generation = await self._copy_resource(src, version, token)
+                resource, generation = await self._copy_resource(src, dst, version, token)
                 base = [("sourceGeneration", generation), ("ifGenerationMatch", "0")]
                 body = json.dumps(resource).encode()
                 headers = {"Content-Type": "application/json; charset=UTF-8"}
@@ -796,7 +796,7 @@ class GCSStore(ObjectStore):
         return parsed
 
     async def _copy_resource(
-        self, src: str, version: str | None, token: str
+        self, src: str, dst: str, version: str | None, token: str
     ) -> tuple[dict[str, Any], str]:
         """The destination resource of a copy of ``src`` that carries ``token``: the source's
         attributes and metadata with the token in place of its own (GCS takes the resource
@@ -805,7 +805,7 @@ class GCSStore(ObjectStore):
         but fake-gcs-server ignores it)."""
         item = await self._metadata(src, version)
         options = PutOptions(attributes=_attributes_from_json(item))
-        return self._resource(src, options, token), str(item["generation"])
+        return self._resource(dst, options, token), str(item["generation"])
 
     async def _copy_carried(self, dst: str) -> tuple[str | None, dict[str, Any]] | None:
         """The write token ``dst`` carries, and its resource as a finished rewrite's reply

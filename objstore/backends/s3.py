@@ -1016,9 +1016,9 @@ class S3Store(ObjectStore):
             parts = [copy_part(i, start, end) for i, (start, end) in enumerate(ranges)]
             await gather_bounded(parts, self.part_concurrency)
             await upload.complete()
-        except BaseException:
+        except BaseException as exc:
             await upload.abort()
-            if not refused:
+            if not refused or not isinstance(exc, NotSupportedError):
                 raise
         else:
             return
