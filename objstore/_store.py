@@ -405,6 +405,9 @@ class ObjectStore(abc.ABC):
             exc.store = self._url
         if exc.path is not None and self._prefix and exc.path.startswith(self._prefix + "/"):
             exc.path = self._rel(exc.path)
+        if self._prefix:  # the message names keys as the caller does: relative to the store
+            quoted = repr(f"{self._prefix}/.")[:-2]  # an opening quote, the prefix and "/"
+            exc.message = exc.message.replace(quoted, quoted[0])
 
     def _put_options(
         self,

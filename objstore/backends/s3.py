@@ -702,6 +702,7 @@ class S3Store(ObjectStore):
                 if_none_match=options.if_none_match,
                 if_modified_since=options.if_modified_since,
                 if_unmodified_since=options.if_unmodified_since,
+                head=True,  # no checksum asked for: a HEAD has no body to check it against
             )
             response, _ = await self._send(
                 "HEAD", key, params=params, headers=self._read_headers(head_options)
@@ -1011,6 +1012,10 @@ class S3Store(ObjectStore):
                 raise
             root = ET.fromstring(body)
             upload.etags[index] = root.findtext(f"{_ns(root)}ETag") or ""
+            if self._checksum is not None:  # the upload declared one: its parts carry theirs
+                found = root.findtext(f"{_ns(root)}{self._checksum.element}")
+                if found:
+                    upload.checksums[index] = found
 
         try:
             parts = [copy_part(i, start, end) for i, (start, end) in enumerate(ranges)]
@@ -1272,10 +1277,10 @@ class _S3Upload(MultipartUpload):
             raise
 
     def _checksum_element(self, index: int) -> str:
-        checksum = self._store._checksum
-        if checksum is None:
+        checksum, value = self._store._checksum, self.checksums.get(index)
+        if checksum is None or value is None:
             return ""
-        return f"<{checksum.element}>{self.checksums[index]}</{checksum.element}>"
+        return f"<{checksum.element}>{value}</{checksum.element}>"
 
     async def abort(self) -> None:
         with contextlib.suppress(MultipartUploadError):
