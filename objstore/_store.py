@@ -26,7 +26,7 @@ from collections.abc import (
     Sequence,
 )
 from datetime import datetime, timedelta
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, Self, cast
 
 from objstore._concurrency import coalesce_ranges
@@ -100,6 +100,8 @@ class Capabilities:
 
     attributes: bool = True
     tags: bool = True
+    create_mode: bool = True
+    """Writes in ``"create"`` mode (and what rests on them)."""
     update_mode: bool = True
     versions: bool = False
     sign: bool = False
@@ -123,7 +125,10 @@ class ObjectStore(abc.ABC):
 
     backend: ClassVar[str]
     config_table: ClassVar[ConfigTable]
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: Capabilities = Capabilities()
+    """What the backend can do, as this store is configured (a key may turn some off)."""
+    _switched_off: Mapping[str, str] = MappingProxyType({})
+    """Capabilities the configuration turned off, each with the key that did."""
     inline_capable: ClassVar[bool] = False
     """The backend never needs an event loop: the blocking facade drives it inline and calls
     its ``_*_sync`` primitives directly."""
@@ -409,6 +414,22 @@ class ObjectStore(abc.ABC):
             quoted = repr(f"{self._prefix}/.")[:-2]  # an opening quote, the prefix and "/"
             exc.message = exc.message.replace(quoted, quoted[0])
 
+    def _switch_off(self, features: Mapping[str, str]) -> None:
+        """Turn capabilities off for this store: ``features`` maps each to the configuration
+        key that turned it off, which the refusals then name."""
+        self.capabilities = replace(self.capabilities, **dict.fromkeys(features, False))
+        self._switched_off = MappingProxyType(dict(features))
+
+    def _unsupported(
+        self, what: str, feature: str, *, operation: str | None = None
+    ) -> NotSupportedError:
+        """The refusal of a capability this store lacks (naming the key that turned it off)."""
+        key = self._switched_off.get(feature)
+        why = f": turned off by {key!r}" if key else ""
+        return NotSupportedError(
+            f"the {self.backend} store cannot {what}{why}", operation=operation, store=self._url
+        )
+
     def _put_options(
         self,
         mode: PutMode,
@@ -423,12 +444,16 @@ class ObjectStore(abc.ABC):
             )
         if isinstance(mode, UpdateVersion):
             if not self.capabilities.update_mode:
-                raise NotSupportedError(f"the {self.backend} store cannot update by ETag")
+                raise self._unsupported("update by ETag", "update_mode")
             mode = _one_version(mode)
+        if mode == "create" and not self.capabilities.create_mode:
+            raise self._unsupported("write in create mode", "create_mode")
         if attributes and not self.capabilities.attributes:
-            raise NotSupportedError(f"the {self.backend} store cannot store attributes")
+            raise self._unsupported("store attributes", "attributes")
         if tags and not self.capabilities.tags:
-            raise NotSupportedError(f"the {self.backend} store cannot store tags")
+            if "tags" not in self._switched_off:
+                raise self._unsupported("store tags", "tags")
+            tags = None  # turned off by configuration: dropped (object_store's "ignore tags")
         return PutOptions(
             mode=mode, attributes=validate_attributes(attributes), tags=validate_tags(tags)
         )
@@ -818,9 +843,7 @@ class ObjectStore(abc.ABC):
             NotSupportedError: the backend keeps no tags (GCS), or tagging is turned off.
         """
         if not self.capabilities.tags:
-            raise NotSupportedError(
-                f"the {self.backend} store keeps no tags", operation="get_tags", store=self._url
-            )
+            raise self._unsupported("keep tags", "tags", operation="get_tags")
         try:
             return await self._get_tags(self._key(path))
         except ObjstoreError as exc:

@@ -683,3 +683,33 @@ async def test_header_copy_mode_passes_the_copy_conformance(
                                 **(key if customer_key else {}))  # fmt: skip
     async with objstore.from_url(f"s3://{bucket}", options) as store:
         await test(StoreConformance(), store)
+
+
+@pytest.mark.parametrize(
+    "test",
+    [
+        StoreConformance.test_create_mode,
+        StoreConformance.test_update_mode,
+        StoreConformance.test_copy,
+        StoreConformance.test_rename,
+    ],
+    ids=lambda test: test.__name__,
+)
+async def test_switched_off_features_are_not_capabilities(
+    s3_server: S3Server, bucket: str, test: Callable[[Any, Any], Awaitable[None]]
+) -> None:
+    # a server without conditional writes or tags (aws_conditional_put, aws_disable_tagging):
+    # the store says so in its capabilities, refuses them naming the key, and copies that
+    # must not overwrite still work where they need no conditional write (header mode)
+    options = s3_server.options(aws_conditional_put="disabled", aws_disable_tagging="true",
+                                aws_copy_if_not_exists="header:If-None-Match:*")  # fmt: skip
+    async with objstore.from_url(f"s3://{bucket}", options) as store:
+        caps = store.capabilities
+        assert (caps.tags, caps.create_mode, caps.update_mode) == (False, False, False)
+        assert type(store).capabilities.tags  # other stores keep theirs
+        await test(StoreConformance(), store)
+        with pytest.raises(NotSupportedError, match="turned off by 'aws_conditional_put'"):
+            await store.put("k", b"x", mode="create")
+        await store.put("k", b"x", tags={"team": "a"})  # dropped, as documented
+        with pytest.raises(NotSupportedError, match="turned off by 'aws_disable_tagging'"):
+            await store.get_tags("k")

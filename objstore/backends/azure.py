@@ -374,7 +374,7 @@ class AzureStore(ObjectStore):
 
     backend: ClassVar[str] = "azure"
     config_table = AZURE_TABLE
-    capabilities: ClassVar[Capabilities] = Capabilities(
+    capabilities: Capabilities = Capabilities(
         versions=True, sign=True, incomplete_uploads=True, text_metadata=False
     )
     """Signing needs the account key (``azure_storage_account_key``)."""
@@ -428,6 +428,8 @@ class AzureStore(ObjectStore):
             else f"az://{self._container}"
         )
         super().__init__(url=url, config=config, prefix=prefix)
+        if not self._tagging:
+            self._switch_off({"tags": "azure_disable_tagging"})
 
     @classmethod
     def _from_url(

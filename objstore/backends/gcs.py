@@ -282,7 +282,7 @@ class GCSStore(ObjectStore):
 
     backend: ClassVar[str] = "gcs"
     config_table = GCS_TABLE
-    capabilities: ClassVar[Capabilities] = Capabilities(tags=False, versions=True, sign=True)
+    capabilities: Capabilities = Capabilities(tags=False, versions=True, sign=True)
     """Signing needs a service-account key (``google_service_account[_key]``)."""
     single_put_limit: ClassVar[int] = 8 * MiB
     part_size: ClassVar[int] = 8 * MiB

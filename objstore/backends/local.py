@@ -222,9 +222,7 @@ class LocalStore(ObjectStore):
 
     backend: ClassVar[str] = "local"
     config_table: ClassVar[ConfigTable] = _TABLE
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        object_and_prefix=False, incomplete_uploads=True
-    )
+    capabilities: Capabilities = Capabilities(object_and_prefix=False, incomplete_uploads=True)
     inline_capable: ClassVar[bool] = True
     single_put_limit: ClassVar[int] = 1 << 62
     part_concurrency: ClassVar[int] = 1

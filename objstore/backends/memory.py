@@ -74,7 +74,7 @@ class MemoryStore(ObjectStore):
 
     backend: ClassVar[str] = "memory"
     config_table: ClassVar[ConfigTable] = ConfigTable("memory", COMMON_KEYS)
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: Capabilities = Capabilities()
     inline_capable: ClassVar[bool] = True
     nonblocking_sync: ClassVar[bool] = True
     single_put_limit: ClassVar[int] = 1 << 62

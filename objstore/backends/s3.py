@@ -402,9 +402,7 @@ class S3Store(ObjectStore):
 
     backend: ClassVar[str] = "s3"
     config_table = S3_TABLE
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        versions=True, sign=True, incomplete_uploads=True
-    )
+    capabilities: Capabilities = Capabilities(versions=True, sign=True, incomplete_uploads=True)
     single_put_limit: ClassVar[int] = 8 * MiB
     part_size: ClassVar[int] = 8 * MiB
     part_concurrency: ClassVar[int] = 6
@@ -469,6 +467,10 @@ class S3Store(ObjectStore):
         self._http = session_pool(config)
         url = f"s3://{self._bucket}/{prefix_in_url(prefix)}" if prefix else f"s3://{self._bucket}"
         super().__init__(url=url, config=config, prefix=prefix)
+        switched_off = {} if self._tagging else {"tags": "aws_disable_tagging"}
+        if not self._conditional:
+            switched_off |= dict.fromkeys(("create_mode", "update_mode"), "aws_conditional_put")
+        self._switch_off(switched_off)
 
     @classmethod
     def _from_url(
