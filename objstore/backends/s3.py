@@ -992,6 +992,9 @@ class S3Store(ObjectStore):
         tags = await self._tags_to_copy(src, version)
         options = PutOptions(mode="create" if create else "overwrite",
                              attributes=source.attributes, tags=tags)  # fmt: skip
+        if source.meta.size == 0:  # nothing to copy: one PUT (SeaweedFS's part copy of an
+            await self._put(dst, b"", options)  # empty object with a customer key is no part)
+            return
         upload = await self._create_multipart(dst, options)
         assert isinstance(upload, _S3Upload)
         size, limit = source.meta.size, self.copy_part_limit
