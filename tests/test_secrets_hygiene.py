@@ -75,8 +75,13 @@ async def test_s3_secrets(
     sse = objstore.from_url(f"s3://{bucket}", sse_options)
     with pytest.raises(objstore.ObjstoreError) as sse_info:
         await sse.get("missing")
+    await sse.put("sse/src", b"encrypted")  # copies send the key twice (source and target)
+    await sse.copy("sse/src", "sse/copy")
+    await sse.copy_if_not_exists("sse/src", "sse/new")  # SeaweedFS: through the client
+    with pytest.raises(objstore.AlreadyExistsError) as copy_info:
+        await sse.copy_if_not_exists("sse/src", "sse/new")
     _assert_clean([*secrets, sse_key, CANARY], store, store.config, sse, sse.config, info.value,
-                  sse_info.value, records=debug_logs.records)  # fmt: skip
+                  sse_info.value, copy_info.value, records=debug_logs.records)  # fmt: skip
     for each in (store, sse):
         assert CANARY.encode() not in pickle.dumps(each)
         assert sse_key.encode() not in pickle.dumps(each)
