@@ -147,6 +147,9 @@ class ObjectStore(abc.ABC):
     max_part_size: ClassVar[int | None] = None
     delete_batch: ClassVar[int] = 1000
     _dropped_secrets: tuple[str, ...] = ()
+    content_keys: ClassVar[frozenset[str]] = frozenset()
+    """The configuration keys holding a key that objects are encrypted with (S3 SSE-C, Azure
+    customer-provided keys): without it their reads are refused as malformed."""
     """The options a pickled copy of this store was sent without (``allow_pickle_secrets``)."""
 
     def __init__(self, *, url: str, config: Config, prefix: str = "") -> None:
@@ -398,7 +401,14 @@ class ObjectStore(abc.ABC):
     def _annotate(self, exc: ObjstoreError, operation: str) -> None:
         if exc.operation is None:
             exc.operation = operation
-        if self._dropped_secrets and isinstance(exc, UnauthenticatedError | PermissionDeniedError):
+        if self._dropped_secrets and (
+            isinstance(exc, UnauthenticatedError | PermissionDeniedError)
+            or (  # an object encrypted with a key this store no longer has
+                isinstance(exc, InvalidRequestError)
+                and exc.status in (400, 409)
+                and not self.content_keys.isdisjoint(self._dropped_secrets)
+            )
+        ):
             note = (
                 f"this store was unpickled without its secrets ({', '.join(self._dropped_secrets)}"
                 "): give the process credentials of its own, or set allow_pickle_secrets=true "

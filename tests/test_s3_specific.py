@@ -532,6 +532,33 @@ async def test_a_store_unpickled_without_its_secrets_says_so(
     await store.aclose()
 
 
+async def test_a_store_unpickled_without_its_customer_key_says_so(
+    s3_server: S3Server, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a dask worker's clone finds credentials of its own, but not the key its objects are
+    # encrypted with: S3 answers "400" (a HEAD has no body to say why), and the error says
+    # which secret stayed behind
+    key = base64.b64encode(b"c" * 32).decode()
+    options = s3_server.options(aws_server_side_encryption="sse-c", aws_sse_customer_key_base64=key)
+    async with objstore.from_url(f"s3://{bucket}", options) as store:
+        await store.put("encrypted", b"x")
+        payload = pickle.dumps(store)
+    assert key.encode() not in payload
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    clone = pickle.loads(payload)
+    for read in (clone.get, clone.head):
+        with pytest.raises(InvalidRequestError) as caught:
+            await read("encrypted")
+        (note,) = caught.value.__notes__
+        assert "without its secrets (" in note
+        assert "aws_sse_customer_key_base64" in note
+    with pytest.raises(NotFoundError) as missing:  # other errors get no such note
+        await clone.get("missing")
+    assert not getattr(missing.value, "__notes__", [])
+    await clone.aclose()
+
+
 @pytest.fixture
 async def versioned(s3_server: S3Server, s3_admin: Any, bucket: str) -> AsyncIterator[Any]:
     """A store on a bucket with versioning on."""

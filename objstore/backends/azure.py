@@ -374,6 +374,7 @@ class AzureStore(ObjectStore):
 
     backend: ClassVar[str] = "azure"
     config_table = AZURE_TABLE
+    content_keys: ClassVar[frozenset[str]] = frozenset({"azure_storage_encryption_key"})
     capabilities: Capabilities = Capabilities(
         versions=True, sign=True, incomplete_uploads=True, text_metadata=False
     )

@@ -402,6 +402,7 @@ class S3Store(ObjectStore):
 
     backend: ClassVar[str] = "s3"
     config_table = S3_TABLE
+    content_keys: ClassVar[frozenset[str]] = frozenset({"aws_sse_customer_key_base64"})
     capabilities: Capabilities = Capabilities(versions=True, sign=True, incomplete_uploads=True)
     single_put_limit: ClassVar[int] = 8 * MiB
     part_size: ClassVar[int] = 8 * MiB
