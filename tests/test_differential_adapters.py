@@ -4,11 +4,13 @@ memory store (the model) and on every other backend, compared step by step (see
 
 On SeaweedFS, whose emptied folders stay listed (docs/design.md, "The S3 backend"), the
 operations that list directories are left out; reads, writes, copies, moves, deletes and the
-metadata of files still run there.
+metadata of files still run there. The same sequences also run through the fault proxy.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +20,9 @@ import pytest
 
 import objstore_sync
 from objstore.fsspec import ObjstoreFileSystem
-from tests.test_differential import KEYS, NIGHTLY, SEEDS
+from objstore.testing.faultproxy import FaultProxy, serve_in_thread
+from tests.test_chaos import RETRIES
+from tests.test_differential import DENSE_FAULTS, KEYS, NIGHTLY, SEEDS
 
 DIRECTORIES = ["d1", "d1/sub", "d2", "d", "", "nothing", "x"]
 TREES = ["d1/sub", "d2", "d1"]
@@ -222,35 +226,23 @@ def _arrow_stream(fs: pafs.FileSystem, path: str) -> bytes:
 # ---- the runs -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def filesystems(
-    request: pytest.FixtureRequest, backend_target: Callable[[str, str], Target]
-) -> Iterator[tuple[Any, Any, bool, int]]:
-    """The model and the backend's filesystem (fsspec or pyarrow), whether directory
-    listings are compared, and the seed of the steps."""
-    adapter, backend, seed = request.param
-    url, options = backend_target(backend, f"adapters {seed}")
+@contextlib.contextmanager
+def _filesystems(adapter: str, url: str, options: dict[str, str]) -> Iterator[tuple[Any, Any]]:
+    """The model (memory) and the store at ``url`` behind the ``adapter``'s filesystem."""
     if adapter == "fsspec":
-        model, other = ObjstoreFileSystem("memory://"), ObjstoreFileSystem(url, options)
-        yield model, other, backend != "s3", seed
+        other = ObjstoreFileSystem(url, options)
+        yield ObjstoreFileSystem("memory://"), other
         other.close()
         return
     handler = objstore_sync.ArrowFileSystemHandler(url, options)
-    yield (pafs.PyFileSystem(objstore_sync.ArrowFileSystemHandler("memory://")),
-           pafs.PyFileSystem(handler), backend != "s3", seed)  # fmt: skip
+    model = pafs.PyFileSystem(objstore_sync.ArrowFileSystemHandler("memory://"))
+    yield model, pafs.PyFileSystem(handler)
     handler.store.close()
 
 
-ADAPTER_SEEDS = SEEDS if NIGHTLY else SEEDS[:2]
-RUNS = [(adapter, backend, seed) for adapter in ("fsspec", "pyarrow")
-        for backend in ("local", "s3", "gcs", "azure") for seed in ADAPTER_SEEDS]  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    "filesystems", RUNS, indirect=True, ids=[f"{a}-{b}-{s}" for a, b, s in RUNS]
-)
-def test_adapters_do_what_they_do_on_memory(filesystems: tuple[Any, Any, bool, int]) -> None:
-    model, other, listings, seed = filesystems
+def _run(model: Any, other: Any, listings: bool, seed: int) -> None:
+    """The steps of ``seed`` on both filesystems, compared one by one (without the
+    directory-listing steps unless ``listings``)."""
     fsspec = isinstance(model, ObjstoreFileSystem)
     if fsspec:
         made = steps(seed, FSSPEC_CALLS, fsspec_arguments, set() if listings else FSSPEC_LISTINGS)
@@ -266,3 +258,45 @@ def test_adapters_do_what_they_do_on_memory(filesystems: tuple[Any, Any, bool, i
             f"the steps before: {done[-5:]!r}"
         )
         done.append((name, args))
+
+
+ADAPTER_SEEDS = SEEDS if NIGHTLY else SEEDS[:2]
+RUNS = [(adapter, backend, seed) for adapter in ("fsspec", "pyarrow")
+        for backend in ("local", "s3", "gcs", "azure") for seed in ADAPTER_SEEDS]  # fmt: skip
+
+
+@pytest.mark.parametrize("run", RUNS, ids=[f"{a}-{b}-{s}" for a, b, s in RUNS])
+def test_adapters_do_what_they_do_on_memory(
+    run: tuple[str, str, int], backend_target: Callable[[str, str], Target]
+) -> None:
+    adapter, backend, seed = run
+    url, options = backend_target(backend, f"adapters {seed}")
+    with _filesystems(adapter, url, options) as (model, other):
+        _run(model, other, backend != "s3", seed)
+
+
+FAULT_SEEDS = SEEDS if NIGHTLY else SEEDS[:1]
+FAULT_RUNS = [(adapter, backend, seed) for adapter in ("fsspec", "pyarrow")
+              for backend in ("s3", "gcs", "azure") for seed in FAULT_SEEDS]  # fmt: skip
+ENDPOINT_KEYS = {"s3": "aws_endpoint", "gcs": "google_base_url", "azure": "azure_storage_endpoint"}
+
+
+@pytest.mark.parametrize("run", FAULT_RUNS, ids=[f"{a}-{b}-{s}" for a, b, s in FAULT_RUNS])
+def test_adapters_under_faults_do_what_they_do_on_memory(
+    run: tuple[str, str, int], backend_target: Callable[[str, str], Target]
+) -> None:
+    # the same through the fault proxy at the store differential's rate (about one request
+    # in four fails): the adapters add no retries of their own, so the stores' must make the
+    # faults invisible to pyarrow's and fsspec's calls (none of these is conditional)
+    adapter, backend, seed = run
+    url, options = backend_target(backend, f"faults {seed}")
+    key = ENDPOINT_KEYS[backend]
+    upstream, account = options[key].rsplit("/", 1) if backend == "azure" else (options[key], "")
+    avoid = "upload_id" if backend == "gcs" else ""  # fake-gcs-server cannot resume uploads
+    rules = [dataclasses.replace(rule, avoid=avoid) for rule in DENSE_FAULTS]
+    with serve_in_thread(FaultProxy(upstream, rules)) as proxy:
+        through = f"{proxy.url}/{account}" if account else proxy.url
+        with _filesystems(adapter, url, {**options, key: through, **RETRIES}) as (model, other):
+            _run(model, other, backend != "s3", seed)
+        faults = sum(1 for *_, fault in proxy.log if fault)
+    assert faults >= len(proxy.log) // 6, faults  # the faults did happen
