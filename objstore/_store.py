@@ -147,10 +147,10 @@ class ObjectStore(abc.ABC):
     max_part_size: ClassVar[int | None] = None
     delete_batch: ClassVar[int] = 1000
     _dropped_secrets: tuple[str, ...] = ()
+    """The options a pickled copy of this store was sent without (``allow_pickle_secrets``)."""
     content_keys: ClassVar[frozenset[str]] = frozenset()
     """The configuration keys holding a key that objects are encrypted with (S3 SSE-C, Azure
     customer-provided keys): without it their reads are refused as malformed."""
-    """The options a pickled copy of this store was sent without (``allow_pickle_secrets``)."""
 
     def __init__(self, *, url: str, config: Config, prefix: str = "") -> None:
         self._url = url
