@@ -808,13 +808,10 @@ class GCSStore(ObjectStore):
         return self._resource(dst, options, token), str(item["generation"])
 
     async def _copy_carried(self, dst: str) -> tuple[str | None, dict[str, Any]] | None:
-        """The write token ``dst`` carries, and its resource as a finished rewrite's reply
-        (``None``: cannot tell)."""
-        try:
-            item = await self._metadata(dst)
-        except ObjstoreError:
-            return None
-        return (item.get("metadata") or {}).get(WRITE_TOKEN), {"done": True, "resource": item}
+        """The write token ``dst`` carries, with a finished rewrite's reply (``None``: cannot
+        tell)."""
+        seen = await self._carried(dst)
+        return None if seen is None else (seen[0], {"done": True})
 
     async def _put_file_of_size(
         self,
