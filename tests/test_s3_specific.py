@@ -740,3 +740,33 @@ async def test_switched_off_features_are_not_capabilities(
         await store.put("k", b"x", tags={"team": "a"})  # dropped, as documented
         with pytest.raises(NotSupportedError, match="turned off by 'aws_disable_tagging'"):
             await store.get_tags("k")
+
+
+@pytest.mark.parametrize("copy_mode", ["multipart", "header:If-None-Match:*"])
+async def test_every_write_of_an_sse_s3_store_is_encrypted(
+    s3_server: S3Server, s3_admin: Any, bucket: str, copy_mode: str
+) -> None:
+    # aws_server_side_encryption applies to whatever the store writes, copies included: a
+    # CopyObject that does not ask for it gets the bucket's default (AWS), or none (SeaweedFS)
+    options = s3_server.options(aws_server_side_encryption="AES256",
+                                aws_copy_if_not_exists=copy_mode)  # fmt: skip
+    async with objstore.from_url(f"s3://{bucket}", s3_server.options()) as plain:
+        await plain.put("plain", b"not encrypted")
+    async with objstore.from_url(f"s3://{bucket}", options) as store:
+        await store.put("put", b"small")
+        await store.put("created", b"small", mode="create")
+        await store.put("large", bytes(12 * MiB))
+        async with store.open_writer("written") as writer:
+            await writer.write(bytes(6 * MiB))
+        for src, dst in [("plain", "copy"), ("put", "copy-of-encrypted")]:
+            await store.copy(src, dst)
+        await store.copy_if_not_exists("plain", "copy-if-absent")
+        await store.copy("plain", "to-rename")
+        await store.rename("to-rename", "renamed")
+        await store.copy("plain", "to-rename")
+        await store.rename_if_not_exists("to-rename", "renamed-if-absent")
+    written = ["put", "created", "large", "written", "copy", "copy-of-encrypted",
+               "copy-if-absent", "renamed", "renamed-if-absent"]  # fmt: skip
+    encryption = {key: s3_admin.head_object(Bucket=bucket, Key=key).get("ServerSideEncryption")
+                  for key in ["plain", *written]}  # fmt: skip
+    assert encryption == {"plain": None, **dict.fromkeys(written, "AES256")}

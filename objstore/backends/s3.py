@@ -463,7 +463,8 @@ class S3Store(ObjectStore):
             for name, value in self._sse_c.items()
         }}  # fmt: skip
         self._whole_read = {**self._sse_c, _CHECKSUM_MODE: "ENABLED"}
-        self._write_static = self._static_write_headers(config)
+        self._sse = self._sse_headers(config)
+        self._write_static = {**self._sse, **self._sse_c}  # what every write carries
         self._content_type = str(config.get("default_content_type") or "application/octet-stream")
         self._http = session_pool(config)
         url = f"s3://{self._bucket}/{prefix_in_url(prefix)}" if prefix else f"s3://{self._bucket}"
@@ -528,21 +529,22 @@ class S3Store(ObjectStore):
             ).decode(),
         }
 
-    def _static_write_headers(self, config: Config) -> dict[str, str]:
-        """The write headers every PUT of this store carries (computed once)."""
-        headers: dict[str, str] = {}
+    @staticmethod
+    def _sse_headers(config: Config) -> dict[str, str]:
+        """SSE-S3 / SSE-KMS: what PutObject, CreateMultipartUpload and CopyObject ask for
+        (never the parts: S3 refuses these headers on UploadPart and UploadPartCopy)."""
         sse = config.get("aws_server_side_encryption")
-        if sse and sse != "sse-c":
-            headers["x-amz-server-side-encryption"] = sse
-            if config.get("aws_sse_kms_key_id"):
-                headers["x-amz-server-side-encryption-aws-kms-key-id"] = str(
-                    config["aws_sse_kms_key_id"]
-                )
-            if config.get("aws_sse_bucket_key_enabled") is not None:
-                headers["x-amz-server-side-encryption-bucket-key-enabled"] = str(
-                    bool(config["aws_sse_bucket_key_enabled"])
-                ).lower()
-        headers.update(self._sse_c)
+        if not sse or sse == "sse-c":
+            return {}
+        headers = {"x-amz-server-side-encryption": str(sse)}
+        if config.get("aws_sse_kms_key_id"):
+            headers["x-amz-server-side-encryption-aws-kms-key-id"] = str(
+                config["aws_sse_kms_key_id"]
+            )
+        if config.get("aws_sse_bucket_key_enabled") is not None:
+            headers["x-amz-server-side-encryption-bucket-key-enabled"] = str(
+                bool(config["aws_sse_bucket_key_enabled"])
+            ).lower()
         return headers
 
     def _write_headers(self, options: PutOptions) -> dict[str, str]:
@@ -904,7 +906,9 @@ class S3Store(ObjectStore):
     async def _copy(
         self, src: Path, dst: Path, overwrite: bool, version: str | None = None
     ) -> None:
-        headers = {"x-amz-copy-source": self._copy_source(src, version), **self._copy_keys}
+        # a CopyObject without the store's encryption gets the bucket's default instead
+        source = self._copy_source(src, version)
+        headers = {"x-amz-copy-source": source, **self._copy_keys, **self._sse}
         if not overwrite:
             if self._copy_mode == "multipart":
                 await self._copy_in_parts(src, dst, create=True, version=version)

@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import random
+import secrets
 import shutil
 import socket
 import ssl
@@ -145,7 +146,8 @@ def _weed_binary() -> str:
 
 @contextlib.contextmanager
 def seaweedfs(directory: str) -> Iterator[S3Server]:
-    """Run ``weed server -filer -s3`` (SeaweedFS) with its data in ``directory``."""
+    """Run ``weed server -filer -s3`` (SeaweedFS) with its data in ``directory``, with a
+    key-encryption key of its own so that SSE-S3 (``AES256``) writes work."""
     weed = _weed_binary()
     master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = free_port_block(8)
     config = os.path.join(directory, "s3.json")
@@ -166,9 +168,11 @@ def seaweedfs(directory: str) -> Iterator[S3Server]:
         "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
         "-s3.allowDeleteBucketNotEmpty=false",
     ]  # fmt: skip
+    # SeaweedFS refuses SSE-S3 writes (InternalError) unless given a KEK; none is made for it
+    env = {"WEED_MASTER_VOLUME_GROWTH_COPY_1": "1", "WEED_S3_SSE_KEK": secrets.token_hex(32)}
     try:
         with server_process(argv, f"http://127.0.0.1:{s3}/", os.path.join(directory, "weed.log"),
-                            grace=2.0, env={"WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}):  # fmt: skip
+                            grace=2.0, env=env):  # fmt: skip
             _wait_for_volume_server(master)
             yield S3Server(endpoint=f"http://127.0.0.1:{s3}")
     finally:
