@@ -202,6 +202,21 @@ async def test_missing_container_is_typed(azure_server: AzureServer) -> None:
                 await move("x", "y")
 
 
+async def test_a_feature_the_server_lacks_is_not_retried(
+    azure_server: AzureServer, azure_container: str
+) -> None:
+    # Azurite answers a customer-provided key with 500 FeatureNotSupported: no retry can
+    # change that, so it is NotSupportedError at once, naming what it lacks (not the key)
+    key = "a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleS0="
+    options = azure_server.options(azure_storage_encryption_key=key, max_retries="3")
+    async with objstore.from_url(f"az://{azure_container}", options) as store:
+        with pytest.raises(NotSupportedError, match="x-ms-encryption-key") as info:
+            await store.put("x", b"x")
+    assert not isinstance(info.value, objstore.TransientError)
+    assert (info.value.status, info.value.code) == (500, "FeatureNotSupported")
+    assert key not in str(info.value)
+
+
 async def test_wrong_key_is_a_permission_error_without_the_key(
     azure_server: AzureServer, azure_container: str
 ) -> None:

@@ -182,6 +182,8 @@ def _error(
         cls = InsufficientStorageError
     elif code in ("Md5Mismatch", "Crc64Mismatch"):  # corrupted on the way: send it again
         cls = ChecksumMismatchError
+    elif code == "FeatureNotSupported":  # Azurite's 500 for what it lacks: no retry helps
+        cls = NotSupportedError
     what = f"{key!r}" if key else "the container"
     if cls is AlreadyExistsError:
         text = f"{what} already exists"
