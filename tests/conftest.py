@@ -104,6 +104,14 @@ def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServ
 
 
 @pytest.fixture(scope="session")
+def azure_loose_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServer]:
+    """Azurite in loose mode, which accepts customer-provided keys (and ignores them: the
+    tests that send them put a proxy in front that enforces Azure's rules for them)."""
+    with azurite(str(tmp_path_factory.mktemp("azurite-loose")), loose=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def azure_oauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServer]:
     """Azurite over HTTPS that accepts Entra ID bearer tokens (``--oauth basic``)."""
     with azurite(str(tmp_path_factory.mktemp("azurite-oauth")), oauth=True) as server:

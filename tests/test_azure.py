@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
+from aiohttp import web
 
 import objstore
 import objstore_sync
 from objstore.backends.azure import AzureStore
 from objstore.testing import FacadeAsAsync, StoreConformance
 from objstore.testing.emulators import AzureServer
+from objstore.testing.faultproxy import FaultProxy, serve_in_thread
 
 PREFIX = "pre fix/ü+%"
 """A store prefix with characters that need quoting in URLs."""
@@ -63,6 +68,75 @@ class TestAzureSasStore(TestAzureStore):
         assert store.credential_source == "SAS token"
         yield store
         await store.aclose()
+
+
+class CustomerKeyRules:
+    """Azure's rules for customer-provided keys, which Azurite (in loose mode) does not keep,
+    as a fault proxy's ``answer``: a blob written with a key (Put Blob, Put Block List) can
+    be read (Get Blob, its properties or metadata) only with that key, else 409
+    ``BlobUsesCustomerSpecifiedEncryption``; Copy Blob takes no key, so it cannot read such
+    a source (the documented list of operations that take a key leaves it out)."""
+
+    def __init__(self) -> None:
+        self.keyed: dict[str, str] = {}  # blob path -> the SHA-256 of its key
+
+    def __call__(self, request: web.Request, body: bytes) -> web.Response | None:
+        path, query = request.path, request.query
+        key = request.headers.get("x-ms-encryption-key-sha256")
+        source = request.headers.get("x-ms-copy-source")
+        if request.method == "PUT" and source is not None:
+            if unquote(urlsplit(source).path) in self.keyed:
+                return self._refuse()
+            self.keyed.pop(path, None)
+        elif request.method == "PUT" and query.get("comp") in (None, "blocklist"):
+            if key is None:
+                self.keyed.pop(path, None)
+            else:
+                self.keyed[path] = key
+        elif request.method == "DELETE" and "versionid" not in query:
+            self.keyed.pop(path, None)
+        elif (
+            request.method in ("GET", "HEAD")
+            and query.get("comp") in (None, "metadata")
+            and path in self.keyed
+            and key != self.keyed[path]
+        ):
+            return self._refuse()
+        return None
+
+    @staticmethod
+    def _refuse() -> web.Response:
+        return web.Response(status=409, headers={
+            "x-ms-error-code": "BlobUsesCustomerSpecifiedEncryption"})  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyedServer(AzureServer):
+    """An Azure server whose stores all encrypt with one customer-provided key."""
+
+    key_option: str = base64.b64encode(b"customer key, 32 bytes long ....").decode()
+
+    def options(self, **extra: str) -> dict[str, str]:
+        return super().options(azure_storage_encryption_key=self.key_option, **extra)
+
+
+@pytest.fixture(scope="module")
+def keyed_azure_server(azure_loose_server: AzureServer) -> Iterator[AzureServer]:
+    """Loose Azurite behind :class:`CustomerKeyRules`, its stores keyed."""
+    upstream, account = azure_loose_server.endpoint.rsplit("/", 1)
+    proxy = FaultProxy(upstream, answer=CustomerKeyRules())
+    with serve_in_thread(proxy):
+        yield KeyedServer(endpoint=f"{proxy.url}/{account}")
+
+
+class TestAzureCustomerKeyStore(TestAzureStore):
+    """Every blob written with a customer-provided key, on Azurite behind a proxy that keeps
+    Azure's rules for such keys: every read must send the key, and copies go through the
+    client (Copy Blob cannot take one)."""
+
+    @pytest.fixture
+    def azure_server(self, keyed_azure_server: AzureServer) -> AzureServer:
+        return keyed_azure_server
 
 
 class TestAzureFacade(StoreConformance):

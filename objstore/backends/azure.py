@@ -79,6 +79,7 @@ from objstore.backends._azure_config import (
     resolve_endpoint,
 )
 from objstore.backends._checksums import azure_checksum, content_md5
+from objstore.backends._client_copy import copy_through_client
 from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import check_read_conditions, check_served_version, empty_read
 from objstore.backends._http import (
@@ -973,6 +974,9 @@ class AzureStore(ObjectStore):
     async def _copy(
         self, src: Path, dst: Path, overwrite: bool, version: str | None = None
     ) -> None:
+        if self._encryption:  # Copy Blob takes no customer-provided key: it cannot read src
+            await self._copy_with_key(src, dst, overwrite, version)
+            return
         source = f"{self._origin}{self._blob_path(src)}"
         query = [*self._auth.query]
         headers: dict[str, str] = {}
@@ -1030,6 +1034,20 @@ class AzureStore(ObjectStore):
             status = props.headers.get("x-ms-copy-status", "success")
         if status != "success":
             raise InvalidRequestError(f"copy of {src!r} to {dst!r} ended as {status!r}", path=dst)
+
+    async def _copy_with_key(
+        self, src: Path, dst: Path, overwrite: bool, version: str | None
+    ) -> None:
+        """Copy a blob of a store with a customer-provided key through the client: Copy Blob
+        takes no key, so the service could not decrypt the source (Azure answers 409 to a
+        request without the key of a blob written with one)."""
+        try:
+            await copy_through_client(self, src, dst, create=not overwrite, version=version)
+        except BucketNotFoundError:
+            raise
+        except NotFoundError as exc:  # the source's: a write makes what it writes
+            raise NotFoundError(f"blob {src!r} not found", path=src, status=exc.status,
+                                code=exc.code) from None  # fmt: skip
 
     async def _copy_headers(self, src: Path, version: str | None, token: str) -> dict[str, str]:
         """The headers that make a copy of ``src`` carry ``token``: the source's metadata

@@ -52,7 +52,7 @@ from objstore._inline import gather_bounded
 from objstore._multipart import MultipartUpload
 from objstore._path import Path, listable, prefix_in_url
 from objstore._retry import RetryPolicy
-from objstore._store import Capabilities, ObjectStore, ObjectStream, lists_version
+from objstore._store import Capabilities, ObjectStore, lists_version
 from objstore._types import (
     ByteRange,
     BytesBody,
@@ -77,6 +77,7 @@ from objstore.backends._aws_credentials import (
     StaticSource,
 )
 from objstore.backends._checksums import content_md5, s3_checksum
+from objstore.backends._client_copy import copy_through_client
 from objstore.backends._clock import ServerClock
 from objstore.backends._conditions import check_served_version, empty_read, missing_version
 from objstore.backends._http import (
@@ -1039,20 +1040,10 @@ class S3Store(ObjectStore):
             return
         logger.debug("the server cannot copy parts (%s): %r goes through the client", refused[0],
                      src)  # fmt: skip
-        await self._copy_through_client(src, dst, source, options)
-
-    async def _copy_through_client(
-        self, src: Path, dst: Path, source: GetResponse, options: PutOptions
-    ) -> None:
-        """Copy ``src`` by reading it and writing it (with the store's multipart writer, so
-        in bounded memory), for servers that refuse UploadPartCopy (SeaweedFS with customer
-        keys). The read is pinned to the ETag the attributes were read with."""
-        pinned = GetOptions(if_match=source.meta.e_tag, version=source.meta.version)
         try:
-            async with ObjectStream(self, src, pinned, MiB, None) as stream:
-                await self._write_stream(dst, options, aiter(stream), total=source.meta.size)
-        except PreconditionFailedError as exc:  # the read's: a write here cannot fail so
-            raise source_changed(src, exc) from None
+            await copy_through_client(self, src, dst, create=create, version=version)
+        except NotFoundError as exc:
+            raise self._source_error(exc, src, version) from None
 
     async def _create_multipart(self, key: Path, options: PutOptions) -> MultipartUpload:
         self._mode_headers(options.mode)

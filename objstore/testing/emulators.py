@@ -332,20 +332,23 @@ def _azurite_binary() -> str:
 
 
 @contextlib.contextmanager
-def azurite(directory: str, *, oauth: bool = False, on_disk: bool = False) -> Iterator[AzureServer]:
+def azurite(
+    directory: str, *, oauth: bool = False, on_disk: bool = False, loose: bool = False
+) -> Iterator[AzureServer]:
     """Run Azurite's blob service in memory, with its log in ``directory``.
 
     With ``oauth``, it serves HTTPS (a self-signed certificate for 127.0.0.1) and checks bearer
     tokens (``--oauth basic``: issuer, audience and lifetime; not the signature). With
     ``on_disk``, blobs are kept in ``directory`` instead: Azurite's memory store refuses writes
     past half the machine's memory (``MemoryExtentStoreAtSizeLimit``), and with its garbage
-    collector asleep even deleted blobs count.
+    collector asleep even deleted blobs count. With ``loose``, it accepts (and ignores) what
+    its strict mode refuses, customer-provided keys among them.
     """
     (port,) = free_port_block(1)
     storage = ["--location", directory] if on_disk else ["--inMemoryPersistence"]
     argv = [
         _azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", str(port), *storage,
-        "--skipApiVersionCheck", "--disableTelemetry", "--silent",
+        "--skipApiVersionCheck", "--disableTelemetry", "--silent", *(["--loose"] if loose else []),
     ]  # fmt: skip
     scheme = "http"
     if oauth:

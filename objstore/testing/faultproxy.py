@@ -50,6 +50,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 import objstore
 from objstore._errors import InvalidRangeError
@@ -171,9 +172,13 @@ class FaultProxy:
         if fault == "ignore_range":
             headers = {k: v for k, v in headers.items() if k.lower() != "range"}
         data: object = body if len(body) <= 1 << 20 else io.BytesIO(body)  # aiohttp warns on more
+        # the path as sent (decoded and encoded again, a key's signature could fail), and no
+        # Content-Type that aiohttp would add to a body-less PUT (Shared Key signs it)
+        target = URL(self.upstream + request.rel_url.raw_path_qs, encoded=True)
+        untyped = () if "Content-Type" in request.headers else ("Content-Type",)
         async with self._session.request(
-            request.method, self.upstream + request.path_qs, headers=headers,
-            data=data if body else None, allow_redirects=False,
+            request.method, target, headers=headers, data=data if body else None,
+            allow_redirects=False, skip_auto_headers=untyped,
         ) as upstream:  # fmt: skip
             payload = await upstream.read()
             if fault == "corrupt" and payload:
