@@ -192,7 +192,9 @@ _UVLOOP_MODULES = frozenset({
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
     """The event loops an async test runs on: asyncio's, and uvloop's for ``_UVLOOP_MODULES``
-    (not the blocking facade's classes: their stores run on objstore_sync's own loop)."""
+    (not the blocking facade's classes: their stores run on objstore_sync's own loop; not
+    classes that set ``one_loop``: the conformance suite under another configuration, which
+    its plain class already runs on both)."""
     import asyncio
 
     factories: dict[str, Any] = {"asyncio": asyncio.new_event_loop}
@@ -200,7 +202,7 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
         return factories
     module = item.module.__name__.rpartition(".")[2] if item.module is not None else ""
     facade = item.cls is not None and "Facade" in item.cls.__name__
-    if module in _UVLOOP_MODULES and not facade:
+    if module in _UVLOOP_MODULES and not facade and not getattr(item.cls, "one_loop", False):
         import uvloop
 
         factories["uvloop"] = uvloop.new_event_loop

@@ -50,6 +50,8 @@ class TestAzureSasStore(TestAzureStore):
     """Signed by an account SAS token instead of the key, under a prefix that needs quoting:
     every operation must carry the token and name its keys relative to the prefix."""
 
+    one_loop = True  # a configuration: the plain class runs both loops
+
     @pytest.fixture
     async def store(self, azure_server: AzureServer, azure_container: str) -> AsyncIterator[Any]:
         from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
@@ -133,6 +135,8 @@ class TestAzureCustomerKeyStore(TestAzureStore):
     """Every blob written with a customer-provided key, on Azurite behind a proxy that keeps
     Azure's rules for such keys: every read must send the key, and copies go through the
     client (Copy Blob cannot take one)."""
+
+    one_loop = True  # a configuration: the plain class runs both loops
 
     @pytest.fixture
     def azure_server(self, keyed_azure_server: AzureServer) -> AzureServer:

@@ -94,6 +94,8 @@ class TestS3ChecksumStore(TestS3Store):
     """Uploads declaring a SHA-256 checksum, payloads unsigned, under a prefix that needs
     quoting: empty ranges, multipart copies and errors' paths have each gone wrong here."""
 
+    one_loop = True  # a configuration: the plain class runs both loops
+
     @pytest.fixture
     async def store(self, s3_server: S3Server, bucket: str) -> AsyncIterator[Any]:
         options = s3_server.options(aws_checksum_algorithm="sha256", aws_unsigned_payload="true")
@@ -114,6 +116,8 @@ class TestS3ManagedKeyStore(TestS3Store):
     server has a key-encryption key for it): copies ask for it too, or they would get the
     bucket's default (tests/test_s3_specific.py checks what the server says it encrypted)."""
 
+    one_loop = True  # a configuration: the plain class runs both loops
+
     @pytest.fixture
     async def store(self, s3_server: S3Server, bucket: str) -> AsyncIterator[Any]:
         options = s3_server.options(aws_server_side_encryption="AES256")
@@ -130,6 +134,8 @@ class TestS3CustomerKeyStore(TestS3Store):
     """Every object written with a customer-provided key (SSE-C): reads, copies and
     multipart writes all send the key, copies twice (to read their source too). SeaweedFS
     refuses UploadPartCopy with a key, so copy-if-not-exists goes through the client."""
+
+    one_loop = True  # a configuration: the plain class runs both loops
 
     @pytest.fixture
     async def store(self, s3_server: S3Server, bucket: str) -> AsyncIterator[Any]:
