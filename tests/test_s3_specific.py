@@ -172,6 +172,21 @@ async def test_presigned_urls(s3_store: S3Store) -> None:
         await s3_store.sign("POST", "x")
 
 
+async def test_presigned_urls_of_a_requester_pays_store_say_who_pays(
+    s3_server: S3Server, bucket: str
+) -> None:
+    # a requester-pays bucket refuses a request that does not accept the charge, and whoever
+    # fetches a signed URL sends no headers: the URL itself must say it, under the signature
+    options = s3_server.options(aws_request_payer="true")
+    async with objstore.from_url(f"s3://{bucket}", options) as store:
+        await store.put("paid", b"the requester pays")
+        url = await store.sign("GET", "paid", expires_in=60)
+    assert "x-amz-request-payer=requester" in urlsplit(url).query
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200  # SeaweedFS checks the signature over the whole query
+        assert await response.read() == b"the requester pays"
+
+
 async def test_wrong_secret_is_unauthenticated(s3_server: S3Server, bucket: str) -> None:
     bad = objstore.from_url(f"s3://{bucket}", s3_server.options(aws_secret_access_key="wrong"))
     with pytest.raises(UnauthenticatedError) as info:

@@ -1117,11 +1117,14 @@ class S3Store(ObjectStore):
         if credentials is None:
             raise UnauthenticatedError("signed URLs need S3 credentials", path=key)
         path = self._path(key)
+        # who fetches the URL sends no headers of ours: a requester-pays bucket learns that
+        # the requester accepts the charge from the (signed) query instead
+        payer = self._fixed_headers.get("x-amz-request-payer")
         query = self._signer.presign(
             method,
             self._host,
             path,
-            params=[],
+            params=[("x-amz-request-payer", payer)] if payer else [],
             credentials=credentials,
             expires_in=expires_in,
             now=self._clock.now(),
