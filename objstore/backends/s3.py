@@ -908,8 +908,8 @@ class S3Store(ObjectStore):
         self, src: Path, dst: Path, overwrite: bool, version: str | None = None
     ) -> None:
         # a CopyObject without the store's encryption gets the bucket's default instead
-        source = self._copy_source(src, version)
-        headers = {"x-amz-copy-source": source, **self._copy_keys, **self._sse}
+        headers = {"x-amz-copy-source": self._copy_source(src, version), **self._copy_keys,
+                   **self._sse}  # fmt: skip
         if not overwrite:
             if self._copy_mode == "multipart":
                 await self._copy_in_parts(src, dst, create=True, version=version)
