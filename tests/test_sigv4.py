@@ -83,6 +83,27 @@ def test_presigned_urls_match_botocore(creds: Any, key: str) -> None:
     assert ours_params == theirs_params
 
 
+@pytest.mark.parametrize("creds", KEYS)
+def test_presigned_urls_with_signed_headers_match_botocore(creds: Any) -> None:
+    # a customer key's headers are signed into the URL (S3 requires it), as botocore does
+    host, path = "127.0.0.1:19000", "/bucket/sse-c%20object"
+    headers = {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+               "x-amz-server-side-encryption-customer-key": "a2V5" * 11,
+               "x-amz-server-side-encryption-customer-key-MD5": "bWQ1"}  # fmt: skip
+    ours = SigV4("eu-west-1").presign(
+        "PUT", host, path, params=[], credentials=Credentials(*creds), expires_in=600,
+        now=NOW.timestamp(), headers=headers,
+    )  # fmt: skip
+    request = AWSRequest(method="PUT", url=f"http://{host}{path}", headers=headers)
+    signer = botocore_auth.S3SigV4QueryAuth(BotoCredentials(*creds), "s3", "eu-west-1", expires=600)
+    signer.add_auth(request)
+    theirs = urlsplit(request.url).query
+    ours_params = dict(p.split("=", 1) for p in ours.split("&"))
+    assert ours_params == dict(p.split("=", 1) for p in theirs.split("&"))
+    assert ours_params["X-Amz-SignedHeaders"] == "host%3B" + "%3B".join(sorted(
+        name.lower() for name in headers))  # fmt: skip
+
+
 def test_credentials_repr_hides_the_secret() -> None:
     creds = Credentials("AKID", "canary-secret", "canary-token")
     assert "canary" not in repr(creds)

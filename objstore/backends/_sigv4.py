@@ -101,15 +101,13 @@ class SigV4:
             headers: other headers to sign (``x-amz-*`` ones); names in any case.
         """
         amz_date = self.amz_date(now)
-        signed = {name.lower(): " ".join(value.split()) for name, value in headers.items()}
+        signed = _trimmed(headers)
         signed["host"] = host
         signed["x-amz-content-sha256"] = payload_hash
         signed["x-amz-date"] = amz_date
         if credentials.token:
             signed["x-amz-security-token"] = credentials.token
-        names = sorted(signed)
-        canonical_headers = "".join(f"{n}:{signed[n]}\n" for n in names)
-        signed_names = ";".join(names)
+        canonical_headers, signed_names = _canonical_headers(signed)
         canonical_request = (
             f"{method}\n{path}\n{query}\n{canonical_headers}\n{signed_names}\n{payload_hash}"
         )
@@ -138,21 +136,39 @@ class SigV4:
         credentials: Credentials,
         expires_in: int,
         now: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> str:
-        """Return the query string of a pre-signed URL (only ``host`` is signed)."""
+        """Return the query string of a pre-signed URL: ``host`` is signed, and ``headers``,
+        which whoever uses the URL must then send as they are."""
         amz_date = self.amz_date(now)
         day = amz_date[:8]
+        signed = _trimmed(headers or {})
+        signed["host"] = host
+        canonical_headers, signed_names = _canonical_headers(signed)
         auth = [
             ("X-Amz-Algorithm", ALGORITHM),
             ("X-Amz-Credential",
              f"{credentials.access_key}/{day}/{self.region}/{self.service}/aws4_request"),
             ("X-Amz-Date", amz_date),
             ("X-Amz-Expires", str(expires_in)),
-            ("X-Amz-SignedHeaders", "host"),
+            ("X-Amz-SignedHeaders", signed_names),
         ]  # fmt: skip
         if credentials.token:
             auth.append(("X-Amz-Security-Token", credentials.token))
         query = canonical_query([*params, *auth])
-        canonical_request = f"{method}\n{path}\n{query}\nhost:{host}\n\nhost\n{UNSIGNED_PAYLOAD}"
+        canonical_request = (
+            f"{method}\n{path}\n{query}\n{canonical_headers}\n{signed_names}\n{UNSIGNED_PAYLOAD}"
+        )
         signature = self._signature(credentials, amz_date, canonical_request)
         return f"{query}&X-Amz-Signature={signature}"
+
+
+def _trimmed(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers as SigV4 signs them: names in lower case, runs of spaces in values as one."""
+    return {name.lower(): " ".join(value.split()) for name, value in headers.items()}
+
+
+def _canonical_headers(signed: Mapping[str, str]) -> tuple[str, str]:
+    """The canonical headers block of ``signed`` (lower-case names) and its SignedHeaders."""
+    names = sorted(signed)
+    return "".join(f"{n}:{signed[n]}\n" for n in names), ";".join(names)

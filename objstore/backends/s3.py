@@ -1128,6 +1128,8 @@ class S3Store(ObjectStore):
             credentials=credentials,
             expires_in=expires_in,
             now=self._clock.now(),
+            # S3 wants a customer key's headers signed: whoever uses the URL must send them
+            headers=self._sse_c,
         )
         return f"{self._scheme}://{self._host}{path}?{query}"
 
