@@ -125,7 +125,8 @@ _AZURE_KEYS = (
               default="auto", doc="`auto` or one source: " + ", ".join(CREDENTIAL_TYPES[1:]) + "."),
     ConfigKey("azure_storage_encryption_key", aliases=("encryption_key",),
               env=("AZURE_STORAGE_ENCRYPTION_KEY",), secret=True,
-              doc="Customer-provided AES-256 key (base64)."),
+              doc="Customer-provided AES-256 key (base64). Copy Blob cannot take it, so copies "
+                  "and renames read and write through the client."),
 )  # fmt: skip
 
 AZURE_TABLE = ConfigTable(
