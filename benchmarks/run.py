@@ -12,6 +12,7 @@ MODULES = [
     "benchmarks.bench_large",
     "benchmarks.bench_s3",
     "benchmarks.bench_ceiling",
+    "benchmarks.bench_isolated",
     "benchmarks.bench_loops",
     "benchmarks.bench_s3_large",
     "benchmarks.bench_gcs",
