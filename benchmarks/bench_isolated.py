@@ -14,11 +14,10 @@ import json
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from benchmarks.common import Row, bounded_each, print_table, run_child, save
+from benchmarks.common import Row, bounded_each, measure_requests, print_table, run_child, save
 
 N = int(os.environ.get("BENCH_N", "2000"))
 WARM = 200
@@ -64,13 +63,7 @@ def _work(client: str, workload: str, options: dict[str, str]) -> Callable[[str]
 
 
 async def _child(client: str, workload: str, options: dict[str, str]) -> dict[str, float]:
-    work = _work(client, workload, options)
-    keys = [f"small/{i:05d}" for i in range(N)]
-    await bounded_each(work, keys[:WARM])
-    cpu, wall = time.process_time(), time.perf_counter()
-    await bounded_each(work, keys)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"rate": N / wall, "cpu_us": cpu / N * 1e6}
+    return await measure_requests(_work(client, workload, options), N, WARM)
 
 
 async def _seed(options: dict[str, str]) -> None:

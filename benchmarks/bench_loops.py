@@ -13,11 +13,10 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from benchmarks.common import Row, bounded_each, print_table, run_child, save
+from benchmarks.common import Row, bounded_each, measure_requests, print_table, run_child, save
 from objstore.testing.emulators import S3Server, seaweedfs
 
 N = 2000
@@ -62,12 +61,7 @@ def _work(client: str, workload: str, server: S3Server) -> Work:
 
 
 async def _measure(work: Work) -> dict[str, float]:
-    keys = [f"small/{i:05d}" for i in range(N)]
-    await bounded_each(work, keys[:WARM])
-    cpu, wall = time.process_time(), time.perf_counter()
-    await bounded_each(work, keys)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"rate": N / wall, "cpu_us": cpu / N * 1e6}
+    return await measure_requests(work, N, WARM)
 
 
 def child(endpoint: str, client: str, loop: str, workload: str) -> None:

@@ -51,6 +51,19 @@ async def bounded_each(
     await asyncio.gather(*(one(k) for k in keys))
 
 
+async def measure_requests(
+    work: Callable[[str], Awaitable[Any]], count: int, warm: int
+) -> dict[str, float]:
+    """Rate and client CPU per request (µs) of ``work`` over keys ``small/00000``… at
+    concurrency 64, after ``warm`` unmeasured requests (connections made, caches filled)."""
+    keys = [f"small/{i:05d}" for i in range(count)]
+    await bounded_each(work, keys[:warm])
+    cpu, wall = time.process_time(), time.perf_counter()
+    await bounded_each(work, keys)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"rate": count / wall, "cpu_us": cpu / count * 1e6}
+
+
 def interleave(clients: dict[str, Callable[[], float]], repetitions: int, row: Row) -> Row:
     """Run each client once per repetition, rotating the order every repetition."""
     names = list(clients)
