@@ -19,7 +19,7 @@ from objstore.testing.emulators import (
     fake_gcs,
     seaweedfs,
 )
-from objstore.testing.faultproxy import FaultProxy, ProxiedBackend
+from objstore.testing.faultproxy import ENDPOINT_KEYS, FaultProxy, ProxiedBackend, split_endpoint
 
 _PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "OBJSTORE_")
 
@@ -169,13 +169,10 @@ async def proxied_backend(
     """Each network backend in turn, its requests going through a fault proxy."""
     name = request.param
     url, options = backend_target(name, "")
-    endpoint_key = {"s3": "aws_endpoint", "gcs": "google_base_url",
-                    "azure": "azure_storage_endpoint"}[name]  # fmt: skip
-    endpoint = options[endpoint_key]  # Azure's ends with the account: /devstoreaccount1
-    upstream, account = endpoint.rsplit("/", 1) if name == "azure" else (endpoint, "")
+    key = ENDPOINT_KEYS[name]
+    upstream, path = split_endpoint(options[key])
     async with FaultProxy(upstream) as proxy:
-        through = f"{proxy.url}/{account}" if account else proxy.url
-        backend = ProxiedBackend(name, url, {**options, endpoint_key: through}, proxy)
+        backend = ProxiedBackend(name, url, {**options, key: proxy.url + path}, proxy)
         yield backend
         await backend.close()
 

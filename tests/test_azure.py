@@ -17,7 +17,7 @@ import objstore_sync
 from objstore.backends.azure import AzureStore
 from objstore.testing import FacadeAsAsync, StoreConformance
 from objstore.testing.emulators import AzureServer
-from objstore.testing.faultproxy import FaultProxy, serve_in_thread
+from objstore.testing.faultproxy import FaultProxy, serve_in_thread, split_endpoint
 
 PREFIX = "pre fix/ü+%"
 """A store prefix with characters that need quoting in URLs."""
@@ -125,10 +125,10 @@ class KeyedServer(AzureServer):
 @pytest.fixture(scope="module")
 def keyed_azure_server(azure_loose_server: AzureServer) -> Iterator[AzureServer]:
     """Loose Azurite behind :class:`CustomerKeyRules`, its stores keyed."""
-    upstream, account = azure_loose_server.endpoint.rsplit("/", 1)
+    upstream, path = split_endpoint(azure_loose_server.endpoint)
     proxy = FaultProxy(upstream, answer=CustomerKeyRules())
     with serve_in_thread(proxy):
-        yield KeyedServer(endpoint=f"{proxy.url}/{account}")
+        yield KeyedServer(endpoint=proxy.url + path)
 
 
 class TestAzureCustomerKeyStore(TestAzureStore):

@@ -28,7 +28,7 @@ from objstore import (
 from objstore._inline import gather_bounded
 from objstore.backends.azure import AzureStore
 from objstore.testing.emulators import AzureServer
-from objstore.testing.faultproxy import FaultProxy, Rule
+from objstore.testing.faultproxy import FaultProxy, Rule, split_endpoint
 from objstore.testing.standin import serve_handler
 
 MiB = 1024 * 1024
@@ -384,9 +384,9 @@ async def test_disabled_tagging_has_no_tags_to_read(
 async def proxied(
     azure_server: AzureServer, azure_container: str
 ) -> AsyncIterator[tuple[AzureStore, FaultProxy]]:
-    origin, account = azure_server.endpoint.rsplit("/", 1)
+    origin, path = split_endpoint(azure_server.endpoint)
     async with FaultProxy(origin) as proxy:
-        options = azure_server.options(azure_storage_endpoint=f"{proxy.url}/{account}",
+        options = azure_server.options(azure_storage_endpoint=proxy.url + path,
                                        **FAST_RETRIES)  # fmt: skip
         made = objstore.from_url(f"az://{azure_container}", options)
         assert isinstance(made, AzureStore)

@@ -26,7 +26,7 @@ from objstore.backends._http import exchange, http_date, parse_http_date
 from objstore.backends.azure import AzureStore
 from objstore.backends.s3 import S3Store
 from objstore.testing.emulators import AzureServer, S3Server
-from objstore.testing.faultproxy import FaultProxy
+from objstore.testing.faultproxy import FaultProxy, split_endpoint
 
 MiB = 1024 * 1024
 TRUE_TIME = time.time  # the proxy's clock: the tests set the machine's off
@@ -195,9 +195,9 @@ async def azure_skewed(
     azure_server: AzureServer, azure_container: str
 ) -> AsyncIterator[tuple[AzureStore, FaultProxy]]:
     """A store on Azurite behind the date check."""
-    origin, account = azure_server.endpoint.rsplit("/", 1)
+    origin, path = split_endpoint(azure_server.endpoint)
     async with FaultProxy(origin, answer=azure_date_window) as proxy:
-        options = azure_server.options(azure_storage_endpoint=f"{proxy.url}/{account}")
+        options = azure_server.options(azure_storage_endpoint=proxy.url + path)
         store = objstore.from_url(f"az://{azure_container}", options)
         assert isinstance(store, AzureStore)
         yield store, proxy

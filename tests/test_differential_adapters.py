@@ -20,7 +20,7 @@ import pytest
 
 import objstore_sync
 from objstore.fsspec import ObjstoreFileSystem
-from objstore.testing.faultproxy import FaultProxy, serve_in_thread
+from objstore.testing.faultproxy import ENDPOINT_KEYS, FaultProxy, serve_in_thread, split_endpoint
 from tests.test_chaos import RETRIES
 from tests.test_differential import DENSE_FAULTS, KEYS, NIGHTLY, SEEDS
 
@@ -278,7 +278,6 @@ def test_adapters_do_what_they_do_on_memory(
 FAULT_SEEDS = SEEDS if NIGHTLY else SEEDS[:1]
 FAULT_RUNS = [(adapter, backend, seed) for adapter in ("fsspec", "pyarrow")
               for backend in ("s3", "gcs", "azure") for seed in FAULT_SEEDS]  # fmt: skip
-ENDPOINT_KEYS = {"s3": "aws_endpoint", "gcs": "google_base_url", "azure": "azure_storage_endpoint"}
 
 
 @pytest.mark.parametrize("run", FAULT_RUNS, ids=[f"{a}-{b}-{s}" for a, b, s in FAULT_RUNS])
@@ -291,12 +290,12 @@ def test_adapters_under_faults_do_what_they_do_on_memory(
     adapter, backend, seed = run
     url, options = backend_target(backend, f"faults {seed}")
     key = ENDPOINT_KEYS[backend]
-    upstream, account = options[key].rsplit("/", 1) if backend == "azure" else (options[key], "")
+    upstream, path = split_endpoint(options[key])
     avoid = "upload_id" if backend == "gcs" else ""  # fake-gcs-server cannot resume uploads
     rules = [dataclasses.replace(rule, avoid=avoid) for rule in DENSE_FAULTS]
     with serve_in_thread(FaultProxy(upstream, rules)) as proxy:
-        through = f"{proxy.url}/{account}" if account else proxy.url
-        with _filesystems(adapter, url, {**options, key: through, **RETRIES}) as (model, other):
+        through = {**options, key: proxy.url + path, **RETRIES}
+        with _filesystems(adapter, url, through) as (model, other):
             _run(model, other, backend != "s3", seed)
         faults = sum(1 for *_, fault in proxy.log if fault)
     assert faults >= len(proxy.log) // 6, faults  # the faults did happen

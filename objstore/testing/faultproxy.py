@@ -47,6 +47,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -58,10 +59,15 @@ from objstore._errors import InvalidRangeError
 __all__ = [
     "FaultProxy",
     "ProxiedBackend",
+    "ENDPOINT_KEYS",
     "Rule",
     "check_ranges_from_whole_replies",
     "serve_in_thread",
+    "split_endpoint",
 ]
+
+ENDPOINT_KEYS = {"s3": "aws_endpoint", "gcs": "google_base_url", "azure": "azure_storage_endpoint"}
+"""The option that names each network backend's endpoint (what a proxy takes the place of)."""
 
 STALL = 4.0
 """How long a ``stall_upload`` stalls."""
@@ -300,6 +306,13 @@ async def _drop(request: web.Request) -> web.StreamResponse:
         transport.abort()
     await asyncio.sleep(3600)
     raise AssertionError("unreachable: the handler is cancelled when its connection drops")
+
+
+def split_endpoint(endpoint: str) -> tuple[str, str]:
+    """``endpoint`` as the origin a proxy forwards to and the path that follows the proxy's
+    URL in its place (Azure's account, ``/devstoreaccount1``; nothing for S3 and GCS)."""
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/")
 
 
 @contextlib.contextmanager
